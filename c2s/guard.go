@@ -1,0 +1,187 @@
+package c2s
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Errors raised by the input guard; the read loop turns them into stream
+// errors.
+var (
+	errRestrictedXML = errors.New("c2s: restricted XML (comment, processing instruction, DTD or entity declaration)")
+	errTooLarge      = errors.New("c2s: stanza too large")
+	errIdle          = errors.New("c2s: no answer to keepalive ping")
+)
+
+// guardConn sits between the socket (after TLS) and the XML decoder. It
+// enforces what encoding/xml does not: a byte limit per stanza, no
+// restricted XML (RFC 6120 §11.1), and the keepalive. It sees plaintext:
+// after STARTTLS a new guardConn wraps the tls.Conn.
+//
+// Read is called only by the goroutine that owns the decoder (negotiation,
+// then the read loop); the counters are atomic so that Reset and the idle
+// settings can be changed from that same goroutine's callers safely.
+type guardConn struct {
+	net.Conn
+	tls *tls.Conn // nil on a plaintext stream
+
+	max  atomic.Int64 // byte limit since the last reset; 0 = none
+	n    atomic.Int64 // bytes read since the last reset
+	scan xmlScanner   // owned by Read
+
+	// Keepalive, owned by Read once set before the read loop starts.
+	idle        time.Duration // silence before onIdle is called; 0 = no keepalive
+	pingTimeout time.Duration // silence after onIdle before errIdle
+	onIdle      func()        // sends a ping; called from Read
+	pinged      bool          // a ping is outstanding
+}
+
+func newGuardConn(c net.Conn, max int64) *guardConn {
+	g := &guardConn{Conn: c}
+	g.tls, _ = c.(*tls.Conn)
+	g.max.Store(max)
+	return g
+}
+
+// ConnectionState lets mellium and SASL see the TLS state through the
+// guard; it is the zero value on a plaintext stream.
+func (g *guardConn) ConnectionState() tls.ConnectionState {
+	if g.tls == nil {
+		return tls.ConnectionState{}
+	}
+	return g.tls.ConnectionState()
+}
+
+// Reset starts a new stanza's byte count.
+func (g *guardConn) Reset() { g.n.Store(0) }
+
+// Read reads plaintext, checks it, and runs the keepalive: on silence it
+// asks for a ping once, and on further silence fails with errIdle. The XML
+// decoder never sees a timeout, because encoding/xml keeps the first read
+// error forever.
+func (g *guardConn) Read(p []byte) (int, error) {
+	for {
+		if g.idle > 0 {
+			wait := g.idle
+			if g.pinged {
+				wait = g.pingTimeout
+			}
+			g.Conn.SetReadDeadline(time.Now().Add(wait))
+		}
+		n, err := g.Conn.Read(p)
+		if n > 0 {
+			g.pinged = false
+			if max := g.max.Load(); max > 0 && g.n.Add(int64(n)) > max {
+				return 0, errTooLarge
+			}
+			if g.scan.check(p[:n]) {
+				return 0, errRestrictedXML
+			}
+			return n, nil
+		}
+		if err != nil && g.idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			if g.pinged {
+				return 0, errIdle
+			}
+			g.pinged = true
+			g.onIdle()
+			continue
+		}
+		return n, err
+	}
+}
+
+// xmlScanner spots restricted XML in a byte stream split anywhere: "<!"
+// not starting a CDATA section, "<?" not starting an XML declaration, and
+// entity references other than the five predefined ones and character
+// references. Markup inside CDATA sections is skipped.
+type xmlScanner struct {
+	state  uint8
+	match  string // what must follow (state matching)
+	i      int    // bytes of match seen
+	ent    [8]byte
+	entLen int
+	rsq    int // consecutive ']' seen inside CDATA
+}
+
+const (
+	scanText   uint8 = iota
+	scanLT           // just after '<'
+	scanMatch        // matching s.match
+	scanCDATA        // inside <![CDATA[ … ]]>
+	scanEntity       // after '&'
+)
+
+// check scans b and reports whether restricted XML was found.
+func (s *xmlScanner) check(b []byte) bool {
+	for _, c := range b {
+		switch s.state {
+		case scanText:
+			switch c {
+			case '<':
+				s.state = scanLT
+			case '&':
+				s.state, s.entLen = scanEntity, 0
+			}
+		case scanLT:
+			switch c {
+			case '!':
+				s.state, s.match, s.i = scanMatch, "[CDATA[", 0
+			case '?':
+				s.state, s.match, s.i = scanMatch, "xml", 0
+			case '<':
+			case '&':
+				s.state, s.entLen = scanEntity, 0
+			default:
+				s.state = scanText
+			}
+		case scanMatch:
+			if c != s.match[s.i] {
+				return true
+			}
+			s.i++
+			if s.i == len(s.match) {
+				if s.match == "xml" {
+					s.state = scanText // an XML declaration: the decoder checks its place
+				} else {
+					s.state, s.rsq = scanCDATA, 0
+				}
+			}
+		case scanCDATA:
+			switch {
+			case c == ']':
+				s.rsq++
+			case c == '>' && s.rsq >= 2:
+				s.state = scanText
+			default:
+				s.rsq = 0
+			}
+		case scanEntity:
+			if c == ';' {
+				if !predefinedEntity(s.ent[:s.entLen]) {
+					return true
+				}
+				s.state = scanText
+				continue
+			}
+			if s.entLen == len(s.ent) {
+				return true // no predefined entity or character reference is this long
+			}
+			s.ent[s.entLen] = c
+			s.entLen++
+		}
+	}
+	return false
+}
+
+func predefinedEntity(name []byte) bool {
+	switch string(name) {
+	case "lt", "gt", "amp", "apos", "quot":
+		return true
+	}
+	return len(name) > 1 && name[0] == '#'
+}

@@ -1,0 +1,130 @@
+package c2s
+
+import (
+	"encoding/xml"
+	"errors"
+	"slices"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"xmppd.dev/xmppd/internal/xmlenc"
+	"xmppd.dev/xmppd/router"
+)
+
+// Errors of the read path that end the stream.
+var (
+	errInvalidFrom = errors.New("c2s: from is not the client's own JID")
+	errTooDeep     = errors.New("c2s: stanza nested too deeply")
+	errNotStanza   = errors.New("c2s: first-level element is not a stanza")
+)
+
+// stanzaEncoder turns the tokens of one stanza into a router.Stanza. It is
+// owned by the read loop and reused for every stanza.
+type stanzaEncoder struct {
+	enc   xmlenc.Encoder
+	attrs []xml.Attr
+}
+
+func newStanzaEncoder() *stanzaEncoder {
+	return &stanzaEncoder{enc: xmlenc.Encoder{Default: stanza.NSClient, Buf: make([]byte, 0, 1024)}}
+}
+
+// read consumes the stanza that start opens from r. from is the session's
+// bound JID, stamped on the stanza (RFC 6120 §8.1.2.1). A stanza that is
+// well-formed but invalid comes back as a stanzaError to answer; a stream
+// violation as a plain error.
+func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, from jid.JID, maxDepth int) (*router.Stanza, error) {
+	kind := router.KindOf(start.Name.Local)
+	if start.Name.Space != stanza.NSClient || kind == 0 {
+		return nil, errNotStanza
+	}
+	st := &router.Stanza{Kind: kind, From: from}
+	var badTo bool
+	e.attrs = e.attrs[:0]
+	for _, a := range start.Attr {
+		if a.Name.Space != "" {
+			e.attrs = append(e.attrs, a)
+			continue
+		}
+		switch a.Name.Local {
+		case "to":
+			j, err := jid.Parse(a.Value)
+			if err != nil {
+				badTo = true
+				continue
+			}
+			st.To = j
+			continue
+		case "from":
+			// A client may name itself by full or bare JID; anything else
+			// is a stream error (RFC 6120 §8.1.2.1).
+			j, err := jid.Parse(a.Value)
+			if err != nil || !(j.Equal(from) || j.Equal(from.Bare())) {
+				return nil, errInvalidFrom
+			}
+			continue
+		case "type":
+			st.Type = a.Value
+		case "id":
+			st.ID = a.Value
+		}
+		e.attrs = append(e.attrs, a)
+	}
+	if !st.To.Equal(jid.JID{}) {
+		e.attrs = append(e.attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: st.To.String()})
+	}
+	e.attrs = append(e.attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: from.String()})
+	start.Attr = e.attrs
+
+	e.enc.Reset()
+	e.enc.EncodeToken(start)
+	children := 0
+	for depth := 1; depth > 0; {
+		tok, err := r.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > maxDepth {
+				return nil, errTooDeep
+			}
+			if depth == 2 {
+				children++
+				if children == 1 {
+					st.Payload = t.Name
+				}
+			}
+		case xml.EndElement:
+			depth--
+		}
+		if err := e.enc.EncodeToken(tok); err != nil {
+			return nil, err
+		}
+	}
+	st.Raw = slices.Clone(e.enc.Buf)
+
+	if badTo {
+		return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.JIDMalformed, "the to address is not a valid JID")}
+	}
+	switch kind {
+	case router.KindIQ:
+		switch {
+		case st.ID == "":
+			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq needs an id")}
+		case st.Type != "get" && st.Type != "set" && st.Type != "result" && st.Type != "error":
+			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq's type must be get, set, result or error")}
+		case (st.Type == "get" || st.Type == "set") && children != 1:
+			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq get or set carries exactly one child element")}
+		}
+	case router.KindPresence:
+		switch st.Type {
+		case "", "unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error":
+		default:
+			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "unknown presence type")}
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,504 @@
+package c2s
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"xmppd.dev/xmppd/router"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("c2s: server closed")
+
+// errHostUnknown ends negotiation when the stream is for a domain not
+// served here.
+var errHostUnknown = errors.New("c2s: host unknown")
+
+// Limits bound what one client may cost the server. Each has a key in the
+// [c2s] section of the configuration.
+type Limits struct {
+	MaxStanzaBytes   int           // a larger stanza ends the stream with policy-violation
+	MaxDepth         int           // element nesting inside a stanza
+	SendQueueStanzas int           // queued stanzas before the session is a slow consumer
+	SendQueueBytes   int           // queued bytes before the session is a slow consumer
+	WriteTimeout     time.Duration // one flush may take this long
+	HandshakeTimeout time.Duration // TLS, SASL and bind must finish within it
+	PingInterval     time.Duration // silence before the server pings; 0 disables
+	PingTimeout      time.Duration // silence after the ping before the session is closed
+}
+
+// DefaultLimits are the limits used when a field is zero.
+var DefaultLimits = Limits{
+	MaxStanzaBytes:   256 << 10,
+	MaxDepth:         64,
+	SendQueueStanzas: 1000,
+	SendQueueBytes:   8 << 20,
+	WriteTimeout:     30 * time.Second,
+	HandshakeTimeout: 30 * time.Second,
+	PingTimeout:      60 * time.Second,
+}
+
+// AuthLimits throttle failed authentication.
+type AuthLimits struct {
+	MaxFailures   int
+	FailureWindow time.Duration
+	Lockout       time.Duration
+	FailureDelay  time.Duration
+}
+
+// Server accepts client connections (RFC 6120 c2s), negotiates TLS, SASL
+// and resource binding with mellium, and runs each bound session's read
+// loop and writer. It is a value: several can run in one process.
+type Server struct {
+	Router     *router.Router
+	Store      CredentialStore
+	TLS        *tls.Config // certificate for STARTTLS and direct TLS
+	RequireTLS bool        // STARTTLS is required before anything else
+	Limits     Limits
+	Auth       AuthLimits
+	Log        *slog.Logger
+
+	// AllowInsecureAuth offers SCRAM without TLS; for tests only.
+	AllowInsecureAuth bool
+
+	once      sync.Once
+	directTLS *tls.Config // TLS with the XEP-0368 ALPN protocol
+	throttle  *authThrottle
+	fakeKey   []byte
+	baseCtx   context.Context
+	cancelCtx context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool                      // guarded by mu
+	listeners map[net.Listener]struct{} // guarded by mu
+	pending   map[net.Conn]struct{}     // negotiating connections; guarded by mu
+	sessions  map[*Session]struct{}     // guarded by mu
+	wg        sync.WaitGroup            // every connection goroutine
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		if s.Log == nil {
+			s.Log = slog.New(slog.DiscardHandler)
+		}
+		d := DefaultLimits
+		l := &s.Limits
+		for _, f := range []struct {
+			v *int
+			d int
+		}{{&l.MaxStanzaBytes, d.MaxStanzaBytes}, {&l.MaxDepth, d.MaxDepth}, {&l.SendQueueStanzas, d.SendQueueStanzas}, {&l.SendQueueBytes, d.SendQueueBytes}} {
+			if *f.v <= 0 {
+				*f.v = f.d
+			}
+		}
+		for _, f := range []struct {
+			v *time.Duration
+			d time.Duration
+		}{{&l.WriteTimeout, d.WriteTimeout}, {&l.HandshakeTimeout, d.HandshakeTimeout}, {&l.PingTimeout, d.PingTimeout}} {
+			if *f.v <= 0 {
+				*f.v = f.d
+			}
+		}
+		if s.Auth.MaxFailures > 0 {
+			s.throttle = newAuthThrottle(s.Auth.MaxFailures, s.Auth.FailureWindow, s.Auth.Lockout, s.Auth.FailureDelay, time.Now)
+		}
+		if s.TLS != nil {
+			s.directTLS = s.TLS.Clone()
+			s.directTLS.NextProtos = []string{"xmpp-client"}
+		}
+		s.fakeKey = make([]byte, 32)
+		rand.Read(s.fakeKey)
+		s.baseCtx, s.cancelCtx = context.WithCancel(context.Background())
+		s.listeners = map[net.Listener]struct{}{}
+		s.pending = map[net.Conn]struct{}{}
+		s.sessions = map[*Session]struct{}{}
+	})
+}
+
+// Serve accepts connections on ln that start in plaintext and upgrade with
+// STARTTLS. It returns ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS accepts connections on ln that start with TLS (XEP-0368).
+func (s *Server) ServeTLS(ln net.Listener) error { return s.serve(ln, true) }
+
+func (s *Server) serve(ln net.Listener, direct bool) error {
+	s.init()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || temporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.Log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("c2s: accept: %w", err)
+		}
+		backoff = 0
+		if !s.track(conn) {
+			conn.Close()
+			return ErrServerClosed
+		}
+		go s.handle(conn, direct)
+	}
+}
+
+// temporary reports accept errors worth retrying (out of file
+// descriptors and the like).
+func temporary(err error) bool {
+	var ne interface{ Temporary() bool }
+	return errors.As(err, &ne) && ne.Temporary()
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.pending[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// connState is what negotiation learns about a connection.
+type connState struct {
+	mu   sync.Mutex
+	user jid.JID // set by SASL on success
+	full jid.JID // set by bind
+}
+
+func (c *connState) setUser(j jid.JID) { c.mu.Lock(); c.user = j; c.mu.Unlock() }
+func (c *connState) getUser() jid.JID  { c.mu.Lock(); defer c.mu.Unlock(); return c.user }
+func (c *connState) setFull(j jid.JID) { c.mu.Lock(); c.full = j; c.mu.Unlock() }
+func (c *connState) getFull() jid.JID  { c.mu.Lock(); defer c.mu.Unlock(); return c.full }
+
+// handle negotiates one connection and, once bound, starts its session.
+func (s *Server) handle(conn net.Conn, direct bool) {
+	started := false
+	defer func() {
+		if p := recover(); p != nil {
+			s.Log.Error("panic in connection", "remote", conn.RemoteAddr().String(), "panic", p, "stack", string(debug.Stack()))
+			conn.Close()
+		}
+		s.mu.Lock()
+		delete(s.pending, conn)
+		s.mu.Unlock()
+		if !started {
+			s.wg.Done()
+		}
+	}()
+	log := s.Log.With("remote", conn.RemoteAddr().String())
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.Limits.HandshakeTimeout)
+	defer cancel()
+
+	max := int64(s.Limits.MaxStanzaBytes)
+	var state xmpp.SessionState
+	raw := conn
+	if direct {
+		tc := tls.Server(conn, s.directTLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			log.Debug("TLS handshake failed", "err", err)
+			conn.Close()
+			return
+		}
+		raw = tc
+		state |= xmpp.Secure
+	}
+	g := newGuardConn(raw, max)
+	// The handshake deadline. mellium's own (from ctx) sets a deadline in
+	// the past and clears it at once, which a blocked read can miss; this
+	// one stays set until negotiation is over.
+	var timedOut atomic.Bool
+	deadline := time.AfterFunc(s.Limits.HandshakeTimeout, func() {
+		timedOut.Store(true)
+		conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	ip, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+	cs := &connState{}
+	var reject *stream.Error // set when the stream header is unacceptable
+	// The session exists before negotiation ends so that binding puts it
+	// in the router at once: the router's order of binds then matches the
+	// order clients learn of them, and a conflicting older session is
+	// replaced before the new one hears it is bound. Stanzas routed to it
+	// wait in its queue until the writer starts after negotiation.
+	sess := &Session{
+		srv:        s,
+		log:        log,
+		signal:     make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+	bound := func(j jid.JID) {
+		cs.setFull(j)
+		sess.jid = j
+		sess.log = log.With("jid", j.String())
+		if old := s.Router.Bind(s.baseCtx, sess); old != nil {
+			old.Close(withText(stream.Conflict, "replaced by a new connection with the same resource"))
+		}
+	}
+	domain := s.Router.Domain()
+	// Listing this feature fails, which ends negotiation before any
+	// feature is offered on a stream we refuse.
+	rejectFeature := info(xml.Name{Space: nsStreams, Local: "reject"}, 0, 0, func(xmlstream.TokenWriter) error { return errHostUnknown })
+	// The features are made anew for every stream (restart) because what
+	// SASL offers depends on the TLS state of the session at that point.
+	features := func(xs *xmpp.Session) []xmpp.StreamFeature {
+		var f []xmpp.StreamFeature
+		if !direct {
+			f = append(f, startTLS(s.TLS, s.RequireTLS, conn, max))
+		}
+		return append(f,
+			saslFeature(saslConfig{
+				Domain:        domain,
+				Store:         s.Store,
+				Throttle:      s.throttle,
+				RemoteIP:      ip,
+				AllowInsecure: s.AllowInsecureAuth || !s.RequireTLS,
+				Log:           log,
+				OnSuccess:     cs.setUser,
+				Session:       xs,
+				FakeSaltKey:   s.fakeKey,
+			}),
+			channelBindingFeature(xs),
+			bindFeature(cs.getUser, bound),
+			sessionFeature(),
+			limitsFeature(s.Limits.MaxStanzaBytes),
+		)
+	}
+	neg := xmpp.NewNegotiator(func(xs *xmpp.Session, _ *xmpp.StreamConfig) xmpp.StreamConfig {
+		if xs == nil {
+			return xmpp.StreamConfig{}
+		}
+		// mellium accepts any 'to' and jabber:server too; a c2s stream
+		// must be jabber:client for our domain.
+		switch in := xs.In(); {
+		case in.XMLNS != stanza.NSClient:
+			e := withText(stream.InvalidNamespace, "expected a jabber:client stream")
+			reject = &e
+		case !in.To.Equal(jid.JID{}) && !in.To.Equal(domain):
+			e := withText(stream.HostUnknown, "this server does not serve that domain")
+			reject = &e
+		}
+		if reject != nil {
+			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{rejectFeature}}
+		}
+		return xmpp.StreamConfig{Features: features(xs)}
+	})
+	xs, err := xmpp.ReceiveSession(ctx, g, state, neg)
+	if !deadline.Stop() && err == nil {
+		err = withText(stream.ConnectionTimeout, "negotiation took too long")
+	}
+	conn.SetReadDeadline(time.Time{})
+	if err == nil && cs.getFull().Equal(jid.JID{}) {
+		err = withText(stream.NotAuthorized, "resource binding failed")
+	}
+	if err != nil {
+		switch {
+		case reject != nil:
+			err = *reject
+		case timedOut.Load():
+			err = withText(stream.ConnectionTimeout, "negotiation took too long")
+		}
+		if !cs.getFull().Equal(jid.JID{}) {
+			s.Router.Unbind(s.baseCtx, sess)
+			sess.closeWith(CloseReadError, nil, true)
+		}
+		s.negotiationFailed(log, xs, g, err)
+		return
+	}
+	cur, _ := xs.Conn().(*guardConn)
+	if cur == nil {
+		cur = g
+	}
+	cur.Reset()
+	sess.xs, sess.conn = xs, cur
+	if s.Limits.PingInterval > 0 {
+		cur.idle, cur.pingTimeout, cur.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.Router.Unbind(s.baseCtx, sess)
+		sess.closeWith(CloseShutdown, nil, true)
+		cur.Write(streamError(stream.SystemShutdown, "server shutting down"))
+		conn.Close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	started = true // the session's goroutine now owns the WaitGroup slot
+	s.mu.Unlock()
+	// A fresh goroutine keeps the handshake's grown stack out of the
+	// long-lived read loop.
+	go sess.run()
+}
+
+// run is the life of a bound session: bind in the router, run the writer
+// and the read loop, and clean up after them.
+func (sess *Session) run() {
+	s := sess.srv
+	defer s.wg.Done()
+	ctx := s.baseCtx
+	defer func() {
+		if p := recover(); p != nil {
+			sess.log.Error("panic in session", "panic", p, "stack", string(debug.Stack()))
+			sess.closeWith(CloseStreamError, streamError(stream.InternalServerError, ""), false)
+		}
+		s.Router.Unbind(ctx, sess)
+		<-sess.writerDone
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+	go sess.writer()
+	sess.log.Debug("session bound")
+	sess.readLoop(ctx)
+}
+
+// negotiationFailed sends the stream error that matches err (a header
+// first when none was sent) and closes the connection.
+func (s *Server) negotiationFailed(log *slog.Logger, xs *xmpp.Session, g *guardConn, err error) {
+	var w io.Writer = g
+	headerSent := false
+	var state xmpp.SessionState
+	if xs != nil {
+		w = xs.Conn()
+		headerSent = xs.Out().ID != ""
+		state = xs.State()
+	}
+	var final []byte
+	var se stream.Error
+	switch {
+	case errors.As(err, &se) && se.Err == stream.PolicyViolation.Err && len(se.Text) == 0 && state&xmpp.Ready == 0:
+		// mellium reports anything but an offered feature this way; before
+		// bind that is a stanza sent too early (RFC 6120 §4.9.3.12).
+		final = streamError(stream.NotAuthorized, "authenticate and bind a resource first")
+	case errors.Is(err, stream.InvalidNamespace):
+		final = streamError(stream.InvalidNamespace, "expected a jabber:client stream")
+	case errors.Is(err, stream.UnsupportedVersion):
+		final = streamError(stream.UnsupportedVersion, "version 1.0 is required")
+	case errors.As(err, &se):
+		final = streamErrorFrom(se)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errIdle):
+		final = streamError(stream.ConnectionTimeout, "negotiation took too long")
+	default:
+		var reason CloseReason
+		reason, final = classifyReadError(err, s.Limits.MaxStanzaBytes)
+		if reason == CloseReadError || reason == CloseClient {
+			log.Debug("connection ended during negotiation", "err", err)
+			g.Close()
+			return
+		}
+	}
+	log.Debug("negotiation failed", "err", err)
+	if !headerSent {
+		w.Write(streamHeader(s.Router.Domain().String()))
+	}
+	g.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	w.Write(final)
+	lingerClose(g)
+}
+
+// lingerClose half-closes a connection and waits briefly for the peer to
+// close, so that the last bytes are read rather than reset.
+func lingerClose(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else if g, ok := c.(*guardConn); ok {
+		if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	c.Close()
+}
+
+// undeliverable hands messages that were queued for a session that can no
+// longer take them to the router's undeliverable path (offline storage).
+func (s *Server) undeliverable(queued [][]byte) {
+	for _, b := range queued {
+		if len(b) < 8 || string(b[:8]) != "<message" {
+			continue
+		}
+		st, err := router.Parse(b)
+		if err != nil {
+			continue
+		}
+		s.Router.Undeliverable(s.baseCtx, st)
+	}
+}
+
+// Shutdown stops accepting, ends every stream with <system-shutdown/>,
+// and waits for the sessions' writers to flush and their goroutines to
+// end, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	pending := make([]net.Conn, 0, len(s.pending))
+	for c := range s.pending {
+		pending = append(pending, c)
+	}
+	sessions := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, c := range pending {
+		c.Close()
+	}
+	for _, sess := range sessions {
+		sess.Close(withText(stream.SystemShutdown, "the server is shutting down"))
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancelCtx()
+		return nil
+	case <-ctx.Done():
+		s.cancelCtx()
+		for _, sess := range sessions {
+			sess.conn.Close()
+		}
+		return ctx.Err()
+	}
+}

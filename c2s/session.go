@@ -1,0 +1,299 @@
+package c2s
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/xml"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"xmppd.dev/xmppd/router"
+)
+
+// CloseReason records why a session ended, for logs and tests.
+type CloseReason uint8
+
+// Close reasons.
+const (
+	CloseClient       CloseReason = iota + 1 // the client closed its stream
+	CloseReadError                           // the connection failed or was reset
+	CloseStreamError                         // the client broke a rule; a stream error was sent
+	CloseSlowConsumer                        // the send queue filled up
+	CloseWriteError                          // writing failed or timed out
+	CloseConflict                            // another session bound the same full JID
+	CloseShutdown                            // the server is shutting down
+	CloseIdle                                // no answer to the keepalive ping
+)
+
+// Session is one bound client stream. The read goroutine (readLoop) owns
+// the decoder; the writer goroutine alone writes to the connection; other
+// goroutines reach the session only through Deliver and Close.
+type Session struct {
+	srv  *Server       // immutable
+	xs   *xmpp.Session // immutable; input owned by readLoop
+	conn *guardConn    // immutable; writes owned by the writer
+	jid  jid.JID       // immutable after bind
+	log  *slog.Logger  // immutable
+	ws   bool          // immutable: WebSocket framing (no </stream:stream>)
+
+	mu       sync.Mutex
+	queue    [][]byte      // guarded by mu
+	queued   int           // bytes in queue; guarded by mu
+	closing  bool          // guarded by mu: no more Deliver
+	closeErr []byte        // guarded by mu: final bytes to write (stream error, close tag)
+	reason   CloseReason   // guarded by mu
+	signal   chan struct{} // wakes the writer; capacity 1
+
+	writerDone chan struct{} // closed when the writer has finished
+	pingID     atomic.Value  // string: id of the outstanding keepalive ping
+}
+
+// JID is the full JID bound to the session.
+func (s *Session) JID() jid.JID { return s.jid }
+
+// Reason reports why the session closed (0 while open).
+func (s *Session) Reason() CloseReason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
+// Deliver queues b for writing. It never blocks: when the queue is over its
+// stanza or byte bound the session closes with <resource-constraint/> and
+// Deliver returns router.ErrQueueFull.
+func (s *Session) Deliver(b []byte) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return router.ErrClosed
+	}
+	lim := &s.srv.Limits
+	if len(s.queue) >= lim.SendQueueStanzas || s.queued+len(b) > lim.SendQueueBytes {
+		s.mu.Unlock()
+		s.log.Warn("send queue full; closing slow consumer", "stanzas", lim.SendQueueStanzas, "bytes", lim.SendQueueBytes)
+		s.closeWith(CloseSlowConsumer, streamError(stream.ResourceConstraint, "your client is not reading fast enough"), true)
+		return router.ErrQueueFull
+	}
+	s.queue = append(s.queue, b)
+	s.queued += len(b)
+	s.mu.Unlock()
+	s.wake()
+	return nil
+}
+
+func (s *Session) wake() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the stream with the stream error e; queued stanzas are written
+// first.
+func (s *Session) Close(e stream.Error) {
+	reason := CloseStreamError
+	switch e.Err {
+	case stream.Conflict.Err:
+		reason = CloseConflict
+	case stream.SystemShutdown.Err:
+		reason = CloseShutdown
+	}
+	s.closeWith(reason, streamErrorFrom(e), false)
+}
+
+// closeWith marks the session closing and hands the writer its last bytes.
+// With drop set, what is still queued is not written (the client is not
+// reading) but handed to the undeliverable path.
+func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.closing = true
+	s.reason = reason
+	s.closeErr = final
+	var dropped [][]byte
+	if drop {
+		dropped, s.queue, s.queued = s.queue, nil, 0
+	}
+	s.mu.Unlock()
+	s.wake()
+	s.srv.undeliverable(dropped)
+}
+
+// writer is the only goroutine that writes to the connection after
+// negotiation. It drains the whole queue into one buffered write and one
+// flush, with a write deadline on each flush.
+func (s *Session) writer() {
+	defer close(s.writerDone)
+	w := bufio.NewWriterSize(s.conn, 4096)
+	var batch [][]byte
+	for range s.signal {
+		s.mu.Lock()
+		batch, s.queue = s.queue, batch[:0]
+		s.queued = 0
+		closing, final := s.closing, s.closeErr
+		s.mu.Unlock()
+
+		s.conn.SetWriteDeadline(time.Now().Add(s.srv.Limits.WriteTimeout))
+		var err error
+		for i, b := range batch {
+			if _, err = w.Write(b); err != nil {
+				s.srv.undeliverable(batch[i:])
+				break
+			}
+			batch[i] = nil
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			s.mu.Lock()
+			if !s.closing {
+				s.closing, s.reason = true, CloseWriteError
+			}
+			rest := s.queue
+			s.queue = nil
+			s.mu.Unlock()
+			s.srv.undeliverable(rest)
+			s.log.Debug("write failed", "err", err)
+			s.conn.Close()
+			return
+		}
+		if closing {
+			s.mu.Lock()
+			more := len(s.queue) > 0
+			s.mu.Unlock()
+			if more {
+				s.wake()
+				continue
+			}
+			w.Write(final)
+			w.Flush()
+			// Let the client read the error before the socket goes; the
+			// read loop ends when the client closes or the timeout passes.
+			if cw, ok := s.conn.Conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+			time.AfterFunc(closeGrace, func() { s.conn.Close() })
+			return
+		}
+	}
+}
+
+// closeGrace is how long a closed stream's socket stays open for the
+// client to read the last bytes and send its own closing tag.
+const closeGrace = 2 * time.Second
+
+// readLoop reads stanzas until the stream ends, stamps from, checks the
+// limits and hands each stanza to the router.
+func (s *Session) readLoop(ctx context.Context) {
+	r := s.xs.TokenReader()
+	defer r.Close()
+	var (
+		enc   = newStanzaEncoder()
+		limit = s.srv.Limits
+	)
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			s.conn.Reset() // whitespace keepalive between stanzas
+			continue
+		}
+		st, serr := enc.read(r, start, s.jid, limit.MaxDepth)
+		s.conn.Reset()
+		if serr != nil {
+			if se, ok := serr.(stanzaError); ok {
+				if reply := router.ErrorReply(se.st, se.err); reply != nil {
+					s.Deliver(reply.Raw)
+				}
+				continue
+			}
+			s.readFailed(serr)
+			return
+		}
+		if s.local(ctx, st) {
+			continue
+		}
+		s.srv.Router.Route(ctx, st)
+	}
+}
+
+// local handles what the session answers itself: the keepalive ping's
+// answer and the legacy session IQ (RFC 3921 §3, kept for old clients).
+func (s *Session) local(ctx context.Context, st *router.Stanza) bool {
+	if st.Kind != router.KindIQ {
+		return false
+	}
+	toServer := st.To.Equal(jid.JID{}) || st.To.Equal(s.srv.Router.Domain())
+	if !toServer {
+		return false
+	}
+	if (st.Type == "result" || st.Type == "error") && st.ID != "" {
+		if id, _ := s.pingID.Load().(string); id == st.ID {
+			s.pingID.Store("")
+			return true
+		}
+	}
+	if st.Type == "set" && st.Payload == (xml.Name{Space: nsSession, Local: "session"}) {
+		reply, err := router.Build(router.KindIQ, "result", st.ID, st.To, s.jid, nil)
+		if err == nil {
+			s.Deliver(reply.Raw)
+		}
+		return true
+	}
+	return false
+}
+
+// ping sends the keepalive IQ (XEP-0199 §4.2); called from the guard when
+// the client has been silent.
+func (s *Session) ping() {
+	id := "keepalive-" + randomID()
+	s.pingID.Store(id)
+	raw := []byte("<iq type='get' id='" + id + "' from='" + s.srv.Router.Domain().String() + "' to='")
+	raw = append(append(raw, xmlAttrEscape(s.jid.String())...), "'><ping xmlns='urn:xmpp:ping'/></iq>"...)
+	s.Deliver(raw)
+}
+
+func xmlAttrEscape(v string) []byte {
+	var b bytes.Buffer
+	xml.EscapeText(&b, []byte(v))
+	return b.Bytes()
+}
+
+// readFailed ends the session after the read loop stopped with err.
+func (s *Session) readFailed(err error) {
+	reason, final := classifyReadError(err, s.srv.Limits.MaxStanzaBytes)
+	switch reason {
+	case CloseStreamError:
+		s.log.Warn("closing stream", "reason", string(final), "err", err)
+	case CloseIdle:
+		s.log.Debug("keepalive timed out")
+	default:
+		s.log.Debug("stream ended", "err", err)
+	}
+	s.closeWith(reason, final, false)
+}
+
+// stanzaError is a stanza the read loop answers with an error rather than
+// routing.
+type stanzaError struct {
+	st  *router.Stanza
+	err stanza.Error
+}
+
+func (e stanzaError) Error() string { return "c2s: " + string(e.err.Condition) }

@@ -1,0 +1,202 @@
+package c2s_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"xmppd.dev/xmppd/config"
+	"xmppd.dev/xmppd/internal/xmpptest"
+)
+
+// streamErrorOf returns the condition of the stream error in s, or "".
+func streamErrorOf(s string) string {
+	i := strings.Index(s, "<stream:error>")
+	if i < 0 {
+		return ""
+	}
+	rest := s[i+len("<stream:error><"):]
+	return rest[:strings.IndexAny(rest, " />")]
+}
+
+// TestStreamErrorsBeforeAuth sends hostile or early input on a fresh
+// connection and checks the stream error that closes it.
+func TestStreamErrorsBeforeAuth(t *testing.T) {
+	srv := xmpptest.Start(t)
+	h := srv.Header()
+	cases := []struct {
+		name, send, cond string
+		tls              bool
+	}{
+		{"stanza before auth", h + "<message to='x@localhost'><body>hi</body></message>", "not-authorized", true},
+		{"iq before auth", h + "<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>", "not-authorized", true},
+		{"stanza before TLS", h + "<message to='x@localhost'><body>hi</body></message>", "not-authorized", false},
+		{"unknown host", strings.Replace(h, "to='localhost'", "to='elsewhere.example'", 1), "host-unknown", false},
+		{"wrong namespace", "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' to='localhost'>", "", false},
+		{"not a stream", "<hello/>", "invalid-namespace", false},
+		{"DTD", "<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]>" + h, "restricted-xml", false},
+		{"comment", h + "<!-- hello -->", "restricted-xml", true},
+		{"processing instruction", h + "<?php echo 1; ?>", "restricted-xml", true},
+		{"entity reference", h + "<message>&foo;</message>", "restricted-xml", true},
+		{"malformed XML", h + "</foo>", "not-well-formed", true},
+		{"malformed XML before TLS", h + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></foo>", "not-well-formed", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var r *xmpptest.Raw
+			send := tc.send
+			if tc.tls {
+				r = srv.DialTLS(t)
+				send = strings.TrimPrefix(send, h)
+			} else {
+				r = srv.DialRaw(t)
+			}
+			r.Send(send)
+			got, closed := r.ReadAll(wait)
+			if tc.name == "wrong namespace" {
+				// jabber:server on the c2s port is refused (RFC 6120 §4.9.3.10).
+				if c := streamErrorOf(got); c != "invalid-namespace" && c != "bad-format" {
+					t.Fatalf("got %q, want an invalid-namespace stream error", got)
+				}
+			} else if c := streamErrorOf(got); c != tc.cond {
+				t.Fatalf("stream error = %q, want %q; received %q", c, tc.cond, got)
+			}
+			if !tc.tls && !strings.Contains(got, "<stream:stream") {
+				t.Errorf("no stream header before the error: %q", got)
+			}
+			if !closed {
+				t.Errorf("connection not closed after the stream error")
+			}
+		})
+	}
+}
+
+// TestStreamErrorsAfterBind checks the limits on a bound session.
+func TestStreamErrorsAfterBind(t *testing.T) {
+	srv := xmpptest.Start(t, func(c *config.Config) { c.C2S.MaxStanzaBytes = 10000 })
+	alice := srv.AddUser(t, "alice", "pw")
+	cases := []struct {
+		name, send, cond string
+	}{
+		{"too large", "<message to='alice@localhost'><body>" + strings.Repeat("x", 20000) + "</body></message>", "policy-violation"},
+		{"invalid from", "<message to='alice@localhost' from='mallory@localhost'><body>x</body></message>", "invalid-from"},
+		{"not a stanza", "<foo xmlns='jabber:client'/>", "unsupported-stanza-type"},
+		{"too deep", "<message>" + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + "</message>", "policy-violation"},
+		{"comment", "<!-- x -->", "restricted-xml"},
+		{"malformed", "<message><body></message>", "not-well-formed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := srv.Login(t, alice, "pw", xmpptest.LoginOptions{})
+			c.Send("%s", tc.send)
+			select {
+			case <-c.Done():
+			case <-time.After(wait):
+				t.Fatal("stream not closed")
+			}
+			if err := c.Err(); err == nil || !strings.Contains(err.Error(), tc.cond) {
+				t.Fatalf("stream ended with %v, want %s", err, tc.cond)
+			}
+		})
+	}
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	srv := xmpptest.Start(t, func(c *config.Config) { c.C2S.HandshakeTimeout = config.Duration{Duration: 300 * time.Millisecond} })
+	r := srv.DialRaw(t)
+	r.Send(srv.Header())
+	got, closed := r.ReadAll(wait)
+	if !closed || streamErrorOf(got) != "connection-timeout" {
+		t.Fatalf("idle before auth: closed=%v got %q, want connection-timeout", closed, got)
+	}
+}
+
+// TestKeepalive: the server pings a silent client; one that answers
+// stays, one that does not is closed with connection-timeout.
+func TestKeepalive(t *testing.T) {
+	srv := xmpptest.Start(t, func(c *config.Config) {
+		c.C2S.PingInterval = config.Duration{Duration: 300 * time.Millisecond}
+		c.C2S.PingTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	})
+	alice := srv.AddUser(t, "alice", "pw")
+	good := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "good"})
+	bad := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "bad"})
+	for i := 0; i < 3; i++ {
+		p := good.Expect(wait, "server ping", func(e xmpptest.Element) bool {
+			return e.Name.Local == "iq" && e.Attr("type") == "get" && strings.Contains(e.Inner, "urn:xmpp:ping")
+		})
+		good.Send("<iq type='result' id='%s' to='localhost'/>", p.Attr("id"))
+	}
+	select {
+	case <-bad.Done():
+	case <-time.After(wait):
+		t.Fatal("silent client not closed")
+	}
+	if err := bad.Err(); err == nil || !strings.Contains(err.Error(), "connection-timeout") {
+		t.Fatalf("silent client closed with %v, want connection-timeout", err)
+	}
+	select {
+	case <-good.Done():
+		t.Fatalf("answering client closed: %v", good.Err())
+	default:
+	}
+}
+
+// TestSlowConsumer: a client that stops reading is disconnected and the
+// sender is never blocked.
+func TestSlowConsumer(t *testing.T) {
+	srv := xmpptest.Start(t, func(c *config.Config) {
+		c.C2S.SendQueueBytes = 300000 // about 37 of the 8 KB messages below
+		c.C2S.WriteTimeout = config.Duration{Duration: time.Second}
+	})
+	alice := srv.AddUser(t, "alice", "pw")
+	bob := srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "r"})
+	// bob logs in over a raw connection and then never reads.
+	r := srv.DialTLS(t)
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00bob\x00pw") + "</auth>")
+	r.ReadUntil("<success", wait)
+	r.Send(srv.Header())
+	r.ReadUntil("</stream:features>", wait)
+	r.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>slow</resource></bind></iq>")
+	r.ReadUntil("</iq>", wait)
+	r.Send("<presence/>")
+	if tcp, ok := r.Conn.(interface{ NetConn() net.Conn }); ok {
+		tcp.NetConn().(*net.TCPConn).SetReadBuffer(4096)
+	}
+	_ = bob
+	big := strings.Repeat("y", 8000)
+	start := time.Now()
+	for i := 0; i < 500; i++ {
+		a.Send("<message to='bob@localhost/slow' type='chat'><body>%d %s</body></message>", i, big)
+	}
+	a.Send("<iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect(10*time.Second, "ping after flooding", func(e xmpptest.Element) bool { return e.Attr("id") == "after" })
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("sender blocked for %v", d)
+	}
+	xmpptest.WaitFor(t, 10*time.Second, func() error {
+		if srv.Router().SessionCount() != 1 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	})
+}
+
+// TestShutdown: every stream ends with system-shutdown.
+func TestShutdown(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{})
+	srv.Stop(t)
+	select {
+	case <-a.Done():
+	case <-time.After(wait):
+		t.Fatal("stream not closed by shutdown")
+	}
+	if err := a.Err(); err == nil || !strings.Contains(err.Error(), "system-shutdown") {
+		t.Fatalf("stream ended with %v, want system-shutdown", err)
+	}
+}

@@ -1,0 +1,332 @@
+package config
+
+import (
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration file. Each field is one TOML table.
+// The zero value is not usable; start from [Default], [Load] or [Parse].
+type Config struct {
+	Server  Server  `toml:"server"`
+	Log     Log     `toml:"log"`
+	Storage Storage `toml:"storage"`
+	C2S     C2S     `toml:"c2s"`
+	Auth    Auth    `toml:"auth"`
+	HTTP    HTTP    `toml:"http"`
+	TLS     TLS     `toml:"tls"`
+}
+
+// Server is the [server] table: who the server is and where it keeps its files.
+type Server struct {
+	// Domain is the XMPP domain the server hosts, the part after the @ in its
+	// users' addresses. Validate stores it normalised (lower case, Unicode).
+	Domain string `toml:"domain"`
+	// DataDir holds the SQLite database, uploaded files and the self-signed
+	// certificate made when [tls] names none. It is created if missing.
+	DataDir string `toml:"data_dir"`
+	// SoftwareVersion makes the server answer XEP-0092 software version
+	// queries with its name and version.
+	SoftwareVersion bool `toml:"software_version"`
+}
+
+// Log is the log table: what the server logs, and how.
+type Log struct {
+	// Level is the lowest level logged: "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+	// Format is "text" (log/slog's TextHandler) or "json" (JSONHandler).
+	Format string `toml:"format"`
+}
+
+// DriverSQLite and DriverPostgres are the values Storage.Driver accepts.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Storage is the [storage] table: the database.
+type Storage struct {
+	// Driver is DriverSQLite or DriverPostgres.
+	Driver string `toml:"driver"`
+	// DSN says where the database is. For sqlite it is a file path, and
+	// empty means <data_dir>/xmppd.db. For postgres it is a libpq URL
+	// (postgres://user@host/db) or key=value string, and it is required.
+	// Use [Config.StorageDSN] for the effective value.
+	DSN string `toml:"dsn"`
+}
+
+// C2S is the [c2s] table: client connections and the limits on each session.
+type C2S struct {
+	// Listen is the host:port for client connections that start in plain
+	// text and upgrade with STARTTLS. An empty host means all interfaces.
+	Listen string `toml:"listen"`
+	// DirectTLSListen is the host:port for XEP-0368 direct TLS client
+	// connections; "" disables it.
+	DirectTLSListen string `toml:"direct_tls_listen"`
+	// RequireSTARTTLS refuses authentication on Listen until the client has
+	// started TLS.
+	RequireSTARTTLS bool `toml:"require_starttls"`
+	// HandshakeTimeout is the time a new connection has to finish TLS, SASL
+	// and resource binding; it is also the idle timeout before authentication.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// MaxStanzaBytes bounds the size of one stanza as read from the wire.
+	MaxStanzaBytes int `toml:"max_stanza_bytes"`
+	// MaxDepth bounds the XML nesting depth within one stanza.
+	MaxDepth int `toml:"max_depth"`
+	// SendQueueStanzas bounds the number of stanzas waiting to be written to
+	// one session; past it the session is closed as a slow consumer.
+	SendQueueStanzas int `toml:"send_queue_stanzas"`
+	// SendQueueBytes bounds the bytes waiting to be written to one session.
+	SendQueueBytes int `toml:"send_queue_bytes"`
+	// WriteTimeout bounds one flush to the client; a flush that takes longer
+	// closes the session.
+	WriteTimeout Duration `toml:"write_timeout"`
+	// PingInterval is how long a session may be silent before the server
+	// sends it an XEP-0199 ping; 0 disables server pings.
+	PingInterval Duration `toml:"ping_interval"`
+	// PingTimeout is how long the server waits for the answer to its ping
+	// before it closes the session.
+	PingTimeout Duration `toml:"ping_timeout"`
+}
+
+// Auth is the [auth] table: SASL and the throttling of failed attempts.
+type Auth struct {
+	// SCRAMIterations is the PBKDF2 iteration count used when a password is
+	// set; existing credentials keep the count they were stored with.
+	SCRAMIterations int `toml:"scram_iterations"`
+	// MaxFailures is the number of failed SASL attempts, from one IP address
+	// or for one account within FailureWindow, after which further attempts
+	// are refused for Lockout.
+	MaxFailures int `toml:"max_failures"`
+	// FailureWindow is the period over which failures are counted.
+	FailureWindow Duration `toml:"failure_window"`
+	// Lockout is how long attempts are refused once MaxFailures is reached.
+	Lockout Duration `toml:"lockout"`
+	// FailureDelay is added to the answer to each failed attempt, multiplied
+	// by the number of recent failures and capped at 5 times FailureDelay;
+	// 0 adds no delay.
+	FailureDelay Duration `toml:"failure_delay"`
+}
+
+// HTTP is the [http] table: WebSocket, HTTP upload and host-meta.
+type HTTP struct {
+	// Listen is the host:port of the HTTP listener; "" disables HTTP.
+	Listen string `toml:"listen"`
+	// PublicURL is the absolute http(s) URL clients reach the listener by,
+	// when it differs from the one derived from the domain and port (behind
+	// a reverse proxy, say). Use [Config.PublicURL] for the effective value.
+	PublicURL string `toml:"public_url"`
+}
+
+// TLS is the [tls] table. When both files are empty the server makes a
+// self-signed certificate for its domain and keeps it in the data directory.
+type TLS struct {
+	// CertFile is a PEM file with the certificate chain, leaf first.
+	CertFile string `toml:"cert_file"`
+	// KeyFile is a PEM file with the private key of CertFile's leaf.
+	KeyFile string `toml:"key_file"`
+}
+
+// Default returns the configuration used when there is no file, and the
+// base a file's keys are laid over. It passes [Config.Validate].
+func Default() Config {
+	return Config{
+		Server: Server{
+			Domain:          "localhost",
+			DataDir:         "./data",
+			SoftwareVersion: true,
+		},
+		Log: Log{
+			Level:  "info",
+			Format: "text",
+		},
+		Storage: Storage{
+			Driver: DriverSQLite,
+			DSN:    "",
+		},
+		C2S: C2S{
+			Listen:           ":5222",
+			DirectTLSListen:  ":5223",
+			RequireSTARTTLS:  true,
+			HandshakeTimeout: Duration{30 * time.Second},
+			MaxStanzaBytes:   262144,
+			MaxDepth:         64,
+			SendQueueStanzas: 1000,
+			SendQueueBytes:   8388608,
+			WriteTimeout:     Duration{30 * time.Second},
+			PingInterval:     Duration{4 * time.Minute},
+			PingTimeout:      Duration{60 * time.Second},
+		},
+		Auth: Auth{
+			SCRAMIterations: 4096,
+			MaxFailures:     5,
+			FailureWindow:   Duration{10 * time.Minute},
+			Lockout:         Duration{5 * time.Minute},
+			FailureDelay:    Duration{1 * time.Second},
+		},
+		HTTP: HTTP{
+			Listen:    ":5280",
+			PublicURL: "",
+		},
+		TLS: TLS{},
+	}
+}
+
+// StorageDSN returns the data source name to open: Storage.DSN, or for
+// sqlite with no DSN, xmppd.db in the data directory.
+func (c *Config) StorageDSN() string {
+	if c.Storage.DSN == "" && c.Storage.Driver == DriverSQLite {
+		return filepath.Join(c.Server.DataDir, "xmppd.db")
+	}
+	return c.Storage.DSN
+}
+
+// PublicURL returns the URL clients reach the HTTP listener by, without a
+// trailing slash: HTTP.PublicURL when set, otherwise "http://<domain>:<port>"
+// with the port of HTTP.Listen. It returns "" when HTTP is disabled.
+func (c *Config) PublicURL() string {
+	if c.HTTP.Listen == "" {
+		return ""
+	}
+	if c.HTTP.PublicURL != "" {
+		return strings.TrimRight(c.HTTP.PublicURL, "/")
+	}
+	_, port, err := net.SplitHostPort(c.HTTP.Listen)
+	if err != nil {
+		return "" // refused by Validate
+	}
+	return "http://" + c.Server.Domain + ":" + port
+}
+
+// Validate checks every value and the rules between them, and returns all
+// the problems it finds joined with errors.Join, each an [*Error] naming its
+// key. [Load] and [Parse] call it; call it yourself after changing a Config
+// in code. When Server.Domain is valid, Validate also rewrites it to its
+// normalised form (RFC 7622 §3.2: lower case, Unicode labels).
+//
+// Validate opens the TLS files to check that they are readable.
+func (c *Config) Validate() error {
+	errs := c.check()
+	if len(errs) == 0 {
+		return nil
+	}
+	return joinErrors(errs)
+}
+
+// check runs every section's validation and returns the problems found.
+func (c *Config) check() []*Error {
+	var p problems
+	c.Server.validate(&p)
+	c.Log.validate(&p)
+	c.Storage.validate(&p)
+	c.C2S.validate(&p)
+	c.Auth.validate(&p)
+	c.HTTP.validate(&p)
+	c.TLS.validate(&p)
+	p.checkDistinctAddrs([][2]string{
+		{"c2s.listen", c.C2S.Listen},
+		{"c2s.direct_tls_listen", c.C2S.DirectTLSListen},
+		{"http.listen", c.HTTP.Listen},
+	})
+	return p
+}
+
+func (s *Server) validate(p *problems) {
+	if d, msg := normaliseDomain(s.Domain); msg != "" {
+		p.add("server.domain", "%s", msg)
+	} else {
+		s.Domain = d
+	}
+	if s.DataDir == "" {
+		p.add("server.data_dir", `must not be empty (want a directory such as "/var/lib/xmppd")`)
+	}
+}
+
+func (l *Log) validate(p *problems) {
+	p.oneOf("log.level", l.Level, "debug", "info", "warn", "error")
+	p.oneOf("log.format", l.Format, "text", "json")
+}
+
+func (s *Storage) validate(p *problems) {
+	p.oneOf("storage.driver", s.Driver, DriverSQLite, DriverPostgres)
+	if s.Driver != DriverPostgres {
+		return
+	}
+	switch {
+	case s.DSN == "":
+		p.add("storage.dsn", `required when storage.driver = "postgres" `+
+			`(want a URL such as "postgres://xmppd@localhost/xmppd" or key=value pairs such as "host=localhost dbname=xmppd")`)
+	case !validPostgresDSN(s.DSN):
+		// Do not quote the DSN: it may hold a password.
+		p.add("storage.dsn", `not a libpq connection string `+
+			`(want a URL such as "postgres://xmppd@localhost/xmppd" or key=value pairs such as "host=localhost dbname=xmppd")`)
+	}
+}
+
+func (s *C2S) validate(p *problems) {
+	if s.Listen == "" {
+		p.add("c2s.listen", `must not be empty (want host:port such as ":5222")`)
+	} else {
+		p.addr("c2s.listen", s.Listen)
+	}
+	if s.DirectTLSListen != "" {
+		p.addr("c2s.direct_tls_listen", s.DirectTLSListen)
+	}
+	p.positive("c2s.handshake_timeout", s.HandshakeTimeout)
+	p.atLeast("c2s.max_stanza_bytes", s.MaxStanzaBytes, 10000, "the least RFC 6120 §13.12 allows a server to set")
+	p.atLeast("c2s.max_depth", s.MaxDepth, 8, "")
+	p.atLeast("c2s.send_queue_stanzas", s.SendQueueStanzas, 1, "")
+	if s.MaxStanzaBytes >= 10000 && s.SendQueueBytes < s.MaxStanzaBytes {
+		p.add("c2s.send_queue_bytes", "%d is less than c2s.max_stanza_bytes (%d), so a stanza of the largest size "+
+			"could never be queued (want at least %[2]d)", s.SendQueueBytes, s.MaxStanzaBytes)
+	}
+	p.positive("c2s.write_timeout", s.WriteTimeout)
+	p.notNegative("c2s.ping_interval", s.PingInterval, "0s disables pings")
+	p.positive("c2s.ping_timeout", s.PingTimeout)
+}
+
+func (a *Auth) validate(p *problems) {
+	p.atLeast("auth.scram_iterations", a.SCRAMIterations, 4096, "the least RFC 7677 recommends")
+	p.atLeast("auth.max_failures", a.MaxFailures, 1, "")
+	p.positive("auth.failure_window", a.FailureWindow)
+	p.positive("auth.lockout", a.Lockout)
+	p.notNegative("auth.failure_delay", a.FailureDelay, "0s adds no delay")
+}
+
+func (h *HTTP) validate(p *problems) {
+	if h.Listen != "" {
+		p.addr("http.listen", h.Listen)
+	}
+	if h.PublicURL != "" {
+		if msg := checkPublicURL(h.PublicURL); msg != "" {
+			p.add("http.public_url", "%s", msg)
+		}
+	}
+}
+
+func (t *TLS) validate(p *problems) {
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		p.add("tls.key_file", "must be set when tls.cert_file is set (set both, or neither for a self-signed certificate)")
+	case t.CertFile == "" && t.KeyFile != "":
+		p.add("tls.cert_file", "must be set when tls.key_file is set (set both, or neither for a self-signed certificate)")
+	}
+	if t.CertFile != "" {
+		p.readable("tls.cert_file", t.CertFile)
+	}
+	if t.KeyFile != "" {
+		p.readable("tls.key_file", t.KeyFile)
+	}
+}
+
+// joinErrors joins errs with errors.Join, so that each prints on its own line.
+func joinErrors(errs []*Error) error {
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return errors.Join(all...)
+}

@@ -1,0 +1,167 @@
+package router
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"slices"
+
+	"mellium.im/xmpp/stanza"
+)
+
+// Addressee classifies the to of an IQ, so that features never work it out
+// again (Prosody's host/bare/self event classes).
+type Addressee uint8
+
+// Addressee classes.
+const (
+	// ToServer is an IQ to the server's domain.
+	ToServer Addressee = iota + 1
+	// ToSelf is an IQ with no to, or to the sender's own bare JID: the
+	// server answers on behalf of the account (RFC 6120 §10.3.3).
+	ToSelf
+	// ToBare is an IQ to another local account's bare JID.
+	ToBare
+)
+
+func (a Addressee) String() string {
+	switch a {
+	case ToServer:
+		return "server"
+	case ToSelf:
+		return "self"
+	case ToBare:
+		return "bare"
+	}
+	return "unknown"
+}
+
+// IQHandler answers an IQ. It returns the payload of the result (nil for an
+// empty result) or an error; a stanza.Error is sent to the requester as is,
+// any other error is logged and answered with internal-server-error.
+type IQHandler interface {
+	HandleIQ(ctx context.Context, iq *Stanza) (xml.TokenReader, error)
+}
+
+// IQHandlerFunc adapts a function to an IQHandler.
+type IQHandlerFunc func(ctx context.Context, iq *Stanza) (xml.TokenReader, error)
+
+// HandleIQ calls f.
+func (f IQHandlerFunc) HandleIQ(ctx context.Context, iq *Stanza) (xml.TokenReader, error) {
+	return f(ctx, iq)
+}
+
+// StanzaHandler takes every stanza addressed to a domain it owns (a
+// component such as conference.example.org).
+type StanzaHandler interface {
+	HandleStanza(ctx context.Context, s *Stanza)
+}
+
+// Result tells a hook chain whether to go on.
+type Result bool
+
+// Hook results.
+const (
+	Continue Result = false
+	Handled  Result = true
+)
+
+// SessionHook is called when a session becomes available (initial presence)
+// or unavailable (its last presence, or the end of its stream).
+type SessionHook func(ctx context.Context, s Session)
+
+// StanzaHook sees a stanza; returning Handled stops the chain.
+type StanzaHook func(ctx context.Context, s *Stanza) Result
+
+// Item is an entry of the server's disco#items (a component or service).
+type Item struct {
+	JID  string
+	Name string
+}
+
+type iqKey struct {
+	typ     stanza.IQType
+	to      Addressee
+	payload xml.Name
+}
+
+// Registry is where features hook into the router. It is filled by
+// cmd/xmppd before the server starts and is read-only afterwards; a duplicate
+// or nil registration panics, naming the pattern.
+type Registry struct {
+	features      []string
+	items         []Item
+	iq            map[iqKey]IQHandler
+	domains       map[string]StanzaHandler
+	onAvailable   []SessionHook
+	onUnavailable []SessionHook
+	undeliverable []StanzaHook
+}
+
+func newRegistry() *Registry {
+	return &Registry{iq: map[iqKey]IQHandler{}, domains: map[string]StanzaHandler{}}
+}
+
+// Feature announces a disco#info feature of the server.
+func (r *Registry) Feature(ns string) {
+	if slices.Contains(r.features, ns) {
+		panic("router: multiple registrations for feature " + ns)
+	}
+	r.features = append(r.features, ns)
+}
+
+// Features returns the server's disco#info features, sorted.
+func (r *Registry) Features() []string {
+	f := slices.Clone(r.features)
+	slices.Sort(f)
+	return f
+}
+
+// Item adds an entry to the server's disco#items.
+func (r *Registry) Item(it Item) { r.items = append(r.items, it) }
+
+// Items returns the server's disco#items.
+func (r *Registry) Items() []Item { return slices.Clone(r.items) }
+
+// IQ registers h for IQs of type typ addressed to class to whose payload is
+// named payload.
+func (r *Registry) IQ(typ stanza.IQType, to Addressee, payload xml.Name, h IQHandler) {
+	k := iqKey{typ, to, payload}
+	if h == nil {
+		panic(fmt.Sprintf("router: nil handler for iq %s/%s/{%s}%s", typ, to, payload.Space, payload.Local))
+	}
+	if _, dup := r.iq[k]; dup {
+		panic(fmt.Sprintf("router: multiple registrations for iq %s/%s/{%s}%s", typ, to, payload.Space, payload.Local))
+	}
+	r.iq[k] = h
+}
+
+// IQFunc is IQ for a function.
+func (r *Registry) IQFunc(typ stanza.IQType, to Addressee, payload xml.Name, f func(context.Context, *Stanza) (xml.TokenReader, error)) {
+	r.IQ(typ, to, payload, IQHandlerFunc(f))
+}
+
+// Domain makes h the handler of every stanza addressed to domain or to a JID
+// at it.
+func (r *Registry) Domain(domain string, h StanzaHandler) {
+	if h == nil {
+		panic("router: nil handler for domain " + domain)
+	}
+	if _, dup := r.domains[domain]; dup {
+		panic("router: multiple registrations for domain " + domain)
+	}
+	r.domains[domain] = h
+}
+
+// OnAvailable adds a hook run when a resource sends its initial presence.
+func (r *Registry) OnAvailable(h SessionHook) { r.onAvailable = append(r.onAvailable, h) }
+
+// OnUnavailable adds a hook run when an available resource goes unavailable
+// or its stream ends.
+func (r *Registry) OnUnavailable(h SessionHook) { r.onUnavailable = append(r.onUnavailable, h) }
+
+// Undeliverable adds a hook for a message to a local account with no
+// resource to take it (RFC 6121 §8.5.2.2). The first hook that returns
+// Handled owns the message; when none does, the sender gets
+// service-unavailable.
+func (r *Registry) Undeliverable(h StanzaHook) { r.undeliverable = append(r.undeliverable, h) }

@@ -1,0 +1,455 @@
+package router
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// Accounts tells the router whether a local account exists, so that a
+// stanza to an unknown user is answered as RFC 6121 §8.5.1 says.
+type Accounts interface {
+	Exists(ctx context.Context, bare jid.JID) (bool, error)
+}
+
+// Router routes stanzas between local sessions, the server's own handlers
+// and components. Create it with New, register features on Registry(), then
+// start serving; the registry must not change once stanzas flow.
+type Router struct {
+	domain   jid.JID
+	accounts Accounts
+	log      *slog.Logger
+	reg      *Registry
+	table    *table
+}
+
+// New returns a router for domain.
+func New(domain jid.JID, accounts Accounts, log *slog.Logger) *Router {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Router{domain: domain.Domain(), accounts: accounts, log: log, reg: newRegistry(), table: newTable()}
+}
+
+// Domain is the XMPP domain the router serves.
+func (r *Router) Domain() jid.JID { return r.domain }
+
+// Registry is where features register; see Registry.
+func (r *Router) Registry() *Registry { return r.reg }
+
+// SessionCount is the number of bound sessions.
+func (r *Router) SessionCount() int { return r.table.count() }
+
+// Sessions returns every bound session (for shutdown).
+func (r *Router) Sessions() []Session { return r.table.all() }
+
+// Bind adds a freshly bound session. When another session holds the same
+// full JID it is removed from the table and returned: the caller ends its
+// stream with <conflict/> (RFC 6120 §7.7.2.2, the newer session wins).
+func (r *Router) Bind(ctx context.Context, s Session) (replaced Session) {
+	old := r.table.bind(s)
+	if old == nil {
+		return nil
+	}
+	if old.available {
+		r.wentUnavailable(ctx, old, nil)
+	}
+	return old.sess
+}
+
+// Unbind removes a session whose stream has ended. If it was available,
+// unavailable presence is sent for it (RFC 6121 §4.5.3.2 and §4.6.3).
+func (r *Router) Unbind(ctx context.Context, s Session) {
+	res, ok := r.table.unbind(s)
+	if !ok || !res.available {
+		return
+	}
+	r.wentUnavailable(ctx, res, nil)
+}
+
+// Route delivers a stanza from a local session (From stamped by the
+// caller) or from a server component. It never blocks on a recipient.
+func (r *Router) Route(ctx context.Context, st *Stanza) {
+	to := st.To
+	switch {
+	case to.Equal(jid.JID{}):
+		r.routeNoTo(ctx, st)
+	case to.Domainpart() == r.domain.Domainpart():
+		switch {
+		case to.Localpart() != "":
+			r.routeLocal(ctx, st)
+		default:
+			r.routeServer(ctx, st)
+		}
+	default:
+		if h, ok := r.reg.domains[to.Domainpart()]; ok {
+			h.HandleStanza(ctx, st)
+			return
+		}
+		r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.RemoteServerNotFound,
+			"this server does not federate; "+to.Domainpart()+" is not served here"))
+	}
+}
+
+// routeNoTo handles a stanza without to: RFC 6120 §10.3.
+func (r *Router) routeNoTo(ctx context.Context, st *Stanza) {
+	switch st.Kind {
+	case KindPresence:
+		r.broadcastPresence(ctx, st)
+	case KindMessage:
+		// Treated as addressed to the sender's bare JID.
+		r.routeMessage(ctx, st, st.From.Bare())
+	case KindIQ:
+		r.handleIQ(ctx, st, ToSelf)
+	}
+}
+
+func (r *Router) routeServer(ctx context.Context, st *Stanza) {
+	switch st.Kind {
+	case KindIQ:
+		r.handleIQ(ctx, st, ToServer)
+	case KindMessage:
+		// Nothing on the server takes messages yet; RFC 6120 §10.3.1 lets
+		// the server handle or ignore them.
+		if st.Type != "error" && st.Type != "headline" && st.Type != "groupchat" {
+			r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+		}
+	case KindPresence:
+		// Directed presence to the server: nothing to do.
+	}
+}
+
+func (r *Router) routeLocal(ctx context.Context, st *Stanza) {
+	switch st.Kind {
+	case KindIQ:
+		r.routeIQ(ctx, st)
+	case KindMessage:
+		r.routeMessage(ctx, st, st.To)
+	case KindPresence:
+		r.routePresence(ctx, st)
+	}
+}
+
+// routeIQ: RFC 6121 §8.5.2.1.3 / §8.5.3 for IQs to a local account.
+func (r *Router) routeIQ(ctx context.Context, st *Stanza) {
+	to := st.To
+	if to.Resourcepart() == "" {
+		class := ToBare
+		if to.Equal(st.From.Bare()) {
+			class = ToSelf
+		}
+		if class == ToBare && !r.exists(ctx, to) {
+			r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+			return
+		}
+		r.handleIQ(ctx, st, class)
+		return
+	}
+	var buf [8]snapshot
+	for _, s := range r.table.lookup(buf[:0], to.Bare().String()) {
+		if s.sess.JID().Resourcepart() == to.Resourcepart() {
+			if err := s.sess.Deliver(st.Raw); err == nil {
+				return
+			}
+			break
+		}
+	}
+	r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+}
+
+// handleIQ answers an IQ addressed to the server or to an account from the
+// registry.
+func (r *Router) handleIQ(ctx context.Context, st *Stanza, class Addressee) {
+	if st.Type != "get" && st.Type != "set" {
+		return // results and errors addressed to the server end here
+	}
+	h, ok := r.reg.iq[iqKey{stanza.IQType(st.Type), class, st.Payload}]
+	if !ok {
+		r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+		return
+	}
+	payload, err := h.HandleIQ(ctx, st)
+	if err != nil {
+		var se stanza.Error
+		if !errors.As(err, &se) {
+			r.log.Error("iq handler failed", "payload", st.Payload.Space+" "+st.Payload.Local, "from", st.From.String(), "err", err)
+			se = ErrorText(stanza.Wait, stanza.InternalServerError, "")
+		}
+		r.bounce(ctx, st, se)
+		return
+	}
+	reply, err := Build(KindIQ, "result", st.ID, st.To, st.From, payload)
+	if err != nil {
+		r.log.Error("iq result failed to encode", "payload", st.Payload.Local, "err", err)
+		r.bounce(ctx, st, ErrorText(stanza.Wait, stanza.InternalServerError, ""))
+		return
+	}
+	r.Route(ctx, reply)
+}
+
+// routeMessage: RFC 6121 §8.5.2 (bare) and §8.5.3 (full).
+func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
+	var buf [8]snapshot
+	sessions := r.table.lookup(buf[:0], to.Bare().String())
+	if res := to.Resourcepart(); res != "" {
+		for _, s := range sessions {
+			if s.sess.JID().Resourcepart() == res {
+				if s.sess.Deliver(st.Raw) == nil {
+					return
+				}
+				// The session closed itself on a full queue; the message
+				// goes where an undeliverable one goes.
+				r.undeliverable(ctx, st)
+				return
+			}
+		}
+		switch st.Type {
+		case "groupchat":
+			r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+			return
+		case "headline", "error":
+			return
+		}
+		// chat and normal fall through to the bare JID.
+	}
+	if st.Type == "groupchat" {
+		r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+		return
+	}
+	if st.Type == "error" {
+		return
+	}
+	max := -1
+	for _, s := range sessions {
+		if s.available && s.priority > max {
+			max = s.priority
+		}
+	}
+	delivered := false
+	for _, s := range sessions {
+		if !s.available || s.priority < 0 {
+			continue
+		}
+		// headline goes to every non-negative resource; chat and normal to
+		// those with the highest priority.
+		if st.Type != "headline" && s.priority != max {
+			continue
+		}
+		if s.sess.Deliver(st.Raw) == nil {
+			delivered = true
+		}
+	}
+	if delivered || st.Type == "headline" {
+		return
+	}
+	if len(sessions) == 0 && !r.exists(ctx, to.Bare()) {
+		r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+		return
+	}
+	r.undeliverable(ctx, st)
+}
+
+// undeliverable runs the undeliverable hooks for a message; with none
+// taking it, the sender learns it was not delivered.
+func (r *Router) undeliverable(ctx context.Context, st *Stanza) {
+	if st.Kind != KindMessage || st.Type == "error" || st.Type == "headline" || st.Type == "groupchat" {
+		return
+	}
+	for _, h := range r.reg.undeliverable {
+		if h(ctx, st) == Handled {
+			return
+		}
+	}
+	r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+}
+
+// Undeliverable hands a message that could not be written to its
+// recipient (a session closed with it still queued) to the undeliverable
+// path.
+func (r *Router) Undeliverable(ctx context.Context, st *Stanza) { r.undeliverable(ctx, st) }
+
+// routePresence delivers directed presence to a local account (RFC 6121
+// §4.6, §8.5.2.1.2, §8.5.3.1).
+func (r *Router) routePresence(ctx context.Context, st *Stanza) {
+	r.trackDirected(st)
+	var buf [8]snapshot
+	sessions := r.table.lookup(buf[:0], st.To.Bare().String())
+	res := st.To.Resourcepart()
+	for _, s := range sessions {
+		if res != "" && s.sess.JID().Resourcepart() != res {
+			continue
+		}
+		if res == "" && !s.available {
+			continue
+		}
+		s.sess.Deliver(st.Raw)
+	}
+}
+
+// trackDirected remembers to whom a session sent directed available
+// presence, so that they learn when it goes away (RFC 6121 §4.6.3).
+func (r *Router) trackDirected(st *Stanza) {
+	if st.From.Domainpart() != r.domain.Domainpart() || st.From.Resourcepart() == "" {
+		return
+	}
+	if st.Type != "" && st.Type != "unavailable" {
+		return
+	}
+	r.table.update(st.From, func(res *resource) {
+		i := -1
+		for k, d := range res.directed {
+			if d.Equal(st.To) {
+				i = k
+			}
+		}
+		switch {
+		case st.Type == "" && i < 0 && len(res.directed) < maxDirected:
+			res.directed = append(res.directed, st.To)
+		case st.Type == "unavailable" && i >= 0:
+			res.directed = append(res.directed[:i], res.directed[i+1:]...)
+		}
+	})
+}
+
+// maxDirected bounds the directed-presence set a session can make the
+// server remember.
+const maxDirected = 1000
+
+// broadcastPresence handles presence without to from a local session:
+// initial, updated or unavailable presence (RFC 6121 §4.2–§4.5).
+func (r *Router) broadcastPresence(ctx context.Context, st *Stanza) {
+	switch st.Type {
+	case "":
+	case "unavailable":
+		var prev *resource
+		r.table.update(st.From, func(res *resource) {
+			cp := *res
+			prev = &cp
+			res.available = false
+			res.presence = nil
+			res.directed = nil
+		})
+		if prev != nil && prev.available {
+			r.wentUnavailable(ctx, prev, st)
+		}
+		return
+	default:
+		return // subscription management arrives with the roster
+	}
+	prio := presencePriority(st)
+	var first bool
+	var self Session
+	r.table.update(st.From, func(res *resource) {
+		first = !res.available
+		res.available = true
+		res.priority = prio
+		res.presence = st.Raw
+		self = res.sess
+	})
+	if self == nil {
+		return
+	}
+	var buf [8]snapshot
+	for _, s := range r.table.lookup(buf[:0], st.From.Bare().String()) {
+		if s.available || s.sess == self {
+			s.sess.Deliver(st.Raw)
+		}
+	}
+	if first {
+		// The new resource learns of the account's other resources
+		// (as Prosody and ejabberd do).
+		for _, p := range r.table.presences(st.From) {
+			self.Deliver(p)
+		}
+		for _, h := range r.reg.onAvailable {
+			h(ctx, self)
+		}
+	}
+}
+
+// wentUnavailable sends unavailable presence for a resource that was
+// available: to the account's resources and to everyone that got directed
+// presence from it. pres is the client's own unavailable presence, or nil
+// when the server synthesises one (stream ended).
+func (r *Router) wentUnavailable(ctx context.Context, res *resource, pres *Stanza) {
+	from := res.sess.JID()
+	raw := []byte(nil)
+	if pres != nil {
+		raw = pres.Raw
+	} else {
+		raw = appendHeader(nil, KindPresence, "unavailable", "", from, jid.JID{})
+		raw = append(raw[:len(raw)-1], "/>"...)
+	}
+	var buf [8]snapshot
+	for _, s := range r.table.lookup(buf[:0], from.Bare().String()) {
+		if s.available {
+			s.sess.Deliver(raw)
+		}
+	}
+	for _, to := range res.directed {
+		st, err := Build(KindPresence, "unavailable", "", from, to, nil)
+		if err == nil {
+			r.Route(ctx, st)
+		}
+	}
+	for _, h := range r.reg.onUnavailable {
+		h(ctx, res.sess)
+	}
+}
+
+// presencePriority reads <priority/> (RFC 6121 §4.7.2.3): an integer from
+// -128 to 127, 0 when absent or invalid.
+func presencePriority(st *Stanza) int {
+	d := st.Decoder()
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return 0
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 && t.Name.Local == "priority" && t.Name.Space == stanza.NSClient {
+				var s string
+				if d.DecodeElement(&s, &t) != nil {
+					return 0
+				}
+				p, err := strconv.Atoi(strings.TrimSpace(s))
+				if err != nil || p < -128 || p > 127 {
+					return 0
+				}
+				return p
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+}
+
+// bounce answers st with an error, unless st is itself an error.
+func (r *Router) bounce(ctx context.Context, st *Stanza, e stanza.Error) {
+	reply := ErrorReply(st, e)
+	if reply == nil || reply.To.Equal(jid.JID{}) {
+		return
+	}
+	r.Route(ctx, reply)
+}
+
+func (r *Router) exists(ctx context.Context, bare jid.JID) bool {
+	if r.accounts == nil {
+		return false
+	}
+	ok, err := r.accounts.Exists(ctx, bare)
+	if err != nil {
+		r.log.Error("account lookup failed", "jid", bare.String(), "err", err)
+		return false
+	}
+	return ok
+}

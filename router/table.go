@@ -1,0 +1,216 @@
+package router
+
+import (
+	"errors"
+	"hash/maphash"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+)
+
+// ErrQueueFull is returned by Session.Deliver when the session's send queue
+// is full; the session closes itself and the stanza takes the undeliverable
+// path.
+var ErrQueueFull = errors.New("router: send queue full")
+
+// ErrClosed is returned by Session.Deliver after the session has closed.
+var ErrClosed = errors.New("router: session closed")
+
+// Session is the router's handle on a bound client stream. c2s implements
+// it; everything outside c2s reaches a session only through this handle.
+type Session interface {
+	// JID is the full JID bound to the session; immutable.
+	JID() jid.JID
+	// Deliver queues a serialised stanza for writing and returns at once.
+	// It returns ErrQueueFull (and closes the session) when the queue is
+	// full, ErrClosed when the session has ended.
+	Deliver(b []byte) error
+	// Close ends the stream with the stream error e.
+	Close(e stream.Error)
+}
+
+// resource is one bound session of an account and its presence state.
+// All fields but sess are guarded by the shard's mutex.
+type resource struct {
+	sess      Session // immutable
+	available bool    // has sent initial presence and not unavailable
+	priority  int     // from its last broadcast presence
+	presence  []byte  // its last broadcast presence, for probes
+	directed  []jid.JID
+}
+
+// account is the set of bound resources of one bare JID.
+type account struct {
+	resources []*resource
+}
+
+func (a *account) find(res string) *resource {
+	for _, r := range a.resources {
+		if r.sess.JID().Resourcepart() == res {
+			return r
+		}
+	}
+	return nil
+}
+
+const shardCount = 64
+
+// shard is one slice of the session table; sessions of different accounts
+// rarely share a lock, so routing scales with cores.
+type shard struct {
+	mu       sync.RWMutex
+	accounts map[string]*account // by bare JID; guarded by mu
+}
+
+type table struct {
+	seed   maphash.Seed
+	shards [shardCount]shard
+}
+
+func newTable() *table {
+	t := &table{seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].accounts = map[string]*account{}
+	}
+	return t
+}
+
+func (t *table) shard(bare string) *shard {
+	return &t.shards[maphash.String(t.seed, bare)%shardCount]
+}
+
+// bind adds s to the table and returns the session it replaces (same full
+// JID), if any.
+func (t *table) bind(s Session) (old *resource) {
+	j := s.JID()
+	bare := j.Bare().String()
+	sh := t.shard(bare)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.accounts[bare]
+	if a == nil {
+		a = &account{}
+		sh.accounts[bare] = a
+	}
+	nr := &resource{sess: s}
+	for i, r := range a.resources {
+		if r.sess.JID().Resourcepart() == j.Resourcepart() {
+			a.resources[i] = nr
+			return r
+		}
+	}
+	a.resources = append(a.resources, nr)
+	return nil
+}
+
+// unbind removes s (and only s: a session that replaced it stays) and
+// returns its state as it was.
+func (t *table) unbind(s Session) (r *resource, ok bool) {
+	j := s.JID()
+	bare := j.Bare().String()
+	sh := t.shard(bare)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.accounts[bare]
+	if a == nil {
+		return nil, false
+	}
+	for i, r := range a.resources {
+		if r.sess == s {
+			a.resources = append(a.resources[:i], a.resources[i+1:]...)
+			if len(a.resources) == 0 {
+				delete(sh.accounts, bare)
+			}
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// snapshot is a copy of what routing needs about one resource, taken under
+// the shard's read lock so that no lock is held while delivering.
+type snapshot struct {
+	sess      Session
+	available bool
+	priority  int
+}
+
+// lookup appends a snapshot of every bound resource of bare to dst.
+func (t *table) lookup(dst []snapshot, bare string) []snapshot {
+	sh := t.shard(bare)
+	sh.mu.RLock()
+	if a := sh.accounts[bare]; a != nil {
+		for _, r := range a.resources {
+			dst = append(dst, snapshot{r.sess, r.available, r.priority})
+		}
+	}
+	sh.mu.RUnlock()
+	return dst
+}
+
+// update runs fn with the resource bound to the full JID j under the
+// shard's write lock. fn is not called when j is not bound.
+func (t *table) update(j jid.JID, fn func(r *resource)) bool {
+	bare := j.Bare().String()
+	sh := t.shard(bare)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.accounts[bare]
+	if a == nil {
+		return false
+	}
+	if r := a.find(j.Resourcepart()); r != nil {
+		fn(r)
+		return true
+	}
+	return false
+}
+
+// count returns the number of bound sessions.
+func (t *table) count() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, a := range sh.accounts {
+			n += len(a.resources)
+		}
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// all returns every bound session.
+func (t *table) all() []Session {
+	var out []Session
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, a := range sh.accounts {
+			for _, r := range a.resources {
+				out = append(out, r.sess)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// presences returns the last presence of every available resource of the
+// account of j other than j itself.
+func (t *table) presences(j jid.JID) [][]byte {
+	bare := j.Bare().String()
+	sh := t.shard(bare)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	var out [][]byte
+	if a := sh.accounts[bare]; a != nil {
+		for _, r := range a.resources {
+			if r.available && r.presence != nil && r.sess.JID().Resourcepart() != j.Resourcepart() {
+				out = append(out, r.presence)
+			}
+		}
+	}
+	return out
+}

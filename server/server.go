@@ -1,0 +1,208 @@
+// Package server assembles a whole xmppd from its configuration: storage,
+// accounts, the router with every feature registered, TLS, and the c2s
+// listeners. cmd/xmppd runs one; tests start as many as they like in one
+// process, each on its own ports and data directory.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"xmppd.dev/xmppd/auth"
+	"xmppd.dev/xmppd/c2s"
+	"xmppd.dev/xmppd/certs"
+	"xmppd.dev/xmppd/config"
+	"xmppd.dev/xmppd/disco"
+	"xmppd.dev/xmppd/ping"
+	"xmppd.dev/xmppd/router"
+	"xmppd.dev/xmppd/storage"
+	"xmppd.dev/xmppd/version"
+)
+
+// Name is the software name the server reports.
+const Name = "xmppd"
+
+// Server is one running xmppd.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	version string
+
+	db     *storage.DB
+	auth   *auth.Service
+	router *router.Router
+	c2s    *c2s.Server
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	wg        sync.WaitGroup
+	errOnce   sync.Once
+	err       chan error // the first fatal serve error
+}
+
+// New returns a server for cfg, which must have passed validation. Nothing
+// is opened until Start.
+func New(cfg config.Config, log *slog.Logger, softwareVersion string) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log, version: softwareVersion, err: make(chan error, 1)}
+}
+
+// Start opens storage, runs migrations, loads or makes the certificate,
+// and starts listening. On error everything opened is closed again.
+func (s *Server) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	cfg := &s.cfg
+	domain, err := jid.Parse(cfg.Server.Domain)
+	if err != nil {
+		return fmt.Errorf("server: domain %q: %w", cfg.Server.Domain, err)
+	}
+
+	s.db, err = storage.Open(ctx, cfg.Storage.Driver, cfg.StorageDSN())
+	if err != nil {
+		return err
+	}
+	applied, err := s.db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range applied {
+		s.log.Info("applied migration", "migration", m)
+	}
+	s.auth = auth.New(s.db.Accounts(), cfg.Auth.SCRAMIterations)
+
+	s.router = router.New(domain, s.auth, s.log.With("component", "router"))
+	reg := s.router.Registry()
+	disco.New(Name).Register(reg)
+	ping.Register(reg)
+	if cfg.Server.SoftwareVersion {
+		version.Register(reg, Name, s.version)
+	}
+
+	cert, src, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.Server.DataDir, []string{domain.String()})
+	if err != nil {
+		return err
+	}
+	switch {
+	case src.Generated:
+		s.log.Warn("generated a self-signed certificate; clients will ask to trust it (set [tls] cert_file and key_file for a real one)", "cert", src.CertFile)
+	case src.SelfSigned:
+		s.log.Warn("using a self-signed certificate; clients will ask to trust it", "cert", src.CertFile)
+	default:
+		s.log.Info("loaded certificate", "cert", src.CertFile)
+	}
+
+	c := cfg.C2S
+	s.c2s = &c2s.Server{
+		Router:     s.router,
+		Store:      s.auth,
+		TLS:        certs.ServerConfig(cert),
+		RequireTLS: c.RequireSTARTTLS,
+		Limits: c2s.Limits{
+			MaxStanzaBytes:   c.MaxStanzaBytes,
+			MaxDepth:         c.MaxDepth,
+			SendQueueStanzas: c.SendQueueStanzas,
+			SendQueueBytes:   c.SendQueueBytes,
+			WriteTimeout:     c.WriteTimeout.Duration,
+			HandshakeTimeout: c.HandshakeTimeout.Duration,
+			PingInterval:     c.PingInterval.Duration,
+			PingTimeout:      c.PingTimeout.Duration,
+		},
+		Auth: c2s.AuthLimits{
+			MaxFailures:   cfg.Auth.MaxFailures,
+			FailureWindow: cfg.Auth.FailureWindow.Duration,
+			Lockout:       cfg.Auth.Lockout.Duration,
+			FailureDelay:  cfg.Auth.FailureDelay.Duration,
+		},
+		Log: s.log.With("component", "c2s"),
+	}
+
+	if err := s.listen(c.Listen, "c2s (STARTTLS)", s.c2s.Serve); err != nil {
+		return err
+	}
+	if c.DirectTLSListen != "" {
+		if err := s.listen(c.DirectTLSListen, "c2s (direct TLS, XEP-0368)", s.c2s.ServeTLS); err != nil {
+			return err
+		}
+	}
+	s.log.Info("serving", "domain", domain.String(), "storage", cfg.Storage.Driver, "data_dir", cfg.Server.DataDir)
+	return nil
+}
+
+func (s *Server) listen(addr, what string, serve func(net.Listener) error) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("server: listen for %s on %s: %w", what, addr, err)
+	}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	s.log.Info("listening", "what", what, "addr", ln.Addr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := serve(ln); err != nil && !errors.Is(err, c2s.ErrServerClosed) {
+			s.errOnce.Do(func() { s.err <- err })
+		}
+	}()
+	return nil
+}
+
+// Err delivers the first error that stopped a listener.
+func (s *Server) Err() <-chan error { return s.err }
+
+// Addrs returns the bound listener addresses, in the order: c2s STARTTLS,
+// then direct TLS when enabled.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var a []net.Addr
+	for _, ln := range s.listeners {
+		a = append(a, ln.Addr())
+	}
+	return a
+}
+
+// Auth is the account service (for tools and tests that add users).
+func (s *Server) Auth() *auth.Service { return s.auth }
+
+// Router is the server's router.
+func (s *Server) Router() *router.Router { return s.router }
+
+// DB is the server's storage.
+func (s *Server) DB() *storage.DB { return s.db }
+
+// Shutdown stops the listeners, ends every stream with system-shutdown,
+// waits for the sessions to finish (or ctx), and closes storage.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	if s.c2s != nil {
+		err = s.c2s.Shutdown(ctx)
+	}
+	s.wg.Wait()
+	s.close()
+	return err
+}
+
+func (s *Server) close() {
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	if s.db != nil {
+		s.db.Close()
+		s.db = nil
+	}
+}

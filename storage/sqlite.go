@@ -1,0 +1,117 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// sqliteBusyTimeoutMillis is how long a connection waits for another
+// connection's write lock before failing with SQLITE_BUSY. Writes here are
+// short transactions, so five seconds only runs out when something is wrong.
+const sqliteBusyTimeoutMillis = 5000
+
+// sqliteMaxOpenConns bounds the pool. Each modernc.org/sqlite connection
+// carries its own page cache and libc state, and SQLite admits one writer at a
+// time anyway; more connections than this only queue on the file lock.
+const sqliteMaxOpenConns = 8
+
+// sqliteParams are the modernc.org/sqlite DSN parameters applied to every new
+// connection of the pool. PRAGMAs are per connection (except journal_mode,
+// which is persistent), so setting them once after Open would miss
+// connections the pool opens later.
+func sqliteParams() url.Values {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMillis))
+	// WAL lets readers run while one writer commits.
+	q.Add("_pragma", "journal_mode(WAL)")
+	// SQLite leaves foreign keys off by default; ON DELETE CASCADE needs them.
+	q.Add("_pragma", "foreign_keys(1)")
+	// In WAL mode NORMAL is durable across application crashes; only a power
+	// loss can roll back the last commits, and the database stays consistent.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// BEGIN IMMEDIATE takes the write lock at the start, where the busy
+	// timeout applies. A DEFERRED transaction that reads and then writes
+	// fails at once with SQLITE_BUSY when another writer got in between,
+	// whatever the timeout.
+	q.Set("_txlock", "immediate")
+	return q
+}
+
+// openSQLite opens the SQLite file named by dsn (a path, optionally followed
+// by '?' and further driver parameters), creating its directory if needed,
+// and verifies that the connection settings took effect.
+func openSQLite(ctx context.Context, dsn string) (*sql.DB, error) {
+	path, extra, _ := strings.Cut(dsn, "?")
+	switch {
+	case path == "":
+		return nil, fmt.Errorf("storage: sqlite: empty database path")
+	case path == ":memory:" || strings.HasPrefix(path, "file:"):
+		// An in-memory database is private to one connection, so a pool
+		// would scatter the data over several databases. "file:" URIs are
+		// refused so that the path to create is unambiguous.
+		return nil, fmt.Errorf("storage: sqlite: %q is not a file path", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("storage: sqlite: create directory for %s: %w", path, err)
+		}
+	}
+
+	q := sqliteParams()
+	if extra != "" {
+		more, err := url.ParseQuery(extra)
+		if err != nil {
+			return nil, fmt.Errorf("storage: sqlite: parameters of %s: %w", path, err)
+		}
+		for k, vs := range more {
+			for _, v := range vs {
+				q.Add(k, v)
+			}
+		}
+	}
+
+	sqldb, err := sql.Open(DriverSQLite, path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("storage: sqlite: open %s: %w", path, err)
+	}
+	sqldb.SetMaxOpenConns(sqliteMaxOpenConns)
+	if err := checkSQLite(ctx, sqldb); err != nil {
+		_ = sqldb.Close()
+		return nil, fmt.Errorf("storage: sqlite: open %s: %w", path, err)
+	}
+	return sqldb, nil
+}
+
+// checkSQLite reads back the settings sqliteParams asks for. The driver
+// runs _pragma values verbatim, so a typo or a file system without shared
+// memory (which WAL needs) would otherwise go unnoticed.
+func checkSQLite(ctx context.Context, sqldb *sql.DB) error {
+	want := []struct{ pragma, value string }{
+		{"journal_mode", "wal"},
+		{"foreign_keys", "1"},
+		{"busy_timeout", fmt.Sprint(sqliteBusyTimeoutMillis)},
+		{"synchronous", "1"}, // NORMAL
+	}
+	conn, err := sqldb.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, w := range want {
+		var got string
+		if err := conn.QueryRowContext(ctx, "PRAGMA "+w.pragma).Scan(&got); err != nil {
+			return fmt.Errorf("read PRAGMA %s: %w", w.pragma, err)
+		}
+		if !strings.EqualFold(got, w.value) {
+			return fmt.Errorf("PRAGMA %s is %q, want %q", w.pragma, got, w.value)
+		}
+	}
+	return nil
+}
