@@ -27,6 +27,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"xmppd.dev/xmppd/auth"
 	"xmppd.dev/xmppd/storage"
 )
 
@@ -84,13 +85,35 @@ const (
 
 // CredentialStore is what SASL needs from accounts (auth.Service satisfies
 // it).
+//
+// An error wrapping auth.ErrUnknownUser, auth.ErrInvalidJID,
+// auth.ErrNotAuthorized or storage.ErrNotFound means "no such account" or
+// "wrong password", and the client gets not-authorized. Any other error is
+// taken as a fault of the server (the database is down) and answered with
+// temporary-auth-failure, which the throttle does not count: an outage must
+// not lock every account out.
 type CredentialStore interface {
 	// Credential returns the stored SCRAM keys of the account j for mechanism
-	// "SCRAM-SHA-1" or "SCRAM-SHA-256"; an error (any) for an unknown user.
+	// "SCRAM-SHA-1" or "SCRAM-SHA-256"; an error for an unknown user.
 	Credential(ctx context.Context, j jid.JID, mechanism string) (storage.Credential, error)
 	// VerifyPlain checks a password in constant time; an error for a wrong
 	// password or unknown user.
 	VerifyPlain(ctx context.Context, j jid.JID, password string) error
+}
+
+// isAccountRefusal reports whether a CredentialStore error means an unknown
+// user or a wrong password, as opposed to a fault of the store.
+func isAccountRefusal(err error) bool {
+	return errors.Is(err, auth.ErrUnknownUser) || errors.Is(err, auth.ErrInvalidJID) ||
+		errors.Is(err, auth.ErrNotAuthorized) || errors.Is(err, storage.ErrNotFound)
+}
+
+// storeFault is the failure for a CredentialStore that could not answer.
+func (a *saslAttempt) storeFault(err error) *saslFailure {
+	a.run.cfg.Log.Error("c2s: account store failed during SASL", "remote", a.run.cfg.RemoteIP, "user", a.userName(), "err", err)
+	f := a.failure(condTemporaryFailed, false, "account store failed")
+	f.text = "Authentication is temporarily unavailable; try again later"
+	return f
 }
 
 // saslConfig configures the SASL stream feature of one stream.
@@ -697,6 +720,9 @@ func (a *saslAttempt) plain() sasl.Mechanism {
 				if ctxErr := a.ctx.Err(); ctxErr != nil {
 					return false, nil, nil, fmt.Errorf("c2s: SASL PLAIN: %w", ctxErr)
 				}
+				if !isAccountRefusal(err) {
+					return false, nil, nil, a.storeFault(err)
+				}
 				// The store's error may say "no such user"; only the log
 				// at Debug sees it, the client gets the same answer as
 				// for a wrong password.
@@ -854,6 +880,9 @@ func (a *saslAttempt) lookup(base string) scram.CredentialLookup {
 		c, err := a.run.cfg.Store.Credential(a.ctx, a.user, base)
 		if ctxErr := a.ctx.Err(); ctxErr != nil {
 			return scram.StoredCredentials{}, &errSCRAMLookup{fatal: fmt.Errorf("c2s: SCRAM lookup: %w", ctxErr)}
+		}
+		if err != nil && !isAccountRefusal(err) {
+			return scram.StoredCredentials{}, &errSCRAMLookup{failure: a.storeFault(err)}
 		}
 		if err != nil || c.Iterations < 1 || len(c.Salt) == 0 || len(c.StoredKey) == 0 || len(c.ServerKey) == 0 {
 			if err == nil {

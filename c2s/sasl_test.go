@@ -30,6 +30,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"xmppd.dev/xmppd/auth"
 	"xmppd.dev/xmppd/storage"
 )
 
@@ -56,6 +57,7 @@ var _ CredentialStore = (*fakeStore)(nil)
 // fakeStore is an in-memory CredentialStore whose SCRAM keys are derived
 // with xdg-go, as the account store derives them.
 type fakeStore struct {
+	fault     error                                    // when set, every call fails with it
 	passwords map[string]string                        // bare JID → password
 	creds     map[string]map[string]storage.Credential // bare JID → mechanism → keys
 }
@@ -88,17 +90,23 @@ func newFakeStore(t *testing.T, users map[string]string) *fakeStore {
 }
 
 func (s *fakeStore) Credential(ctx context.Context, j jid.JID, mechanism string) (storage.Credential, error) {
+	if s.fault != nil {
+		return storage.Credential{}, s.fault
+	}
 	c, ok := s.creds[j.Bare().String()][mechanism]
 	if !ok {
-		return storage.Credential{}, fmt.Errorf("fake store: %s: %w", j, storage.ErrNotFound)
+		return storage.Credential{}, fmt.Errorf("fake store: %s: %w", j, auth.ErrUnknownUser)
 	}
 	return c, nil
 }
 
 func (s *fakeStore) VerifyPlain(ctx context.Context, j jid.JID, password string) error {
+	if s.fault != nil {
+		return s.fault
+	}
 	want, ok := s.passwords[j.Bare().String()]
 	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(password)) != 1 {
-		return errors.New("fake store: wrong password or unknown user")
+		return fmt.Errorf("fake store: %s: %w", j, auth.ErrNotAuthorized)
 	}
 	return nil
 }
@@ -802,6 +810,24 @@ func TestSASLUnknownUserLooksReal(t *testing.T) {
 	}
 	if !bytes.Equal(s1, s2) || i1 != i2 {
 		t.Errorf("unknown user's salt changed between attempts")
+	}
+}
+
+// TestSASLStoreFault checks that a store that cannot answer gets
+// temporary-auth-failure, which the throttle does not count.
+func TestSASLStoreFault(t *testing.T) {
+	const unavailable = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><temporary-auth-failure></temporary-auth-failure><text xml:lang="en">Authentication is temporarily unavailable; try again later</text></failure>`
+	store := newFakeStore(t, map[string]string{"alice": alicePassword})
+	store.fault = errors.New("database is down")
+	th := newAuthThrottle(1, time.Minute, time.Minute, 0, nil)
+	addr, logs, _ := startServer(t, serverOpts{store: store, throttle: th})
+	c := dialRaw(t, addr, &tls.Config{InsecureSkipVerify: true})
+	want(t, "SCRAM", c.scram(mechSCRAMSHA256, scramConv(t, mechSCRAMSHA256, "alice", alicePassword, "").NewConversation()), unavailable)
+	want(t, "PLAIN", c.plain("", "alice", alicePassword), unavailable)
+	want(t, "SCRAM again, not throttled", c.scram(mechSCRAMSHA256, scramConv(t, mechSCRAMSHA256, "alice", alicePassword, "").NewConversation()), unavailable)
+	c.conn.Close()
+	if !strings.Contains(logs.String(), `level=ERROR msg="c2s: account store failed during SASL"`) {
+		t.Errorf("store fault not logged at Error")
 	}
 }
 

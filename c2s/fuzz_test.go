@@ -1,0 +1,136 @@
+package c2s
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"xmppd.dev/xmppd/disco"
+	"xmppd.dev/xmppd/ping"
+	"xmppd.dev/xmppd/router"
+)
+
+// clientHeader opens the stream and completes negotiation (goFeature).
+const clientHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' to='localhost'><go xmlns='urn:xmppd:test'/>"
+
+// goFeature is a required feature that completes at once: mellium's
+// server always reads one feature element, so a stream that should skip
+// TLS, SASL and bind still needs one to negotiate.
+var goFeature = xmpp.StreamFeature{
+	Name: xml.Name{Space: "urn:xmppd:test", Local: "go"},
+	List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
+		if err := e.EncodeToken(start); err != nil {
+			return true, err
+		}
+		return true, e.EncodeToken(start.End())
+	},
+	Parse: func(ctx context.Context, d *xml.Decoder, start *xml.StartElement) (bool, interface{}, error) {
+		return true, nil, d.Skip()
+	},
+	Negotiate: func(ctx context.Context, s *xmpp.Session, _ interface{}) (xmpp.SessionState, io.ReadWriter, error) {
+		r := s.TokenReader()
+		defer r.Close()
+		if _, err := r.Token(); err != nil {
+			return 0, nil, err
+		}
+		return xmpp.Ready, nil, xmlstream.Skip(r)
+	},
+}
+
+// pipeSession runs a bound session of alice@localhost/r over an in-memory
+// connection, skipping TLS and SASL (negotiated with no features), so
+// that the read loop, the router and the writer see exactly the bytes
+// given. It returns the client's end.
+func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struct{}) {
+	tb.Helper()
+	c, s := net.Pipe()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		g := newGuardConn(s, int64(srv.Limits.MaxStanzaBytes))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		xs, err := xmpp.ReceiveSession(ctx, g, xmpp.Secure|xmpp.Authn, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{goFeature}}
+		}))
+		cancel()
+		if err != nil {
+			tb.Logf("negotiation: %v", err)
+			s.Close()
+			return
+		}
+		sess := &Session{srv: srv, xs: xs, conn: g, jid: jid.MustParse("alice@localhost/r"), log: srv.Log,
+			signal: make(chan struct{}, 1), writerDone: make(chan struct{})}
+		srv.Router.Bind(context.Background(), sess)
+		srv.wg.Add(1)
+		sess.run()
+	}()
+	return c, finished
+}
+
+func testServer() *Server {
+	r := router.New(jid.MustParse("localhost"), nil, nil)
+	disco.New("xmppd").Register(r.Registry())
+	ping.Register(r.Registry())
+	srv := &Server{Router: r, Limits: Limits{MaxStanzaBytes: 64 << 10, WriteTimeout: time.Second}, Log: slog.New(slog.DiscardHandler)}
+	srv.init()
+	return srv
+}
+
+// FuzzReadLoop feeds arbitrary bytes to a bound session's stream: nothing
+// may panic, and the session must end when the input does.
+func FuzzReadLoop(f *testing.F) {
+	seeds := []string{
+		"<message to='alice@localhost/r' type='chat'><body>hi</body></message>",
+		"<presence/><presence><priority>5</priority></presence><presence type='unavailable'/>",
+		"<iq type='get' id='1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+		"<iq type='get' id='2'><ping xmlns='urn:xmpp:ping'/></iq><iq type='result' id='3'/>",
+		"<message to='a@b@c'/>",
+		"<message from='mallory@localhost'/>",
+		"<!-- c -->",
+		"<?php x ?>",
+		"<!DOCTYPE x [<!ENTITY a 'b'>]>",
+		"<message>&a;&#x0;&#65;</message>",
+		"<message><![CDATA[<!-- -->]]></message>",
+		"<x:message xmlns:x='jabber:client'/>",
+		"<message xmlns='jabber:server'/>",
+		"</stream:stream>",
+		"<stream:stream>",
+		"<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+		"<message to='alice@localhost' xml:lang='en' a:b='c' xmlns:a='urn:x'><body>\xff\xfe</body></message>",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		srv := testServer()
+		c, done := pipeSession(t, srv)
+		go io.Copy(io.Discard, c)
+		// net.Pipe writes block until read; once the server has stopped
+		// reading (a stream error) the rest of the input is abandoned.
+		go func() {
+			c.Write([]byte(clientHeader))
+			c.Write(in)
+			c.Write([]byte("</stream:stream>"))
+			c.Close() // EOF, whatever state the input left the parser in
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("session did not end after its input ended")
+		}
+		c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	})
+}

@@ -1,0 +1,201 @@
+package router_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+
+	"xmppd.dev/xmppd/router"
+)
+
+// fakeSession records what the router delivers to it.
+type fakeSession struct {
+	j    jid.JID
+	mu   sync.Mutex
+	got  []string
+	full bool // Deliver fails as a full queue does
+}
+
+func (f *fakeSession) JID() jid.JID { return f.j }
+func (f *fakeSession) Deliver(b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.full {
+		return router.ErrQueueFull
+	}
+	f.got = append(f.got, string(b))
+	return nil
+}
+func (f *fakeSession) Close(stream.Error) {}
+func (f *fakeSession) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := f.got
+	f.got = nil
+	return g
+}
+
+type accounts map[string]bool
+
+func (a accounts) Exists(_ context.Context, j jid.JID) (bool, error) { return a[j.String()], nil }
+
+func msg(t testing.TB, typ, from, to string) *router.Stanza {
+	t.Helper()
+	st, err := router.Build(router.KindMessage, typ, "m1", jid.MustParse(from), jid.MustParse(to), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func presence(t testing.TB, from, body string) *router.Stanza {
+	t.Helper()
+	raw := "<presence from='" + from + "'>" + body + "</presence>"
+	return &router.Stanza{Kind: router.KindPresence, From: jid.MustParse(from), Raw: []byte(raw)}
+}
+
+// TestMessageRouting walks RFC 6121 §8.5 for messages to local accounts.
+func TestMessageRouting(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), accounts{"bob@localhost": true, "carol@localhost": true}, nil)
+	var offline []string
+	r.Registry().Undeliverable(func(_ context.Context, st *router.Stanza) router.Result {
+		if st.To.Localpart() == "carol" {
+			offline = append(offline, string(st.Raw))
+			return router.Handled
+		}
+		return router.Continue
+	})
+	alice := &fakeSession{j: jid.MustParse("alice@localhost/a")}
+	hi := &fakeSession{j: jid.MustParse("bob@localhost/hi")}
+	lo := &fakeSession{j: jid.MustParse("bob@localhost/lo")}
+	neg := &fakeSession{j: jid.MustParse("bob@localhost/neg")}
+	bound := &fakeSession{j: jid.MustParse("bob@localhost/bound")} // never sends presence
+	for _, s := range []*fakeSession{alice, hi, lo, neg, bound} {
+		r.Bind(ctx, s)
+	}
+	r.Route(ctx, presence(t, "bob@localhost/hi", "<priority>5</priority>"))
+	r.Route(ctx, presence(t, "bob@localhost/lo", "<priority>1</priority>"))
+	r.Route(ctx, presence(t, "bob@localhost/neg", "<priority>-1</priority>"))
+	for _, s := range []*fakeSession{hi, lo, neg, bound} {
+		s.take()
+	}
+
+	cases := []struct {
+		name, typ, to string
+		want          map[*fakeSession]int // deliveries per session
+		bounce        string               // error condition alice gets, "" for none
+	}{
+		{"chat to bare: highest priority", "chat", "bob@localhost", map[*fakeSession]int{hi: 1}, ""},
+		{"normal to bare: highest priority", "", "bob@localhost", map[*fakeSession]int{hi: 1}, ""},
+		{"headline to bare: all non-negative", "headline", "bob@localhost", map[*fakeSession]int{hi: 1, lo: 1}, ""},
+		{"chat to full", "chat", "bob@localhost/lo", map[*fakeSession]int{lo: 1}, ""},
+		{"chat to negative full", "chat", "bob@localhost/neg", map[*fakeSession]int{neg: 1}, ""},
+		{"chat to bound, unavailable full", "chat", "bob@localhost/bound", map[*fakeSession]int{bound: 1}, ""},
+		{"chat to unknown resource: as bare", "chat", "bob@localhost/gone", map[*fakeSession]int{hi: 1}, ""},
+		{"headline to unknown resource: dropped", "headline", "bob@localhost/gone", nil, ""},
+		{"groupchat to bare: error", "groupchat", "bob@localhost", nil, "service-unavailable"},
+		{"groupchat to unknown resource: error", "groupchat", "bob@localhost/gone", nil, "service-unavailable"},
+		{"error to bare: dropped", "error", "bob@localhost", nil, ""},
+		{"chat to unknown user", "chat", "nobody@localhost", nil, "service-unavailable"},
+		{"chat to other domain", "chat", "x@example.net", nil, "remote-server-not-found"},
+		{"chat to offline user: undeliverable hook", "chat", "carol@localhost", nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r.Route(ctx, msg(t, tc.typ, "alice@localhost/a", tc.to))
+			for _, s := range []*fakeSession{hi, lo, neg, bound} {
+				if got := len(s.take()); got != tc.want[s] {
+					t.Errorf("%s got %d, want %d", s.j, got, tc.want[s])
+				}
+			}
+			got := alice.take()
+			switch {
+			case tc.bounce == "" && len(got) != 0:
+				t.Errorf("sender got %q, want nothing", got)
+			case tc.bounce != "" && (len(got) != 1 || !strings.Contains(got[0], "<"+tc.bounce)):
+				t.Errorf("sender got %q, want a %s error", got, tc.bounce)
+			}
+		})
+	}
+	if len(offline) != 1 {
+		t.Fatalf("undeliverable hook saw %d messages, want 1", len(offline))
+	}
+}
+
+func TestFullQueueTakesUndeliverablePath(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), accounts{"bob@localhost": true}, nil)
+	var stored int
+	r.Registry().Undeliverable(func(context.Context, *router.Stanza) router.Result { stored++; return router.Handled })
+	bob := &fakeSession{j: jid.MustParse("bob@localhost/r"), full: true}
+	r.Bind(ctx, bob)
+	r.Route(ctx, presence(t, "bob@localhost/r", ""))
+	r.Route(ctx, msg(t, "chat", "alice@localhost/a", "bob@localhost/r"))
+	r.Route(ctx, msg(t, "chat", "alice@localhost/a", "bob@localhost"))
+	if stored != 2 {
+		t.Fatalf("undeliverable saw %d messages, want 2", stored)
+	}
+}
+
+func TestBindReplaces(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), nil, nil)
+	a := &fakeSession{j: jid.MustParse("alice@localhost/r")}
+	b := &fakeSession{j: jid.MustParse("alice@localhost/r")}
+	if old := r.Bind(ctx, a); old != nil {
+		t.Fatalf("first bind replaced %v", old)
+	}
+	if old := r.Bind(ctx, b); old != router.Session(a) {
+		t.Fatalf("second bind replaced %v, want the first session", old)
+	}
+	r.Unbind(ctx, a) // the replaced session ending must not unbind its successor
+	if n := r.SessionCount(); n != 1 {
+		t.Fatalf("%d sessions after unbinding the replaced one, want 1", n)
+	}
+}
+
+func TestRegistryPanicsOnDuplicates(t *testing.T) {
+	r := router.New(jid.MustParse("localhost"), nil, nil)
+	r.Registry().Feature("urn:x")
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(p.(string), "urn:x") {
+			t.Fatalf("duplicate feature: panic %v, want one naming urn:x", p)
+		}
+	}()
+	r.Registry().Feature("urn:x")
+}
+
+// BenchmarkRouteMessage routes one chat message between two local
+// sessions: the table lookup, the routing rules and the delivery.
+func BenchmarkRouteMessage(b *testing.B) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), nil, nil)
+	alice := &discardSession{j: jid.MustParse("alice@localhost/a")}
+	bob := &discardSession{j: jid.MustParse("bob@localhost/b")}
+	r.Bind(ctx, alice)
+	r.Bind(ctx, bob)
+	st := msg(b, "chat", "alice@localhost/a", "bob@localhost/b")
+	b.SetBytes(int64(len(st.Raw)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r.Route(ctx, st)
+	}
+	if bob.n == 0 {
+		b.Fatal("nothing delivered")
+	}
+}
+
+type discardSession struct {
+	j jid.JID
+	n int
+}
+
+func (d *discardSession) JID() jid.JID         { return d.j }
+func (d *discardSession) Deliver([]byte) error { d.n++; return nil }
+func (d *discardSession) Close(stream.Error)   {}
