@@ -2,12 +2,14 @@ package c2s
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -73,7 +75,8 @@ const (
 
 	// fakeSaltLen and fakeIterations describe the credential invented for an
 	// unknown user. They must look like what the account store hands out, or
-	// the server-first-message tells a prober which usernames exist.
+	// the server-first-message tells a prober which usernames exist
+	// (saslConfig.FakeIterations follows [auth] scram_iterations).
 	fakeSaltLen    = 16
 	fakeIterations = 4096
 
@@ -141,6 +144,13 @@ type saslConfig struct {
 	// account. When empty the salts are random per attempt, which lets a
 	// client tell unknown users apart by asking twice.
 	FakeSaltKey []byte
+	// ServerCert is the certificate this server presents, for the
+	// tls-server-end-point channel binding (RFC 5929 §4); the server's own
+	// tls.ConnectionState does not carry it. nil: not offered.
+	ServerCert *x509.Certificate
+	// FakeIterations is the iteration count shown for unknown users: the
+	// one new accounts get. 0 means fakeIterations.
+	FakeIterations int
 }
 
 // saslFeature returns the stream feature. Necessary: xmpp.Secure (0 when
@@ -163,7 +173,7 @@ func saslFeature(cfg saslConfig) xmpp.StreamFeature {
 		Necessary:  necessary,
 		Prohibited: xmpp.Authn,
 		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			mechs := newSASLOffer(cfg.Session).mechs
+			mechs := newSASLOffer(cfg.Session, cfg.ServerCert).mechs
 			inner := make([]xml.TokenReader, 0, len(mechs))
 			for _, m := range mechs {
 				inner = append(inner, xmlstream.Wrap(
@@ -191,7 +201,7 @@ func saslFeature(cfg saslConfig) xmpp.StreamFeature {
 			// Negotiate judges a client by exactly what it was shown.
 			run := &saslRun{
 				cfg:     cfg,
-				offer:   newSASLOffer(cfg.Session),
+				offer:   newSASLOffer(cfg.Session, cfg.ServerCert),
 				tlsConn: session.ConnectionState(),
 				w:       w,
 				d:       xml.NewTokenDecoder(r),
@@ -213,13 +223,13 @@ func saslFeature(cfg saslConfig) xmpp.StreamFeature {
 //
 // It takes the session for the same reason saslConfig has one: mellium's List
 // callback does not receive it.
-func channelBindingFeature(s *xmpp.Session) xmpp.StreamFeature {
+func channelBindingFeature(s *xmpp.Session, cert *x509.Certificate) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name:       xml.Name{Space: nsSASLCB, Local: "sasl-channel-binding"},
 		Necessary:  xmpp.Secure,
 		Prohibited: xmpp.Authn,
 		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			bindings := newSASLOffer(s).bindings
+			bindings := newSASLOffer(s, cert).bindings
 			if len(bindings) == 0 {
 				return false, nil
 			}
@@ -252,14 +262,14 @@ type saslOffer struct {
 // newSASLOffer decides what to offer on the stream of s (nil: no TLS).
 // Mechanisms are listed only if they can succeed: -PLUS needs a channel
 // binding of this TLS connection, PLAIN needs TLS (RFC 6120 §13.8).
-func newSASLOffer(s *xmpp.Session) saslOffer {
+func newSASLOffer(s *xmpp.Session, cert *x509.Certificate) saslOffer {
 	var o saslOffer
 	var secure bool
 	if s != nil {
 		cs := s.ConnectionState()
 		secure = s.State()&xmpp.Secure != 0 && cs.Version != 0
 		if secure {
-			o.bindings = channelBindings(&cs)
+			o.bindings = channelBindings(&cs, cert)
 		}
 	}
 	if len(o.bindings) > 0 {
@@ -274,24 +284,30 @@ func newSASLOffer(s *xmpp.Session) saslOffer {
 
 // channelBindings returns the channel bindings of a TLS connection, best
 // first: tls-exporter on TLS 1.3 (RFC 9266), tls-unique on TLS 1.2 (RFC 5929;
-// Go leaves it empty on a resumed session without extended master secret, and
-// then nothing is offered). tls-server-end-point is not offered: the server
-// side's tls.ConnectionState does not carry our own certificate.
-func channelBindings(cs *tls.ConnectionState) []scram.ChannelBinding {
+// Go leaves it empty on a resumed session without extended master secret),
+// then tls-server-end-point on either when the served certificate is known.
+func channelBindings(cs *tls.ConnectionState, cert *x509.Certificate) []scram.ChannelBinding {
 	if cs == nil || !cs.HandshakeComplete {
 		return nil
 	}
+	var out []scram.ChannelBinding
 	switch {
 	case cs.Version >= tls.VersionTLS13:
 		data, err := cs.ExportKeyingMaterial(tlsExporterLabel, nil, tlsExporterLen)
-		if err != nil || len(data) == 0 {
-			return nil
+		if err == nil && len(data) > 0 {
+			out = append(out, scram.ChannelBinding{Type: scram.ChannelBindingTLSExporter, Data: data})
 		}
-		return []scram.ChannelBinding{{Type: scram.ChannelBindingTLSExporter, Data: data}}
 	case cs.Version == tls.VersionTLS12 && len(cs.TLSUnique) > 0:
-		return []scram.ChannelBinding{scram.NewTLSUniqueBinding(cs.TLSUnique)}
+		out = append(out, scram.NewTLSUniqueBinding(cs.TLSUnique))
 	}
-	return nil
+	if cert != nil {
+		// xdg-go hashes the "peer" certificate per RFC 5929; on the
+		// server side that is our own.
+		if cb, err := scram.NewTLSServerEndpointBinding(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}); err == nil {
+			out = append(out, cb)
+		}
+	}
+	return out
 }
 
 // saslRun is one SASL negotiation: every attempt the client makes on one
@@ -802,7 +818,7 @@ func (a *saslAttempt) scramFirst(n *sasl.Negotiator, base string, plus bool, has
 	case plus:
 		// The binding data comes from the TLS state mellium hands the
 		// Negotiator: the connection this exchange runs on.
-		bindings := channelBindings(n.TLSState())
+		bindings := channelBindings(n.TLSState(), a.run.cfg.ServerCert)
 		i := slices.IndexFunc(bindings, func(cb scram.ChannelBinding) bool {
 			return isP && string(cb.Type) == cbType
 		})
@@ -922,7 +938,7 @@ func (a *saslAttempt) fakeCredential(base string) scram.StoredCredentials {
 		salt = m.Sum(nil)[:fakeSaltLen]
 	}
 	return scram.StoredCredentials{
-		KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: fakeIterations},
+		KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: cmp.Or(a.run.cfg.FakeIterations, fakeIterations)},
 		StoredKey:  randomBytes(size),
 		ServerKey:  randomBytes(size),
 	}

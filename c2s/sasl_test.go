@@ -150,7 +150,11 @@ func testTLSConfig(t *testing.T) *tls.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}}
 }
 
 // serverOpts configures startServer.
@@ -215,8 +219,9 @@ func startServer(t *testing.T, o serverOpts) (string, *syncBuffer, <-chan server
 					OnSuccess:     func(u jid.JID) { user = u },
 					Session:       s,
 					FakeSaltKey:   fakeKey,
+					ServerCert:    tlsCfg.Certificates[0].Leaf,
 				}),
-				channelBindingFeature(s),
+				channelBindingFeature(s, tlsCfg.Certificates[0].Leaf),
 				xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
 					if res == "" {
 						res = "test"
@@ -533,6 +538,17 @@ func (c *rawClient) scram(mech string, conv *scram.ClientConversation) string {
 	return raw
 }
 
+// endPoint returns the client's tls-server-end-point binding: a hash of
+// the certificate the server presented.
+func (c *rawClient) endPoint() scram.ChannelBinding {
+	c.t.Helper()
+	cb, err := scram.NewTLSServerEndpointBinding(&c.cs)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cb
+}
+
 // exporter returns the client's tls-exporter binding.
 func (c *rawClient) exporter() scram.ChannelBinding {
 	c.t.Helper()
@@ -573,7 +589,7 @@ func TestSASLRaw(t *testing.T) {
 			if got, want := c.feats.Mechanisms, []string{mechSCRAMSHA256P, mechSCRAMSHA1P, mechSCRAMSHA256, mechSCRAMSHA1, mechPlain}; !slices.Equal(got, want) {
 				t.Errorf("mechanisms %q, want %q", got, want)
 			}
-			if got, want := c.feats.bindingTypes(), []string{"tls-exporter"}; !slices.Equal(got, want) {
+			if got, want := c.feats.bindingTypes(), []string{"tls-exporter", "tls-server-end-point"}; !slices.Equal(got, want) {
 				t.Errorf("channel bindings %q, want %q", got, want)
 			}
 		},
@@ -584,7 +600,7 @@ func TestSASLRaw(t *testing.T) {
 			if got, want := c.feats.Mechanisms, []string{mechSCRAMSHA256P, mechSCRAMSHA1P, mechSCRAMSHA256, mechSCRAMSHA1, mechPlain}; !slices.Equal(got, want) {
 				t.Errorf("mechanisms %q, want %q", got, want)
 			}
-			if got, want := c.feats.bindingTypes(), []string{"tls-unique"}; !slices.Equal(got, want) {
+			if got, want := c.feats.bindingTypes(), []string{"tls-unique", "tls-server-end-point"}; !slices.Equal(got, want) {
 				t.Errorf("channel bindings %q, want %q", got, want)
 			}
 		},
@@ -601,6 +617,24 @@ func TestSASLRaw(t *testing.T) {
 			want(t, "PLAIN", c.plain("", "alice", alicePassword), failInvalidMech)
 			if raw := c.scram(mechSCRAMSHA256, scramConv(t, mechSCRAMSHA256, "alice", alicePassword, "").NewConversation()); !isSuccess(raw) {
 				t.Errorf("SCRAM-SHA-256: %s", raw)
+			}
+		},
+		wantUser: alice,
+	}, {
+		name: "tls-server-end-point on TLS 1.3",
+		tls:  tls13,
+		run: func(t *testing.T, c *rawClient) {
+			if raw := c.scram(mechSCRAMSHA256P, scramConv(t, mechSCRAMSHA256P, "alice", alicePassword, "").NewConversationWithChannelBinding(c.endPoint())); !isSuccess(raw) {
+				t.Errorf("SCRAM-SHA-256-PLUS with tls-server-end-point: %s", raw)
+			}
+		},
+		wantUser: alice,
+	}, {
+		name: "tls-server-end-point on TLS 1.2",
+		tls:  tls12,
+		run: func(t *testing.T, c *rawClient) {
+			if raw := c.scram(mechSCRAMSHA1P, scramConv(t, mechSCRAMSHA1P, "alice", alicePassword, "").NewConversationWithChannelBinding(c.endPoint())); !isSuccess(raw) {
+				t.Errorf("SCRAM-SHA-1-PLUS with tls-server-end-point: %s", raw)
 			}
 		},
 		wantUser: alice,

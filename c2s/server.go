@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -74,12 +75,16 @@ type Server struct {
 	Limits     Limits
 	Auth       AuthLimits
 	Log        *slog.Logger
+	// SCRAMIterations is the iteration count of new accounts; unknown
+	// users are shown the same so that they look like real ones.
+	SCRAMIterations int
 
 	// AllowInsecureAuth offers SCRAM without TLS; for tests only.
 	AllowInsecureAuth bool
 
 	once      sync.Once
-	directTLS *tls.Config // TLS with the XEP-0368 ALPN protocol
+	directTLS *tls.Config       // TLS with the XEP-0368 ALPN protocol
+	leaf      *x509.Certificate // the served certificate, for tls-server-end-point
 	throttle  *authThrottle
 	fakeKey   []byte
 	baseCtx   context.Context
@@ -120,6 +125,13 @@ func (s *Server) init() {
 			s.throttle = newAuthThrottle(s.Auth.MaxFailures, s.Auth.FailureWindow, s.Auth.Lockout, s.Auth.FailureDelay, time.Now)
 		}
 		if s.TLS != nil {
+			if len(s.TLS.Certificates) == 1 {
+				c := s.TLS.Certificates[0]
+				s.leaf = c.Leaf
+				if s.leaf == nil && len(c.Certificate) > 0 {
+					s.leaf, _ = x509.ParseCertificate(c.Certificate[0])
+				}
+			}
 			s.directTLS = s.TLS.Clone()
 			s.directTLS.NextProtos = []string{"xmpp-client"}
 		}
@@ -284,17 +296,19 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		}
 		return append(f,
 			saslFeature(saslConfig{
-				Domain:        domain,
-				Store:         s.Store,
-				Throttle:      s.throttle,
-				RemoteIP:      ip,
-				AllowInsecure: s.AllowInsecureAuth || !s.RequireTLS,
-				Log:           log,
-				OnSuccess:     cs.setUser,
-				Session:       xs,
-				FakeSaltKey:   s.fakeKey,
+				Domain:         domain,
+				Store:          s.Store,
+				Throttle:       s.throttle,
+				RemoteIP:       ip,
+				AllowInsecure:  s.AllowInsecureAuth || !s.RequireTLS,
+				Log:            log,
+				OnSuccess:      cs.setUser,
+				Session:        xs,
+				FakeSaltKey:    s.fakeKey,
+				ServerCert:     s.leaf,
+				FakeIterations: s.SCRAMIterations,
 			}),
-			channelBindingFeature(xs),
+			channelBindingFeature(xs, s.leaf),
 			bindFeature(cs.getUser, bound),
 			sessionFeature(),
 			limitsFeature(s.Limits.MaxStanzaBytes),

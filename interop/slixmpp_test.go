@@ -57,7 +57,7 @@ type account struct {
 	TLSAtAuth          bool         `json:"tls_at_auth"` // the SASL exchange ran over TLS
 	OfferedMechanisms  []string     `json:"offered_mechanisms"`
 	Mechanism          string       `json:"mechanism"`  // the one that succeeded
-	GS2Header          *string      `json:"gs2_header"` // SCRAM's: "n,,", "y,,", "p=tls-unique,,"
+	GS2Header          string       `json:"gs2_header"` // SCRAM's: "n,,", "y,,", "p=tls-unique,,"
 	Authenticated      bool         `json:"authenticated"`
 	BoundJID           string       `json:"bound_jid"`
 	SessionStarted     bool         `json:"session_started"`
@@ -70,10 +70,10 @@ type account struct {
 }
 
 type authFail struct {
-	Mechanism string  `json:"mechanism"`
-	GS2Header *string `json:"gs2_header"`
-	Condition string  `json:"condition"`
-	Text      string  `json:"text"`
+	Mechanism string `json:"mechanism"`
+	GS2Header string `json:"gs2_header"`
+	Condition string `json:"condition"`
+	Text      string `json:"text"`
 }
 
 type rcvMessage struct {

@@ -125,7 +125,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			Lockout:       cfg.Auth.Lockout.Duration,
 			FailureDelay:  cfg.Auth.FailureDelay.Duration,
 		},
-		Log: s.log.With("component", "c2s"),
+		Log:             s.log.With("component", "c2s"),
+		SCRAMIterations: max(cfg.Auth.SCRAMIterations, auth.MinIterations),
 	}
 
 	if err := s.listen(c.Listen, "c2s (STARTTLS)", s.c2s.Serve); err != nil {
