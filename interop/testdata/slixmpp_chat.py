@@ -12,6 +12,7 @@ import sys
 
 sys.dont_write_bytecode = True
 
+import slixmpp
 import slixmpp_common as common
 
 
@@ -42,15 +43,11 @@ def main():
         await alice.wait_session()
         await bob.wait_session()
 
-        alice.send_message(mto=slixmpp_bare(a.bob_jid), mbody=a.alice_body, mtype="chat")
+        alice.send_message(mto=slixmpp.JID(a.bob_jid).bare, mbody=a.alice_body, mtype="chat")
         await bob.next_message("message from alice")
         await alice.next_message("reply from bob")
 
     common.run(scenario, accounts)
-
-
-def slixmpp_bare(jid):
-    return common.slixmpp.JID(jid).bare
 
 
 if __name__ == "__main__":

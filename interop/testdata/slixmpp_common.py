@@ -109,7 +109,8 @@ class Account(slixmpp.ClientXMPP):
             "disconnected": False,
         }
         self.session_started = asyncio.Event()
-        self.auth_done = asyncio.Event()  # success or final failure
+        self.auth_done = asyncio.Event()  # SASL success, final failure or end of stream
+        self.gave_up = asyncio.Event()  # final SASL failure or end of stream
         self.disconnected_event = asyncio.Event()
         self.message_queue = asyncio.Queue()
 
@@ -170,6 +171,7 @@ class Account(slixmpp.ClientXMPP):
     def _on_failed_all_auth(self, _event):
         self.record["failed_all_auth"] = True
         self.auth_done.set()
+        self.gave_up.set()
 
     async def _on_session_start(self, _event):
         self.record["bound_jid"] = self.boundjid.full
@@ -205,26 +207,22 @@ class Account(slixmpp.ClientXMPP):
         self.record["disconnected"] = True
         self.disconnected_event.set()
         self.auth_done.set()
+        self.gave_up.set()
 
     async def wait_session(self):
-        """Waits for login and bind; raises if the login failed."""
+        """Waits for login and bind; raises if the login failed or the
+        stream ended first."""
         session = asyncio.ensure_future(self.session_started.wait())
-        failed = asyncio.ensure_future(self._wait_failed())
+        failed = asyncio.ensure_future(self.gave_up.wait())
         done, pending = await asyncio.wait(
             {session, failed}, timeout=STEP_TIMEOUT,
             return_when=asyncio.FIRST_COMPLETED)
         for f in pending:
             f.cancel()
         if session not in done:
-            raise ScenarioError("%s: no session within %ss (failed_auth=%s, disconnected=%s)" % (
-                self.name, STEP_TIMEOUT, self.record["failed_auth"], self.record["disconnected"]))
-
-    async def _wait_failed(self):
-        while True:
-            await self.auth_done.wait()
-            if not self.record["authenticated"]:
-                return
-            self.auth_done.clear()
+            why = "gave up" if done else "nothing within %ss" % STEP_TIMEOUT
+            raise ScenarioError("%s: no session: %s (failed_auth=%s, stream_errors=%s, disconnected=%s)" % (
+                self.name, why, self.record["failed_auth"], self.record["stream_errors"], self.record["disconnected"]))
 
     async def wait_auth_done(self):
         """Waits until the login succeeded or was finally refused."""
