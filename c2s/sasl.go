@@ -674,6 +674,12 @@ func (a *saslAttempt) userName() string {
 }
 
 // failure returns a failure of this attempt, naming its user.
+// failure describes a refused attempt. authn is true only when a
+// credential was actually checked and found wrong: only those count for
+// throttling. A channel-binding negotiation refused before any proof (a
+// client that offers a binding type this connection lacks, or says "y"
+// while -PLUS was offered) is a client limitation, not a guess, and such
+// clients go on to the next mechanism at once.
 func (a *saslAttempt) failure(cond string, authn bool, reason string) *saslFailure {
 	f := &saslFailure{cond: cond, authn: authn, user: a.userName(), reason: reason}
 	if a.user.Localpart() != "" {
@@ -823,12 +829,12 @@ func (a *saslAttempt) scramFirst(n *sasl.Negotiator, base string, plus bool, has
 			return isP && string(cb.Type) == cbType
 		})
 		if i < 0 {
-			return false, nil, nil, a.failure(condNotAuthorized, true, "-PLUS without a channel binding this connection offers: "+flag)
+			return false, nil, nil, a.failure(condNotAuthorized, false, "-PLUS without a channel binding this connection offers: "+flag)
 		}
 		a.binding = bindings[i].Type
 		conv = srv.NewConversationWithChannelBindingRequired(bindings[i])
 	case isP:
-		return false, nil, nil, a.failure(condNotAuthorized, true, "channel binding requested with "+base)
+		return false, nil, nil, a.failure(condNotAuthorized, false, "channel binding requested with "+base)
 	case len(a.run.offer.bindings) > 0:
 		// -PLUS was offered: a client that says "y" (it would bind but
 		// saw no -PLUS) had the list tampered with (RFC 5802 §6).
@@ -848,7 +854,7 @@ func (a *saslAttempt) scramFirst(n *sasl.Negotiator, base string, plus bool, has
 		case resp == scram.ErrServerDoesSupportChannelBinding,
 			resp == scram.ErrChannelBindingNotSupported,
 			resp == scram.ErrUnsupportedChannelBindingType:
-			return false, nil, nil, a.failure(condNotAuthorized, true, "channel binding: "+err.Error())
+			return false, nil, nil, a.failure(condNotAuthorized, false, "channel binding: "+err.Error())
 		}
 		return false, nil, nil, a.failure(condMalformed, false, "bad client-first-message")
 	}

@@ -279,6 +279,19 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		cs.setFull(j)
 		sess.jid = j
 		sess.log = log.With("jid", j.String())
+		// From here on Shutdown treats the connection as a session (it
+		// ends it with system-shutdown once its writer runs).
+		s.mu.Lock()
+		closed := s.closed
+		if !closed {
+			s.sessions[sess] = struct{}{}
+			delete(s.pending, conn)
+		}
+		s.mu.Unlock()
+		if closed {
+			sess.closeWith(CloseShutdown, streamError(stream.SystemShutdown, "the server is shutting down"), false)
+			return
+		}
 		if old := s.Router.Bind(s.baseCtx, sess); old != nil {
 			old.Close(withText(stream.Conflict, "replaced by a new connection with the same resource"))
 		}
@@ -351,6 +364,9 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		if !cs.getFull().Equal(jid.JID{}) {
 			s.Router.Unbind(s.baseCtx, sess)
 			sess.closeWith(CloseReadError, nil, true)
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
 		}
 		s.negotiationFailed(log, xs, g, err)
 		return
@@ -360,22 +376,13 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		cur = g
 	}
 	cur.Reset()
+	sess.mu.Lock()
 	sess.xs, sess.conn = xs, cur
+	sess.mu.Unlock()
 	if s.Limits.PingInterval > 0 {
 		cur.idle, cur.pingTimeout, cur.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.Router.Unbind(s.baseCtx, sess)
-		sess.closeWith(CloseShutdown, nil, true)
-		cur.Write(streamError(stream.SystemShutdown, "server shutting down"))
-		conn.Close()
-		return
-	}
-	s.sessions[sess] = struct{}{}
 	started = true // the session's goroutine now owns the WaitGroup slot
-	s.mu.Unlock()
 	// A fresh goroutine keeps the handshake's grown stack out of the
 	// long-lived read loop.
 	go sess.run()
@@ -462,10 +469,16 @@ func lingerClose(c net.Conn) {
 	c.Close()
 }
 
-// undeliverable hands messages that were queued for a session that can no
-// longer take them to the router's undeliverable path (offline storage).
-func (s *Server) undeliverable(queued [][]byte) {
-	for _, b := range queued {
+// notWritten settles queued stanzas that will not be written: a
+// DeliverThen owner is told, and messages are handed to the router's
+// undeliverable path (offline storage).
+func (s *Server) notWritten(items []outItem) {
+	for _, it := range items {
+		if it.done != nil {
+			it.done(false)
+			continue
+		}
+		b := it.b
 		if len(b) < 8 || string(b[:8]) != "<message" {
 			continue
 		}
@@ -511,7 +524,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.cancelCtx()
 		for _, sess := range sessions {
-			sess.conn.Close()
+			sess.mu.Lock()
+			if sess.conn != nil {
+				sess.conn.Close()
+			}
+			sess.mu.Unlock()
 		}
 		return ctx.Err()
 	}

@@ -45,7 +45,7 @@ type Session struct {
 	ws   bool          // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
-	queue    [][]byte      // guarded by mu
+	queue    []outItem     // guarded by mu
 	queued   int           // bytes in queue; guarded by mu
 	closing  bool          // guarded by mu: no more Deliver
 	closeErr []byte        // guarded by mu: final bytes to write (stream error, close tag)
@@ -66,10 +66,23 @@ func (s *Session) Reason() CloseReason {
 	return s.reason
 }
 
+// outItem is one queued stanza and, for DeliverThen, who to tell when it
+// has been written.
+type outItem struct {
+	b    []byte
+	done func(written bool)
+}
+
 // Deliver queues b for writing. It never blocks: when the queue is over its
 // stanza or byte bound the session closes with <resource-constraint/> and
 // Deliver returns router.ErrQueueFull.
-func (s *Session) Deliver(b []byte) error {
+func (s *Session) Deliver(b []byte) error { return s.DeliverThen(b, nil) }
+
+// DeliverThen is Deliver, and calls done(true) once b has been flushed to
+// the connection, or done(false) if it never will be (the session closed
+// first). Stanzas delivered this way are not handed to the undeliverable
+// path: their owner (the offline store) keeps them until done(true).
+func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -82,7 +95,7 @@ func (s *Session) Deliver(b []byte) error {
 		s.closeWith(CloseSlowConsumer, streamError(stream.ResourceConstraint, "your client is not reading fast enough"), true)
 		return router.ErrQueueFull
 	}
-	s.queue = append(s.queue, b)
+	s.queue = append(s.queue, outItem{b, done})
 	s.queued += len(b)
 	s.mu.Unlock()
 	s.wake()
@@ -121,22 +134,23 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 	s.closing = true
 	s.reason = reason
 	s.closeErr = final
-	var dropped [][]byte
+	var dropped []outItem
 	if drop {
 		dropped, s.queue, s.queued = s.queue, nil, 0
 	}
 	s.mu.Unlock()
 	s.wake()
-	s.srv.undeliverable(dropped)
+	s.srv.notWritten(dropped)
 }
 
 // writer is the only goroutine that writes to the connection after
 // negotiation. It drains the whole queue into one buffered write and one
-// flush, with a write deadline on each flush.
+// flush, with a write deadline on each flush. Only after a successful
+// flush are the stanzas of a batch counted as written.
 func (s *Session) writer() {
 	defer close(s.writerDone)
 	w := bufio.NewWriterSize(s.conn, 4096)
-	var batch [][]byte
+	var batch []outItem
 	for range s.signal {
 		s.mu.Lock()
 		batch, s.queue = s.queue, batch[:0]
@@ -146,17 +160,18 @@ func (s *Session) writer() {
 
 		s.conn.SetWriteDeadline(time.Now().Add(s.srv.Limits.WriteTimeout))
 		var err error
-		for i, b := range batch {
-			if _, err = w.Write(b); err != nil {
-				s.srv.undeliverable(batch[i:])
+		for _, it := range batch {
+			if _, err = w.Write(it.b); err != nil {
 				break
 			}
-			batch[i] = nil
 		}
 		if err == nil {
 			err = w.Flush()
 		}
 		if err != nil {
+			// Nothing of this batch is known to have arrived: it goes
+			// where undeliverable stanzas go (a duplicate is better than a
+			// loss), with whatever was still queued.
 			s.mu.Lock()
 			if !s.closing {
 				s.closing, s.reason = true, CloseWriteError
@@ -164,10 +179,17 @@ func (s *Session) writer() {
 			rest := s.queue
 			s.queue = nil
 			s.mu.Unlock()
-			s.srv.undeliverable(rest)
+			s.srv.notWritten(batch)
+			s.srv.notWritten(rest)
 			s.log.Debug("write failed", "err", err)
 			s.conn.Close()
 			return
+		}
+		for i, it := range batch {
+			if it.done != nil {
+				it.done(true)
+			}
+			batch[i] = outItem{}
 		}
 		if closing {
 			s.mu.Lock()
@@ -229,7 +251,7 @@ func (s *Session) readLoop(ctx context.Context) {
 		if s.local(ctx, st) {
 			continue
 		}
-		s.srv.Router.Route(ctx, st)
+		s.srv.Router.FromClient(ctx, st)
 	}
 }
 

@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -73,9 +72,6 @@ func TestSlixmppChannelBinding(t *testing.T) {
 	}
 }
 
-// knownBugsEnv runs the tests that show known, not yet fixed server bugs.
-const knownBugsEnv = "XMPPD_INTEROP_KNOWN_BUGS"
-
 // TestSlixmppDefaultLogin: slixmpp as a user would run it, choosing its
 // SASL mechanism itself, logs in twice in a row under the default
 // [auth] throttling.
@@ -88,9 +84,6 @@ const knownBugsEnv = "XMPPD_INTEROP_KNOWN_BUGS"
 // 1+2+3+4 s of failure delay, and the second is locked out
 // (temporary-auth-failure, auth.max_failures = 5) for auth.lockout.
 func TestSlixmppDefaultLogin(t *testing.T) {
-	if os.Getenv(knownBugsEnv) == "" {
-		t.Skip("known server bug: SASL refusals before any credential check (channel binding type, GS2 \"y\") count toward auth throttling and lock slixmpp out; set " + knownBugsEnv + "=1 to run")
-	}
 	requireSlixmpp(t)
 	srv := xmpptest.Start(t, func(c *config.Config) { c.Auth = config.Default().Auth })
 	alice := srv.AddUser(t, "alice", "password")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -95,8 +96,17 @@ type Registry struct {
 	domains       map[string]StanzaHandler
 	onAvailable   []SessionHook
 	onUnavailable []SessionHook
+	onUnbind      []SessionHook
 	undeliverable []StanzaHook
+	outPresence   []StanzaHook
+	inPresence    []StanzaHook
+	subscribers   SubscribersFunc
 }
+
+// SubscribersFunc returns the bare JIDs that receive the broadcast
+// presence of the account user (RFC 6121 §4.2.2: contacts with a
+// subscription of from or both). The roster provides it.
+type SubscribersFunc func(ctx context.Context, user jid.JID) []jid.JID
 
 func newRegistry() *Registry {
 	return &Registry{iq: map[iqKey]IQHandler{}, domains: map[string]StanzaHandler{}}
@@ -159,6 +169,30 @@ func (r *Registry) OnAvailable(h SessionHook) { r.onAvailable = append(r.onAvail
 // OnUnavailable adds a hook run when an available resource goes unavailable
 // or its stream ends.
 func (r *Registry) OnUnavailable(h SessionHook) { r.onUnavailable = append(r.onUnavailable, h) }
+
+// OnUnbind adds a hook run when a session leaves the session table
+// (its stream ended or it was replaced), after OnUnavailable.
+func (r *Registry) OnUnbind(h SessionHook) { r.onUnbind = append(r.onUnbind, h) }
+
+// OutboundPresence adds a hook for presence sent by a local session with
+// a to (directed or subscription presence), before the router delivers
+// it. A hook that returns Handled owns the stanza (the roster takes
+// subscription requests and probes this way).
+func (r *Registry) OutboundPresence(h StanzaHook) { r.outPresence = append(r.outPresence, h) }
+
+// InboundPresence adds a hook for presence addressed to a local account,
+// before it is delivered to the account's resources.
+func (r *Registry) InboundPresence(h StanzaHook) { r.inPresence = append(r.inPresence, h) }
+
+// Subscribers sets the function that names who receives a user's
+// broadcast presence besides the user's own resources. Only one may be
+// set.
+func (r *Registry) Subscribers(f SubscribersFunc) {
+	if f == nil || r.subscribers != nil {
+		panic("router: Subscribers set twice or to nil")
+	}
+	r.subscribers = f
+}
 
 // Undeliverable adds a hook for a message to a local account with no
 // resource to take it (RFC 6121 §8.5.2.2). The first hook that returns

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,6 +61,9 @@ func (r *Router) Bind(ctx context.Context, s Session) (replaced Session) {
 	if old.available {
 		r.wentUnavailable(ctx, old, nil)
 	}
+	for _, h := range r.reg.onUnbind {
+		h(ctx, old.sess)
+	}
 	return old.sess
 }
 
@@ -67,14 +71,40 @@ func (r *Router) Bind(ctx context.Context, s Session) (replaced Session) {
 // unavailable presence is sent for it (RFC 6121 §4.5.3.2 and §4.6.3).
 func (r *Router) Unbind(ctx context.Context, s Session) {
 	res, ok := r.table.unbind(s)
-	if !ok || !res.available {
+	if !ok {
 		return
 	}
-	r.wentUnavailable(ctx, res, nil)
+	if res.available {
+		r.wentUnavailable(ctx, res, nil)
+	}
+	for _, h := range r.reg.onUnbind {
+		h(ctx, s)
+	}
 }
 
-// Route delivers a stanza from a local session (From stamped by the
-// caller) or from a server component. It never blocks on a recipient.
+// FromClient routes a stanza a local client sent, From stamped by c2s.
+// Presence without to is the client's broadcast presence (RFC 6121 §4.2,
+// §4.4, §4.5); presence with to passes the OutboundPresence hooks (the
+// roster takes subscription management there) and is remembered as
+// directed presence.
+func (r *Router) FromClient(ctx context.Context, st *Stanza) {
+	if st.Kind == KindPresence {
+		if st.To.Equal(jid.JID{}) {
+			r.broadcastPresence(ctx, st)
+			return
+		}
+		for _, h := range r.reg.outPresence {
+			if h(ctx, st) == Handled {
+				return
+			}
+		}
+		r.trackDirected(st)
+	}
+	r.Route(ctx, st)
+}
+
+// Route delivers a stanza from a local session or from a server feature
+// or component. It never blocks on a recipient.
 func (r *Router) Route(ctx context.Context, st *Stanza) {
 	to := st.To
 	switch {
@@ -101,7 +131,7 @@ func (r *Router) Route(ctx context.Context, st *Stanza) {
 func (r *Router) routeNoTo(ctx context.Context, st *Stanza) {
 	switch st.Kind {
 	case KindPresence:
-		r.broadcastPresence(ctx, st)
+		// Broadcast presence comes from clients through FromClient.
 	case KindMessage:
 		// Treated as addressed to the sender's bare JID.
 		r.routeMessage(ctx, st, st.From.Bare())
@@ -277,7 +307,14 @@ func (r *Router) Undeliverable(ctx context.Context, st *Stanza) { r.undeliverabl
 // routePresence delivers directed presence to a local account (RFC 6121
 // §4.6, §8.5.2.1.2, §8.5.3.1).
 func (r *Router) routePresence(ctx context.Context, st *Stanza) {
-	r.trackDirected(st)
+	for _, h := range r.reg.inPresence {
+		if h(ctx, st) == Handled {
+			return
+		}
+	}
+	if st.Type != "" && st.Type != "unavailable" && st.Type != "error" {
+		return // subscription presence and probes without a roster to take them
+	}
 	var buf [8]snapshot
 	sessions := r.table.lookup(buf[:0], st.To.Bare().String())
 	res := st.To.Resourcepart()
@@ -361,6 +398,7 @@ func (r *Router) broadcastPresence(ctx context.Context, st *Stanza) {
 			s.sess.Deliver(st.Raw)
 		}
 	}
+	r.toSubscribers(ctx, st.From, st.Type, st.Raw)
 	if first {
 		// The new resource learns of the account's other resources
 		// (as Prosody and ejabberd do).
@@ -392,7 +430,11 @@ func (r *Router) wentUnavailable(ctx context.Context, res *resource, pres *Stanz
 			s.sess.Deliver(raw)
 		}
 	}
+	subs := r.toSubscribers(ctx, from, "unavailable", raw)
 	for _, to := range res.directed {
+		if slices.ContainsFunc(subs, func(s jid.JID) bool { return s.Equal(to.Bare()) }) {
+			continue // already told as a subscriber
+		}
 		st, err := Build(KindPresence, "unavailable", "", from, to, nil)
 		if err == nil {
 			r.Route(ctx, st)
@@ -401,6 +443,40 @@ func (r *Router) wentUnavailable(ctx context.Context, res *resource, pres *Stanz
 	for _, h := range r.reg.onUnavailable {
 		h(ctx, res.sess)
 	}
+}
+
+// toSubscribers sends a user's broadcast presence (raw, without to) to
+// every local subscriber the roster names, addressed to the subscriber's
+// bare JID (RFC 6121 §4.2.2, §4.4.2, §4.5.2). It returns the subscribers.
+func (r *Router) toSubscribers(ctx context.Context, from jid.JID, typ string, raw []byte) []jid.JID {
+	if r.reg.subscribers == nil {
+		return nil
+	}
+	subs := r.reg.subscribers(ctx, from.Bare())
+	for _, to := range subs {
+		if to.Domainpart() != r.domain.Domainpart() {
+			continue // no federation yet
+		}
+		r.Route(ctx, &Stanza{Kind: KindPresence, Type: typ, From: from, To: to, Raw: WithTo(raw, to)})
+	}
+	return subs
+}
+
+// Presences returns the last broadcast presence of each available
+// resource of the account user, for answering probes (RFC 6121 §4.3.2).
+func (r *Router) Presences(user jid.JID) [][]byte {
+	return r.table.presences(user.Bare())
+}
+
+// Available reports whether the account user has an available resource.
+func (r *Router) Available(user jid.JID) bool {
+	var buf [8]snapshot
+	for _, s := range r.table.lookup(buf[:0], user.Bare().String()) {
+		if s.available {
+			return true
+		}
+	}
+	return false
 }
 
 // presencePriority reads <priority/> (RFC 6121 §4.7.2.3): an integer from

@@ -31,6 +31,13 @@ func (f *fakeSession) Deliver(b []byte) error {
 	return nil
 }
 func (f *fakeSession) Close(stream.Error) {}
+func (f *fakeSession) DeliverThen(b []byte, done func(bool)) error {
+	err := f.Deliver(b)
+	if err == nil && done != nil {
+		done(true)
+	}
+	return err
+}
 func (f *fakeSession) take() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -78,9 +85,9 @@ func TestMessageRouting(t *testing.T) {
 	for _, s := range []*fakeSession{alice, hi, lo, neg, bound} {
 		r.Bind(ctx, s)
 	}
-	r.Route(ctx, presence(t, "bob@localhost/hi", "<priority>5</priority>"))
-	r.Route(ctx, presence(t, "bob@localhost/lo", "<priority>1</priority>"))
-	r.Route(ctx, presence(t, "bob@localhost/neg", "<priority>-1</priority>"))
+	r.FromClient(ctx, presence(t, "bob@localhost/hi", "<priority>5</priority>"))
+	r.FromClient(ctx, presence(t, "bob@localhost/lo", "<priority>1</priority>"))
+	r.FromClient(ctx, presence(t, "bob@localhost/neg", "<priority>-1</priority>"))
 	for _, s := range []*fakeSession{hi, lo, neg, bound} {
 		s.take()
 	}
@@ -134,7 +141,7 @@ func TestFullQueueTakesUndeliverablePath(t *testing.T) {
 	r.Registry().Undeliverable(func(context.Context, *router.Stanza) router.Result { stored++; return router.Handled })
 	bob := &fakeSession{j: jid.MustParse("bob@localhost/r"), full: true}
 	r.Bind(ctx, bob)
-	r.Route(ctx, presence(t, "bob@localhost/r", ""))
+	r.FromClient(ctx, presence(t, "bob@localhost/r", ""))
 	r.Route(ctx, msg(t, "chat", "alice@localhost/a", "bob@localhost/r"))
 	r.Route(ctx, msg(t, "chat", "alice@localhost/a", "bob@localhost"))
 	if stored != 2 {
@@ -199,3 +206,8 @@ type discardSession struct {
 func (d *discardSession) JID() jid.JID         { return d.j }
 func (d *discardSession) Deliver([]byte) error { d.n++; return nil }
 func (d *discardSession) Close(stream.Error)   {}
+func (d *discardSession) DeliverThen(b []byte, done func(bool)) error {
+	d.n++
+	done(true)
+	return nil
+}

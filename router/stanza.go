@@ -180,3 +180,16 @@ func Parse(raw []byte) (*Stanza, error) {
 		return st, nil
 	}
 }
+
+// WithTo returns a copy of the serialised stanza raw with a to attribute
+// added after its element name; raw must not already have one.
+func WithTo(raw []byte, to jid.JID) []byte {
+	i := bytes.IndexAny(raw, " />")
+	if i < 0 {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)+len(to.String())+8)
+	out = append(out, raw[:i]...)
+	out = xmlenc.AppendAttr(out, "to", to.String())
+	return append(out, raw[i:]...)
+}

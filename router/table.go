@@ -26,6 +26,11 @@ type Session interface {
 	// It returns ErrQueueFull (and closes the session) when the queue is
 	// full, ErrClosed when the session has ended.
 	Deliver(b []byte) error
+	// DeliverThen is Deliver, and calls done(true) once b is written to
+	// the connection or done(false) if it never will be. Such a stanza is
+	// not handed to the undeliverable path: its owner keeps it until
+	// done(true) (offline messages are deleted only then).
+	DeliverThen(b []byte, done func(written bool)) error
 	// Close ends the stream with the stream error e.
 	Close(e stream.Error)
 }

@@ -2,7 +2,7 @@
 
 Each scenario is its own script (slixmpp_<scenario>.py) run by a Go test in
 interop/ against an in-process xmppd. A scenario logs accounts in with
-Account, drives them, and ends with finish(), which prints exactly one JSON
+Account, drives them, and is run by run(), which prints exactly one JSON
 line on standard output: what each account saw (TLS, the SASL mechanism
 used, the bound JID, the stanzas received, failures). The Go test asserts
 on that line; slixmpp's own log goes to standard error.
