@@ -220,7 +220,6 @@ func TestStanzaErrors(t *testing.T) {
 		{"iq to unavailable full JID", "<iq type='get' id='e6' to='bob@localhost/gone'><ping xmlns='urn:xmpp:ping'/></iq>", "iq", "service-unavailable"},
 		{"iq to unknown user", "<iq type='get' id='e7' to='nobody@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", "iq", "service-unavailable"},
 		{"message to unknown user", "<message type='chat' id='e8' to='nobody@localhost'><body>x</body></message>", "message", "service-unavailable"},
-		{"message to offline user", "<message type='chat' id='e9' to='bob@localhost'><body>x</body></message>", "message", "service-unavailable"},
 		{"message to another domain", "<message type='chat' id='e10' to='someone@example.net'><body>x</body></message>", "message", "remote-server-not-found"},
 		{"iq to another domain", "<iq type='get' id='e11' to='example.net'><ping xmlns='urn:xmpp:ping'/></iq>", "iq", "remote-server-not-found"},
 		{"malformed to", "<message type='chat' id='e12' to='a@b@c'><body>x</body></message>", "message", "jid-malformed"},

@@ -75,6 +75,10 @@ type Server struct {
 	Limits     Limits
 	Auth       AuthLimits
 	Log        *slog.Logger
+	// Features are informational stream features listed after
+	// authentication for what features support (roster versioning,
+	// pre-approval: XEP-0237, RFC 6121 §3.4).
+	Features []xml.Name
 	// SCRAMIterations is the iteration count of new accounts; unknown
 	// users are shown the same so that they look like real ones.
 	SCRAMIterations int
@@ -306,6 +310,9 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		var f []xmpp.StreamFeature
 		if !direct {
 			f = append(f, startTLS(s.TLS, s.RequireTLS, conn, max))
+		}
+		for _, name := range s.Features {
+			f = append(f, info(name, xmpp.Authn, xmpp.Ready, nil))
 		}
 		return append(f,
 			saslFeature(saslConfig{

@@ -297,8 +297,11 @@ func xmlAttrEscape(v string) []byte {
 	return b.Bytes()
 }
 
-// readFailed ends the session after the read loop stopped with err.
+// readFailed ends the session after the read loop stopped with err. The
+// session leaves the router first, so that its unavailable presence is on
+// its way before the client sees its stream closed.
 func (s *Session) readFailed(err error) {
+	s.srv.Router.Unbind(s.srv.baseCtx, s)
 	reason, final := classifyReadError(err, s.srv.Limits.MaxStanzaBytes)
 	switch reason {
 	case CloseStreamError:

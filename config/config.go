@@ -16,6 +16,7 @@ type Config struct {
 	Storage Storage `toml:"storage"`
 	C2S     C2S     `toml:"c2s"`
 	Auth    Auth    `toml:"auth"`
+	Roster  Roster  `toml:"roster"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 }
@@ -111,6 +112,13 @@ type Auth struct {
 	FailureDelay Duration `toml:"failure_delay"`
 }
 
+// Roster is the [roster] table: contact lists (RFC 6121).
+type Roster struct {
+	// MaxItems bounds each user's roster: contacts plus unanswered
+	// subscription requests. A roster set over it gets <not-allowed/>.
+	MaxItems int `toml:"max_items"`
+}
+
 // HTTP is the [http] table: WebSocket, HTTP upload and host-meta.
 type HTTP struct {
 	// Listen is the host:port of the HTTP listener; "" disables HTTP.
@@ -166,6 +174,9 @@ func Default() Config {
 			FailureWindow:   Duration{10 * time.Minute},
 			Lockout:         Duration{5 * time.Minute},
 			FailureDelay:    Duration{1 * time.Second},
+		},
+		Roster: Roster{
+			MaxItems: 1000,
 		},
 		HTTP: HTTP{
 			Listen:    ":5280",
@@ -224,6 +235,7 @@ func (c *Config) check() []*Error {
 	c.Storage.validate(&p)
 	c.C2S.validate(&p)
 	c.Auth.validate(&p)
+	c.Roster.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	p.checkDistinctAddrs([][2]string{
@@ -294,6 +306,10 @@ func (a *Auth) validate(p *problems) {
 	p.positive("auth.failure_window", a.FailureWindow)
 	p.positive("auth.lockout", a.Lockout)
 	p.notNegative("auth.failure_delay", a.FailureDelay, "0s adds no delay")
+}
+
+func (r *Roster) validate(p *problems) {
+	p.atLeast("roster.max_items", r.MaxItems, 1, "")
 }
 
 func (h *HTTP) validate(p *problems) {

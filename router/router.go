@@ -479,6 +479,19 @@ func (r *Router) Available(user jid.JID) bool {
 	return false
 }
 
+// Priority returns the priority of the resource bound to the full JID j
+// from its last broadcast presence; available is false when j is not bound
+// or has not sent available presence (prio is then 0).
+func (r *Router) Priority(j jid.JID) (prio int, available bool) {
+	var buf [8]snapshot
+	for _, s := range r.table.lookup(buf[:0], j.Bare().String()) {
+		if s.available && s.sess.JID().Resourcepart() == j.Resourcepart() {
+			return s.priority, true
+		}
+	}
+	return 0, false
+}
+
 // presencePriority reads <priority/> (RFC 6121 §4.7.2.3): an integer from
 // -128 to 127, 0 when absent or invalid.
 func presencePriority(st *Stanza) int {
@@ -528,4 +541,39 @@ func (r *Router) exists(ctx context.Context, bare jid.JID) bool {
 		return false
 	}
 	return ok
+}
+
+// AccountExists reports whether bare is a local account.
+func (r *Router) AccountExists(ctx context.Context, bare jid.JID) (bool, error) {
+	if r.accounts == nil {
+		return false, nil
+	}
+	return r.accounts.Exists(ctx, bare.Bare())
+}
+
+// AvailableResources returns the full JIDs of the available resources of
+// the account user.
+func (r *Router) AvailableResources(user jid.JID) []jid.JID {
+	var buf [8]snapshot
+	var out []jid.JID
+	for _, s := range r.table.lookup(buf[:0], user.Bare().String()) {
+		if s.available {
+			out = append(out, s.sess.JID())
+		}
+	}
+	return out
+}
+
+// DeliverToAvailable writes st to every available resource of the account
+// st.To, without the hooks (a feature delivering what it has already
+// processed). It returns how many resources took it.
+func (r *Router) DeliverToAvailable(ctx context.Context, st *Stanza) int {
+	var buf [8]snapshot
+	n := 0
+	for _, s := range r.table.lookup(buf[:0], st.To.Bare().String()) {
+		if s.available && s.sess.Deliver(st.Raw) == nil {
+			n++
+		}
+	}
+	return n
 }

@@ -193,3 +193,23 @@ func WithTo(raw []byte, to jid.JID) []byte {
 	out = xmlenc.AppendAttr(out, "to", to.String())
 	return append(out, raw[i:]...)
 }
+
+// Restamp returns a copy of st with new from and to (and a header of
+// kind, type and id only), keeping its children: a server forwarding a
+// stanza on behalf of a user uses it, e.g. subscription presence from the
+// bare JID (RFC 6121 §3.1.2).
+func Restamp(st *Stanza, from, to jid.JID) *Stanza {
+	raw := appendHeader(make([]byte, 0, len(st.Raw)+32), st.Kind, st.Type, st.ID, from, to)
+	// Our serialisation escapes '>' in attribute values, so the first '>'
+	// ends the start tag.
+	i := bytes.IndexByte(st.Raw, '>')
+	switch {
+	case i < 0:
+		return &Stanza{Kind: st.Kind, Type: st.Type, ID: st.ID, From: from, To: to, Payload: st.Payload, Raw: append(raw[:len(raw)-1], "/>"...)}
+	case st.Raw[i-1] == '/':
+		raw = append(raw[:len(raw)-1], "/>"...)
+	default:
+		raw = append(raw, st.Raw[i+1:]...)
+	}
+	return &Stanza{Kind: st.Kind, Type: st.Type, ID: st.ID, From: from, To: to, Payload: st.Payload, Raw: raw}
+}

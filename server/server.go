@@ -20,6 +20,7 @@ import (
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/disco"
 	"xmppd.dev/xmppd/ping"
+	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/storage"
 	"xmppd.dev/xmppd/version"
@@ -89,6 +90,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if cfg.Server.SoftwareVersion {
 		version.Register(reg, Name, s.version)
 	}
+	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
 
 	cert, src, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.Server.DataDir, []string{domain.String()})
 	if err != nil {
@@ -126,6 +128,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			FailureDelay:  cfg.Auth.FailureDelay.Duration,
 		},
 		Log:             s.log.With("component", "c2s"),
+		Features:        roster.StreamFeatures,
 		SCRAMIterations: max(cfg.Auth.SCRAMIterations, auth.MinIterations),
 	}
 

@@ -26,6 +26,7 @@ import (
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/server"
+	"xmppd.dev/xmppd/storage/storagetest"
 )
 
 // Server is a running xmppd for one test.
@@ -108,6 +109,14 @@ func (s *Server) Stop(t testing.TB) {
 	s.stop(t)
 }
 
+// At describes an xmppd this test did not start in-process (another
+// process, say) listening for STARTTLS clients on addr and serving domain.
+// Only Login, TryLogin, DialRaw, DialTLS and Header work on it; accounts
+// are made some other way (the xmppd command).
+func At(addr, domain string) *Server {
+	return &Server{Domain: domain, Addr: addr, stopped: true}
+}
+
 // testWriter sends the server's log to the test's log.
 type testWriter struct{ t testing.TB }
 
@@ -145,6 +154,8 @@ type Client struct {
 	done chan struct{}
 	err  error // why reading stopped; read after done
 	mu   sync.Mutex
+
+	syncN int // owned by the test goroutine
 }
 
 // Element is one received top-level element.
@@ -520,5 +531,42 @@ func bindResource(res string) xmpp.StreamFeature {
 			s.UpdateAddr(j)
 			return xmpp.Ready, nil, nil
 		},
+	}
+}
+
+// Sync pings the server and returns everything received before the
+// answer. The server handles one client's stanzas in order, so whatever
+// an earlier stanza of this client (or a stanza another client synced
+// before) caused has been delivered by then.
+func (c *Client) Sync() []Element {
+	c.t.Helper()
+	c.syncN++
+	id := fmt.Sprintf("sync-%d", c.syncN)
+	c.Send("<iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", id, c.JID.Domainpart())
+	var got []Element
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-c.in:
+			if e.Name.Local == "iq" && e.Attr("id") == id {
+				return got
+			}
+			got = append(got, e)
+		case <-deadline:
+			c.t.Fatalf("xmpptest: %s: no answer to sync ping; received %d elements (stream: %v)", c.JID, len(got), c.Err())
+			return nil
+		}
+	}
+}
+
+// WithPostgres runs the server on a fresh PostgreSQL database (see
+// storagetest.Postgres: skipped without PostgreSQL, fatal under CI).
+func WithPostgres(t testing.TB) Option {
+	t.Helper()
+	e := storagetest.Postgres(t)
+	e.Require(t)
+	return func(c *config.Config) {
+		c.Storage.Driver = e.Driver
+		c.Storage.DSN = e.DSN
 	}
 }
