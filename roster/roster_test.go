@@ -11,9 +11,13 @@ import (
 
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/internal/xmpptest"
+	"xmppd.dev/xmppd/roster"
+	"xmppd.dev/xmppd/storage"
 )
 
 const wait = 5 * time.Second
+
+var _ roster.Store = (*storage.Rosters)(nil)
 
 // item is a roster item as a client sees it.
 type item struct {
@@ -56,7 +60,7 @@ func parseItems(t *testing.T, inner string) (ver string, items []item) {
 var getN int
 
 // roster fetches c's roster (which also makes c an interested resource).
-func roster(t *testing.T, c *xmpptest.Client) (string, map[string]item) {
+func fetchRoster(t *testing.T, c *xmpptest.Client) (string, map[string]item) {
 	t.Helper()
 	getN++
 	id := fmt.Sprintf("get-%d", getN)
@@ -75,7 +79,7 @@ func roster(t *testing.T, c *xmpptest.Client) (string, map[string]item) {
 
 func stateOf(t *testing.T, c *xmpptest.Client, contact string) string {
 	t.Helper()
-	_, m := roster(t, c)
+	_, m := fetchRoster(t, c)
 	if it, ok := m[contact]; ok {
 		return it.state()
 	}
@@ -143,7 +147,7 @@ func newPair(t *testing.T, opts ...xmpptest.Option) *pair {
 func (p *pair) login(t *testing.T, j jid.JID, res string) *xmpptest.Client {
 	t.Helper()
 	c := p.srv.Login(t, j, "pw", xmpptest.LoginOptions{Resource: res})
-	roster(t, c)
+	fetchRoster(t, c)
 	c.Send("<presence/>")
 	c.Sync()
 	return c
@@ -301,7 +305,7 @@ func TestAppendixA(t *testing.T) {
 func TestPushesAndVersions(t *testing.T) {
 	p := newPair(t)
 	second := p.login(t, p.aliceJ, "phone")
-	ver0, _ := roster(t, p.alice)
+	ver0, _ := fetchRoster(t, p.alice)
 	p.alice.Send("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='carol@localhost' name='Carol'><group>Friends</group><group>Work</group></item></query></iq>")
 	els := p.alice.Sync()
 	if r := findID(els, "s1"); r == nil || r.Attr("type") != "result" {
@@ -323,7 +327,7 @@ func TestPushesAndVersions(t *testing.T) {
 	if ps := pushes(t, p.bob.Sync()); len(ps) != 0 {
 		t.Fatalf("bob got pushes %+v", ps)
 	}
-	ver1, items := roster(t, p.alice)
+	ver1, items := fetchRoster(t, p.alice)
 	if ver1 == ver0 || items["carol@localhost"].Name != "Carol" {
 		t.Fatalf("after set: ver %s (was %s), items %+v", ver1, ver0, items)
 	}
@@ -379,7 +383,7 @@ func TestRosterSetErrors(t *testing.T) {
 		})
 	}
 	// The roster is still empty, and fills up to its limit.
-	if _, m := roster(t, p.alice); len(m) != 0 {
+	if _, m := fetchRoster(t, p.alice); len(m) != 0 {
 		t.Fatalf("refused sets changed the roster: %+v", m)
 	}
 	for i, j := range []string{"x@localhost", "y@localhost", "z@localhost"} {
@@ -416,7 +420,7 @@ func TestPresenceFollowsSubscriptions(t *testing.T) {
 	carol.Sync()
 	// bob logs in a second resource: alice sees it, and it sees alice.
 	bob2 := p.srv.Login(t, p.bobJ, "pw", xmpptest.LoginOptions{Resource: "b2"})
-	roster(t, bob2)
+	fetchRoster(t, bob2)
 	bob2.Send("<presence><show>away</show></presence>")
 	if got := presences(bob2.Sync()); !contains(got, "available alice@localhost/a") {
 		t.Fatalf("new resource got %q, want alice's presence (probe answer)", got)
@@ -445,12 +449,12 @@ func TestRequestWhileOffline(t *testing.T) {
 	aliceJ := srv.AddUser(t, "alice", "pw")
 	bobJ := srv.AddUser(t, "bob", "pw")
 	alice := srv.Login(t, aliceJ, "pw", xmpptest.LoginOptions{Resource: "a"})
-	roster(t, alice)
+	fetchRoster(t, alice)
 	alice.Send("<presence/>")
 	alice.Send("<presence to='bob@localhost' type='subscribe'><nick xmlns='http://jabber.org/protocol/nick'>Alice</nick></presence>")
 	alice.Sync()
 	bob := srv.Login(t, bobJ, "pw", xmpptest.LoginOptions{Resource: "b"})
-	roster(t, bob)
+	fetchRoster(t, bob)
 	bob.Send("<presence/>")
 	els := bob.Sync()
 	var req *xmpptest.Element
@@ -487,7 +491,7 @@ func TestRestart(t *testing.T) {
 			alice.Send("<presence/>")
 			alice.Sync()
 			bob := srv.Login(t, p.bobJ, "pw", xmpptest.LoginOptions{Resource: "b"})
-			roster(t, bob)
+			fetchRoster(t, bob)
 			bob.Send("<presence/>")
 			if got := presences(bob.Sync()); !contains(got, "available alice@localhost/a") {
 				t.Fatalf("bob got %q after restart, want alice's presence", got)

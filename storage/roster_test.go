@@ -1,0 +1,72 @@
+package storage_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"xmppd.dev/xmppd/storage"
+	"xmppd.dev/xmppd/storage/storagetest"
+)
+
+// TestRosters runs the roster repository on both engines: versions grow
+// only with visible changes, hidden pending requests stay out of the
+// roster, and deleting the account deletes its roster.
+func TestRosters(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		if err := db.Accounts().Create(ctx, storage.Account{JID: "alice@localhost"}); err != nil {
+			t.Fatal(err)
+		}
+		r := db.Rosters()
+		const u = "alice@localhost"
+		if v, err := r.Version(ctx, u); err != nil || v != 0 {
+			t.Fatalf("version of a new roster = %d, %v", v, err)
+		}
+		v1, err := r.Put(ctx, u, storage.RosterItem{Contact: "bob@localhost", Name: "Bob", Groups: []string{"A", "B ✓"}, Subscription: "to", Visible: true})
+		if err != nil || v1 != 1 {
+			t.Fatalf("put: %d, %v", v1, err)
+		}
+		// A hidden pending-in request does not change the version.
+		v2, err := r.Put(ctx, u, storage.RosterItem{Contact: "carol@localhost", PendingIn: true, Request: "<presence type='subscribe'/>"})
+		if err != nil || v2 != v1 {
+			t.Fatalf("hidden put: %d, %v (version was %d)", v2, err, v1)
+		}
+		items, ver, err := r.Items(ctx, u)
+		if err != nil || ver != v1 || len(items) != 1 {
+			t.Fatalf("items = %+v, ver %d, %v", items, ver, err)
+		}
+		got := items[0]
+		if got.Contact != "bob@localhost" || got.Name != "Bob" || !slices.Equal(got.Groups, []string{"A", "B ✓"}) || got.Subscription != "to" || !got.Visible {
+			t.Fatalf("item = %+v", got)
+		}
+		if p, err := r.PendingIn(ctx, u); err != nil || len(p) != 1 || p[0].Request == "" {
+			t.Fatalf("pending = %+v, %v", p, err)
+		}
+		if s, err := r.Subscriptions(ctx, u); err != nil || !slices.Equal(s, []string{"bob@localhost"}) {
+			t.Fatalf("subscriptions = %v, %v", s, err)
+		}
+		if s, err := r.Subscribers(ctx, u); err != nil || len(s) != 0 {
+			t.Fatalf("subscribers = %v, %v", s, err)
+		}
+		if n, err := r.Count(ctx, u); err != nil || n != 2 {
+			t.Fatalf("count = %d, %v", n, err)
+		}
+		v3, err := r.Delete(ctx, u, "bob@localhost")
+		if err != nil || v3 != v1+1 {
+			t.Fatalf("delete: %d, %v", v3, err)
+		}
+		if v4, err := r.Delete(ctx, u, "nobody@localhost"); err != nil || v4 != v3 {
+			t.Fatalf("delete of an absent item: %d, %v", v4, err)
+		}
+		if _, ok, err := r.Get(ctx, u, "bob@localhost"); ok || err != nil {
+			t.Fatalf("get after delete: %v, %v", ok, err)
+		}
+		if err := db.Accounts().Delete(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := r.Count(ctx, u); err != nil || n != 0 {
+			t.Fatalf("rows left after the account was deleted: %d, %v", n, err)
+		}
+	})
+}
