@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -46,13 +48,41 @@ func (e *env) logger(c config.Config) *slog.Logger {
 }
 
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := e.subFlags("serve", `usage: xmppd [-config FILE] serve
+	fs := e.subFlags("serve", `usage: xmppd [-config FILE] serve [-cpuprofile FILE] [-memprofile FILE]
 
 Runs the server until SIGINT or SIGTERM. It opens the storage, brings the
 schema up to date, and listens on the configured ports.
+
+  -cpuprofile FILE   write a CPU profile (go tool pprof) while serving
+  -memprofile FILE   write a heap profile when the server stops
 `)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to FILE")
+	memProfile := fs.String("memprofile", "", "write a heap profile to FILE at exit")
 	if _, err := e.parse(fs, args, 0); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "xmppd: memprofile: %v\n", err)
+				return
+			}
+			defer f.Close()
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+		}()
 	}
 	cfg, path, err := e.loadConfig()
 	if err != nil {
