@@ -149,9 +149,14 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 // flush are the stanzas of a batch counted as written.
 func (s *Session) writer() {
 	defer close(s.writerDone)
-	w := bufio.NewWriterSize(s.conn, 4096)
+	// The buffer is borrowed per batch so that an idle session holds none.
+	var w *bufio.Writer
 	var batch []outItem
 	for range s.signal {
+		if w == nil {
+			w = writerPool.Get().(*bufio.Writer)
+			w.Reset(s.conn)
+		}
 		s.mu.Lock()
 		batch, s.queue = s.queue, batch[:0]
 		s.queued = 0
@@ -191,6 +196,14 @@ func (s *Session) writer() {
 			}
 			batch[i] = outItem{}
 		}
+		if cap(batch) > 64 {
+			batch = nil // do not keep a burst's backing array
+		}
+		if !closing {
+			w.Reset(nil)
+			writerPool.Put(w)
+			w = nil
+		}
 		if closing {
 			s.mu.Lock()
 			more := len(s.queue) > 0
@@ -212,6 +225,13 @@ func (s *Session) writer() {
 	}
 }
 
+// writerPool holds the write buffers of sessions between batches.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// encoderPool holds stanza encoders between stanzas, so that an idle
+// session keeps no serialisation buffer.
+var encoderPool = sync.Pool{New: func() any { return newStanzaEncoder() }}
+
 // closeGrace is how long a closed stream's socket stays open for the
 // client to read the last bytes and send its own closing tag.
 const closeGrace = 2 * time.Second
@@ -222,7 +242,6 @@ func (s *Session) readLoop(ctx context.Context) {
 	r := s.xs.TokenReader()
 	defer r.Close()
 	var (
-		enc   = newStanzaEncoder()
 		limit = s.srv.Limits
 	)
 	for {
@@ -236,7 +255,11 @@ func (s *Session) readLoop(ctx context.Context) {
 			s.conn.Reset() // whitespace keepalive between stanzas
 			continue
 		}
+		enc := encoderPool.Get().(*stanzaEncoder)
 		st, serr := enc.read(r, start, s.jid, limit.MaxDepth)
+		if cap(enc.enc.Buf) <= 64<<10 {
+			encoderPool.Put(enc) // a huge one is left to the collector
+		}
 		s.conn.Reset()
 		if serr != nil {
 			if se, ok := serr.(stanzaError); ok {
