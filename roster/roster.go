@@ -53,7 +53,7 @@ const (
 type Store interface {
 	Items(ctx context.Context, user string) ([]storage.RosterItem, int64, error)
 	Get(ctx context.Context, user, contact string) (storage.RosterItem, bool, error)
-	Put(ctx context.Context, user string, it storage.RosterItem) (int64, error)
+	Put(ctx context.Context, user string, it storage.RosterItem, bump bool) (int64, error)
 	Delete(ctx context.Context, user, contact string) (int64, error)
 	Count(ctx context.Context, user string) (int, error)
 	Subscribers(ctx context.Context, user string) ([]string, error)
@@ -274,7 +274,7 @@ func (s *Service) set(ctx context.Context, iq *router.Stanza) (xml.TokenReader, 
 		it.Name = *in.Name
 	}
 	it.Groups = groups
-	ver, err := s.store.Put(ctx, user.String(), it)
+	ver, err := s.store.Put(ctx, user.String(), it, true)
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func (s *Service) outbound(ctx context.Context, st *router.Stanza) router.Result
 		}
 	}
 	if changed {
-		if err := s.save(ctx, user, it, ok); err != nil {
+		if err := s.save(ctx, user, it, before, ok); err != nil {
 			unlock()
 			s.log.Error("roster: outbound subscription", "err", err)
 			return router.Handled
@@ -135,7 +135,7 @@ func (s *Service) outbound(ctx context.Context, st *router.Stanza) router.Result
 
 // save stores it (or deletes a row that holds nothing any more) and pushes
 // visible changes.
-func (s *Service) save(ctx context.Context, user jid.JID, it storage.RosterItem, existed bool) error {
+func (s *Service) save(ctx context.Context, user jid.JID, it, before storage.RosterItem, existed bool) error {
 	if !it.Visible && !it.PendingIn {
 		if !existed {
 			return nil
@@ -145,11 +145,15 @@ func (s *Service) save(ctx context.Context, user jid.JID, it storage.RosterItem,
 		}
 		return nil
 	}
-	ver, err := s.store.Put(ctx, user.String(), it)
+	// Only what the user sees is pushed and versioned: a pending request
+	// alone is not part of the roster (RFC 6121 §3.1.3).
+	seen := it.Visible && (!existed || !before.Visible || it.Subscription != before.Subscription ||
+		it.Ask != before.Ask || it.Approved != before.Approved)
+	ver, err := s.store.Put(ctx, user.String(), it, seen)
 	if err != nil {
 		return storeErr("put", err)
 	}
-	if it.Visible {
+	if seen {
 		s.push(ctx, user, it, false, ver)
 	}
 	return nil
@@ -242,7 +246,7 @@ func (s *Service) inbound(ctx context.Context, st *router.Stanza) router.Result 
 		}
 	}
 	if !sameState(it, before) || (!ok && it.PendingIn) {
-		if err := s.save(ctx, user, it, ok); err != nil {
+		if err := s.save(ctx, user, it, before, ok); err != nil {
 			unlock()
 			s.log.Error("roster: inbound subscription", "err", err)
 			return router.Handled

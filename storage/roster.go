@@ -135,9 +135,10 @@ func (r *Rosters) Get(ctx context.Context, user, contact string) (RosterItem, bo
 }
 
 // Put stores it in user's roster, replacing what was there, and returns
-// the roster version after the change. The version is bumped when the
-// item is visible or was visible before.
-func (r *Rosters) Put(ctx context.Context, user string, it RosterItem) (ver int64, err error) {
+// the roster version after the change. With bump, the version is bumped
+// when the item is visible or was visible before; without, the change is
+// one the user cannot see (a pending request) and the version stays.
+func (r *Rosters) Put(ctx context.Context, user string, it RosterItem, bump bool) (ver int64, err error) {
 	groups := ""
 	if len(it.Groups) > 0 {
 		b, err := json.Marshal(it.Groups)
@@ -167,7 +168,7 @@ func (r *Rosters) Put(ctx context.Context, user string, it RosterItem) (ver int6
 	if err != nil {
 		return 0, fmt.Errorf("storage: put roster item %s of %s: %w", it.Contact, user, err)
 	}
-	if it.Visible || wasVisible != 0 {
+	if bump && (it.Visible || wasVisible != 0) {
 		ver, err = bumpRosterVersion(ctx, tx, user)
 	} else {
 		ver, err = rosterVersion(ctx, tx, user)

@@ -23,12 +23,12 @@ func TestRosters(t *testing.T) {
 		if v, err := r.Version(ctx, u); err != nil || v != 0 {
 			t.Fatalf("version of a new roster = %d, %v", v, err)
 		}
-		v1, err := r.Put(ctx, u, storage.RosterItem{Contact: "bob@localhost", Name: "Bob", Groups: []string{"A", "B ✓"}, Subscription: "to", Visible: true})
+		v1, err := r.Put(ctx, u, storage.RosterItem{Contact: "bob@localhost", Name: "Bob", Groups: []string{"A", "B ✓"}, Subscription: "to", Visible: true}, true)
 		if err != nil || v1 != 1 {
 			t.Fatalf("put: %d, %v", v1, err)
 		}
 		// A hidden pending-in request does not change the version.
-		v2, err := r.Put(ctx, u, storage.RosterItem{Contact: "carol@localhost", PendingIn: true, Request: "<presence type='subscribe'/>"})
+		v2, err := r.Put(ctx, u, storage.RosterItem{Contact: "carol@localhost", PendingIn: true, Request: "<presence type='subscribe'/>"}, true)
 		if err != nil || v2 != v1 {
 			t.Fatalf("hidden put: %d, %v (version was %d)", v2, err, v1)
 		}
@@ -48,6 +48,10 @@ func TestRosters(t *testing.T) {
 		}
 		if s, err := r.Subscribers(ctx, u); err != nil || len(s) != 0 {
 			t.Fatalf("subscribers = %v, %v", s, err)
+		}
+		// A change the user cannot see keeps the version.
+		if v, err := r.Put(ctx, u, storage.RosterItem{Contact: "bob@localhost", Name: "Bob", Groups: []string{"A", "B ✓"}, Subscription: "to", Visible: true, PendingIn: true}, false); err != nil || v != v1 {
+			t.Fatalf("put without bump: %d, %v", v, err)
 		}
 		if n, err := r.Count(ctx, u); err != nil || n != 2 {
 			t.Fatalf("count = %d, %v", n, err)
