@@ -18,6 +18,7 @@ func TestDependencyDirection(t *testing.T) {
 		"disco":   {"c2s", "server"},
 		"ping":    {"c2s", "server"},
 		"version": {"c2s", "server"},
+		"muc":     {"c2s", "server", "config", "auth", "disco", "roster", "offline", "httpupload"},
 		"c2s":     {"server", "config"},
 	}
 	for pkg, forbidden := range bad {

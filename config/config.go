@@ -17,8 +17,12 @@ type Config struct {
 	C2S     C2S     `toml:"c2s"`
 	Auth    Auth    `toml:"auth"`
 	Roster  Roster  `toml:"roster"`
+	Offline Offline `toml:"offline"`
+	MUC     MUC     `toml:"muc"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
+
+	HTTPUpload HTTPUpload `toml:"httpupload"`
 }
 
 // Server is the [server] table: who the server is and where it keeps its files.
@@ -119,6 +123,45 @@ type Roster struct {
 	MaxItems int `toml:"max_items"`
 }
 
+// Offline is the [offline] table: messages kept for users who are not
+// online (XEP-0160).
+type Offline struct {
+	// MaxMessages bounds the messages kept for one user; past it a message
+	// is refused with <service-unavailable/> (RFC 6121 §8.5.2.1.1) and not
+	// stored. 0 turns offline storage off.
+	MaxMessages int `toml:"max_messages"`
+	// MaxAge is how long a message is kept before it is deleted unread.
+	MaxAge Duration `toml:"max_age"`
+	// SweepInterval is how often messages older than MaxAge are deleted.
+	SweepInterval Duration `toml:"sweep_interval"`
+}
+
+// MUC is the [muc] table: the XEP-0045 multi-user chat service.
+type MUC struct {
+	// Enabled runs the service.
+	Enabled bool `toml:"enabled"`
+	// Domain is the service's domain; "" means "conference.<server.domain>".
+	// Use [Config.MUCDomain] for the effective value.
+	Domain string `toml:"domain"`
+	// MaxRoomsPerUser bounds the rooms one user may have created that
+	// still exist; creating one more is refused with <not-allowed/>.
+	MaxRoomsPerUser int `toml:"max_rooms_per_user"`
+	// MaxOccupants bounds the occupants of one room; a room's own maximum
+	// (muc#roomconfig_maxusers) cannot be set above it.
+	MaxOccupants int `toml:"max_occupants"`
+	// HistoryLength is how many messages a new room keeps for its
+	// discussion history.
+	HistoryLength int `toml:"history_length"`
+	// MaxHistoryLength bounds the history length a room owner may set.
+	MaxHistoryLength int `toml:"max_history_length"`
+	// MessagesPerSecond is the rate at which one occupant may send
+	// messages to a room; 0 sets no limit.
+	MessagesPerSecond int `toml:"messages_per_second"`
+	// MessageBurst is how many messages an occupant may send at once
+	// before MessagesPerSecond applies.
+	MessageBurst int `toml:"message_burst"`
+}
+
 // HTTP is the [http] table: WebSocket, HTTP upload and host-meta.
 type HTTP struct {
 	// Listen is the host:port of the HTTP listener; "" disables HTTP.
@@ -127,6 +170,35 @@ type HTTP struct {
 	// when it differs from the one derived from the domain and port (behind
 	// a reverse proxy, say). Use [Config.PublicURL] for the effective value.
 	PublicURL string `toml:"public_url"`
+	// TLSListen is the host:port of an HTTPS listener serving the same
+	// handlers with the server's certificate; "" disables it.
+	TLSListen string `toml:"tls_listen"`
+}
+
+// HTTPUpload is the [httpupload] table: XEP-0363 HTTP file upload. The
+// files are sent and fetched through the [http] listeners.
+type HTTPUpload struct {
+	// Enabled runs the upload service (when an [http] listener exists).
+	Enabled bool `toml:"enabled"`
+	// Domain is the service's domain; "" means "upload.<server.domain>".
+	// Use [Config.UploadDomain] for the effective value.
+	Domain string `toml:"domain"`
+	// Dir holds the uploaded files; "" means "<data_dir>/uploads". Use
+	// [Config.UploadDir] for the effective value.
+	Dir string `toml:"dir"`
+	// MaxFileSize bounds the size of one file, in bytes.
+	MaxFileSize int `toml:"max_file_size"`
+	// QuotaBytes bounds the bytes one user holds: files stored plus slots
+	// granted and not yet used or expired.
+	QuotaBytes int `toml:"quota_bytes"`
+	// SlotTimeout is how long a granted slot accepts its upload.
+	SlotTimeout Duration `toml:"slot_timeout"`
+	// MaxAge is how long a file is kept after its upload.
+	MaxAge Duration `toml:"max_age"`
+	// SweepInterval is how often old files and expired slots are deleted.
+	SweepInterval Duration `toml:"sweep_interval"`
+	// AllowRemote lets users of other domains ask for slots.
+	AllowRemote bool `toml:"allow_remote"`
 }
 
 // TLS is the [tls] table. When both files are empty the server makes a
@@ -178,11 +250,38 @@ func Default() Config {
 		Roster: Roster{
 			MaxItems: 1000,
 		},
+		Offline: Offline{
+			MaxMessages:   1000,
+			MaxAge:        Duration{720 * time.Hour},
+			SweepInterval: Duration{time.Hour},
+		},
+		MUC: MUC{
+			Enabled:           true,
+			Domain:            "",
+			MaxRoomsPerUser:   100,
+			MaxOccupants:      200,
+			HistoryLength:     20,
+			MaxHistoryLength:  100,
+			MessagesPerSecond: 5,
+			MessageBurst:      10,
+		},
 		HTTP: HTTP{
 			Listen:    ":5280",
 			PublicURL: "",
+			TLSListen: "",
 		},
 		TLS: TLS{},
+		HTTPUpload: HTTPUpload{
+			Enabled:       true,
+			Domain:        "",
+			Dir:           "",
+			MaxFileSize:   100 << 20,
+			QuotaBytes:    1 << 30,
+			SlotTimeout:   Duration{5 * time.Minute},
+			MaxAge:        Duration{720 * time.Hour},
+			SweepInterval: Duration{time.Hour},
+			AllowRemote:   false,
+		},
 	}
 }
 
@@ -195,21 +294,27 @@ func (c *Config) StorageDSN() string {
 	return c.Storage.DSN
 }
 
-// PublicURL returns the URL clients reach the HTTP listener by, without a
-// trailing slash: HTTP.PublicURL when set, otherwise "http://<domain>:<port>"
-// with the port of HTTP.Listen. It returns "" when HTTP is disabled.
+// PublicURL returns the URL clients reach the HTTP listeners by, without a
+// trailing slash: HTTP.PublicURL when set, otherwise
+// "https://<domain>:<port>" with the port of HTTP.TLSListen when that is
+// set, else "http://<domain>:<port>" with the port of HTTP.Listen. It
+// returns "" when both listeners are disabled.
 func (c *Config) PublicURL() string {
-	if c.HTTP.Listen == "" {
+	if c.HTTP.Listen == "" && c.HTTP.TLSListen == "" {
 		return ""
 	}
 	if c.HTTP.PublicURL != "" {
 		return strings.TrimRight(c.HTTP.PublicURL, "/")
 	}
-	_, port, err := net.SplitHostPort(c.HTTP.Listen)
+	scheme, addr := "http", c.HTTP.Listen
+	if c.HTTP.TLSListen != "" {
+		scheme, addr = "https", c.HTTP.TLSListen
+	}
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "" // refused by Validate
 	}
-	return "http://" + c.Server.Domain + ":" + port
+	return scheme + "://" + c.Server.Domain + ":" + port
 }
 
 // Validate checks every value and the rules between them, and returns all
@@ -236,12 +341,16 @@ func (c *Config) check() []*Error {
 	c.C2S.validate(&p)
 	c.Auth.validate(&p)
 	c.Roster.validate(&p)
+	c.Offline.validate(&p)
+	c.MUC.validate(&p, c.Server.Domain)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
+	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
 	p.checkDistinctAddrs([][2]string{
 		{"c2s.listen", c.C2S.Listen},
 		{"c2s.direct_tls_listen", c.C2S.DirectTLSListen},
 		{"http.listen", c.HTTP.Listen},
+		{"http.tls_listen", c.HTTP.TLSListen},
 	})
 	return p
 }
@@ -312,6 +421,47 @@ func (r *Roster) validate(p *problems) {
 	p.atLeast("roster.max_items", r.MaxItems, 1, "")
 }
 
+func (o *Offline) validate(p *problems) {
+	p.atLeast("offline.max_messages", o.MaxMessages, 0, "0 turns offline storage off")
+	p.positive("offline.max_age", o.MaxAge)
+	p.positive("offline.sweep_interval", o.SweepInterval)
+}
+
+// validate checks the [muc] table; serverDomain is the normalised
+// server.domain, which the service's domain must differ from.
+func (m *MUC) validate(p *problems, serverDomain string) {
+	if m.Domain != "" {
+		if d, msg := normaliseDomain(m.Domain); msg != "" {
+			p.add("muc.domain", "%s", msg)
+		} else if d == serverDomain {
+			p.add("muc.domain", "%q is server.domain; the service needs a domain of its own (want one such as %q, or \"\")",
+				m.Domain, "conference."+serverDomain)
+		} else {
+			m.Domain = d
+		}
+	}
+	p.atLeast("muc.max_rooms_per_user", m.MaxRoomsPerUser, 1, "")
+	p.atLeast("muc.max_occupants", m.MaxOccupants, 1, "")
+	p.atLeast("muc.max_history_length", m.MaxHistoryLength, 0, "")
+	p.atLeast("muc.history_length", m.HistoryLength, 0, "0 keeps no history")
+	if m.HistoryLength > m.MaxHistoryLength && m.MaxHistoryLength >= 0 {
+		p.add("muc.history_length", "%d is more than muc.max_history_length (%d)", m.HistoryLength, m.MaxHistoryLength)
+	}
+	p.atLeast("muc.messages_per_second", m.MessagesPerSecond, 0, "0 sets no limit")
+	if m.MessagesPerSecond > 0 {
+		p.atLeast("muc.message_burst", m.MessageBurst, 1, "")
+	}
+}
+
+// MUCDomain returns the multi-user chat service's domain: MUC.Domain, or
+// "conference.<server.domain>" when it is empty.
+func (c *Config) MUCDomain() string {
+	if c.MUC.Domain != "" {
+		return c.MUC.Domain
+	}
+	return "conference." + c.Server.Domain
+}
+
 func (h *HTTP) validate(p *problems) {
 	if h.Listen != "" {
 		p.addr("http.listen", h.Listen)
@@ -321,6 +471,50 @@ func (h *HTTP) validate(p *problems) {
 			p.add("http.public_url", "%s", msg)
 		}
 	}
+	if h.TLSListen != "" {
+		p.addr("http.tls_listen", h.TLSListen)
+	}
+}
+
+// validate checks the [httpupload] table; serverDomain and mucDomain are
+// the normalised domains the service's must differ from.
+func (u *HTTPUpload) validate(p *problems, serverDomain, mucDomain string) {
+	if u.Domain != "" {
+		if d, msg := normaliseDomain(u.Domain); msg != "" {
+			p.add("httpupload.domain", "%s", msg)
+		} else if d == serverDomain || d == mucDomain {
+			p.add("httpupload.domain", "%q is already served (server.domain or the muc domain); the service needs a domain of its own (want one such as %q, or \"\")",
+				u.Domain, "upload."+serverDomain)
+		} else {
+			u.Domain = d
+		}
+	}
+	p.atLeast("httpupload.max_file_size", u.MaxFileSize, 1, "")
+	if u.MaxFileSize >= 1 && u.QuotaBytes < u.MaxFileSize {
+		p.add("httpupload.quota_bytes", "%d is less than httpupload.max_file_size (%d), so a file of the largest size "+
+			"could never be uploaded (want at least %[2]d)", u.QuotaBytes, u.MaxFileSize)
+	}
+	p.positive("httpupload.slot_timeout", u.SlotTimeout)
+	p.positive("httpupload.max_age", u.MaxAge)
+	p.positive("httpupload.sweep_interval", u.SweepInterval)
+}
+
+// UploadDomain returns the HTTP upload service's domain: HTTPUpload.Domain,
+// or "upload.<server.domain>" when it is empty.
+func (c *Config) UploadDomain() string {
+	if c.HTTPUpload.Domain != "" {
+		return c.HTTPUpload.Domain
+	}
+	return "upload." + c.Server.Domain
+}
+
+// UploadDir returns the directory of uploaded files: HTTPUpload.Dir, or
+// "uploads" in the data directory when it is empty.
+func (c *Config) UploadDir() string {
+	if c.HTTPUpload.Dir != "" {
+		return c.HTTPUpload.Dir
+	}
+	return filepath.Join(c.Server.DataDir, "uploads")
 }
 
 func (t *TLS) validate(p *problems) {

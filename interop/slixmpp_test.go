@@ -67,6 +67,9 @@ type account struct {
 	StreamErrors       []string     `json:"stream_errors"`
 	Received           []rcvMessage `json:"received"`
 	Disconnected       bool         `json:"disconnected"`
+	// Extra is what a scenario records of its own (record["extra"]),
+	// for its test to decode.
+	Extra json.RawMessage `json:"extra"`
 }
 
 type authFail struct {
@@ -82,6 +85,9 @@ type rcvMessage struct {
 	Type string `json:"type"`
 	Body string `json:"body"`
 	ID   string `json:"id"`
+	// XEP-0203 <delay/>, when the message has one.
+	DelayFrom  string `json:"delay_from"`
+	DelayStamp string `json:"delay_stamp"`
 }
 
 var (

@@ -19,6 +19,8 @@ import (
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/disco"
+	"xmppd.dev/xmppd/muc"
+	"xmppd.dev/xmppd/offline"
 	"xmppd.dev/xmppd/ping"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
@@ -39,6 +41,15 @@ type Server struct {
 	auth   *auth.Service
 	router *router.Router
 	c2s    *c2s.Server
+	// offline is stopped after c2s, so that messages still queued to
+	// closing sessions are stored and deliveries learn their fate.
+	offline *offline.Service
+	// muc, when enabled, tells its occupants (332) before c2s ends their
+	// streams.
+	muc *muc.Service
+	// http is the [http] listeners and the upload service; shut down
+	// after c2s, before storage closes.
+	http httpSide
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -91,6 +102,31 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		version.Register(reg, Name, s.version)
 	}
 	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
+	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
+		MaxMessages:   cfg.Offline.MaxMessages,
+		MaxAge:        cfg.Offline.MaxAge.Duration,
+		SweepInterval: cfg.Offline.SweepInterval.Duration,
+		// Half the send queue at most, so that a batch never overflows it.
+		BatchStanzas: min(100, max(1, cfg.C2S.SendQueueStanzas/2)),
+		BatchBytes:   min(1<<20, max(1, cfg.C2S.SendQueueBytes/2)),
+	}, s.log.With("component", "offline"))
+	s.offline.Register(reg)
+	s.offline.Start()
+	if cfg.MUC.Enabled {
+		m := cfg.MUC
+		s.muc, err = muc.New(s.router, s.db.MUC(), muc.Options{
+			Domain: cfg.MUCDomain(), MaxRoomsPerUser: m.MaxRoomsPerUser, MaxOccupants: m.MaxOccupants,
+			HistoryLength: m.HistoryLength, MaxHistoryLength: m.MaxHistoryLength,
+			MessagesPerSecond: m.MessagesPerSecond, MessageBurst: m.MessageBurst,
+		}, s.log.With("component", "muc"))
+		if err == nil {
+			err = s.muc.Load(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		s.muc.Register(reg)
+	}
 
 	cert, src, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.Server.DataDir, []string{domain.String()})
 	if err != nil {
@@ -132,6 +168,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		SCRAMIterations: max(cfg.Auth.SCRAMIterations, auth.MinIterations),
 	}
 
+	// Before c2s: it registers the upload domain with the router.
+	if err := s.startHTTP(cert); err != nil {
+		return err
+	}
 	if err := s.listen(c.Listen, "c2s (STARTTLS)", s.c2s.Serve); err != nil {
 		return err
 	}
@@ -191,10 +231,21 @@ func (s *Server) DB() *storage.DB { return s.db }
 // waits for the sessions to finish (or ctx), and closes storage.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
+	if s.muc != nil {
+		s.muc.Shutdown(ctx)
+	}
 	if s.c2s != nil {
 		err = s.c2s.Shutdown(ctx)
 	}
+	if herr := s.shutdownHTTP(ctx); err == nil {
+		err = herr
+	}
 	s.wg.Wait()
+	if s.offline != nil {
+		if oerr := s.offline.Stop(ctx); err == nil {
+			err = oerr
+		}
+	}
 	s.close()
 	return err
 }
@@ -205,6 +256,12 @@ func (s *Server) close() {
 		ln.Close()
 	}
 	s.mu.Unlock()
+	s.closeHTTP()
+	if s.offline != nil {
+		// Shutdown has stopped it already; after a failed Start no
+		// session was ever served, so it stops at once.
+		s.offline.Stop(context.Background())
+	}
 	if s.db != nil {
 		s.db.Close()
 		s.db = nil

@@ -59,6 +59,9 @@ func dialectFor(driver string) (dialect, error) {
 			open: openSQLite,
 			schema: strings.NewReplacer(
 				"{{BLOB}}", "BLOB",
+				// AUTOINCREMENT: ids are never reused, even after the
+				// highest row is deleted, so they order rows by insertion.
+				"{{AUTOINC}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
 			),
 			// Every SQLite transaction here begins IMMEDIATE (see
 			// sqliteParams), which already excludes other writers.
@@ -81,6 +84,7 @@ func dialectFor(driver string) (dialect, error) {
 			open: openPostgres,
 			schema: strings.NewReplacer(
 				"{{BLOB}}", "BYTEA",
+				"{{AUTOINC}}", "BIGSERIAL PRIMARY KEY",
 			),
 			// Transaction-scoped, so it is released by COMMIT or ROLLBACK
 			// and cannot leak when a process dies mid-migration.

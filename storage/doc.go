@@ -28,7 +28,9 @@
 // [DB.Migrate], each in its own transaction, and recorded in the table
 // schema_version. A released migration is never edited; a change is a new
 // file. Migration files may use the tokens {{BLOB}} (bytea on PostgreSQL, BLOB
-// on SQLite), which the dialect rewrites. A database whose schema is newer than
+// on SQLite) and {{AUTOINC}} (an auto-incrementing 64-bit primary key:
+// BIGSERIAL PRIMARY KEY on PostgreSQL, INTEGER PRIMARY KEY AUTOINCREMENT on
+// SQLite), which the dialect rewrites. A database whose schema is newer than
 // the binary is refused rather than silently used.
 //
 // # Tests

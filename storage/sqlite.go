@@ -3,13 +3,16 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // sqliteBusyTimeoutMillis is how long a connection waits for another
@@ -82,11 +85,32 @@ func openSQLite(ctx context.Context, dsn string) (*sql.DB, error) {
 		return nil, fmt.Errorf("storage: sqlite: open %s: %w", path, err)
 	}
 	sqldb.SetMaxOpenConns(sqliteMaxOpenConns)
-	if err := checkSQLite(ctx, sqldb); err != nil {
+	// Switching a new file to WAL needs a moment of exclusive access; a
+	// second process opening the same new file at that instant gets
+	// SQLITE_BUSY from the pragma, where the busy timeout does not apply.
+	// Such a connection is dropped and the check tried again.
+	for attempt := 1; ; attempt++ {
+		err = checkSQLite(ctx, sqldb)
+		if err == nil || !isSQLiteBusy(err) || attempt == 50 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+	}
+	if err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("storage: sqlite: open %s: %w", path, err)
 	}
 	return sqldb, nil
+}
+
+// isSQLiteBusy reports whether err is SQLITE_BUSY or SQLITE_LOCKED.
+func isSQLiteBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
 // checkSQLite reads back the settings sqliteParams asks for. The driver

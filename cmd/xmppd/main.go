@@ -5,6 +5,7 @@
 //	xmppd [-config FILE] user passwd JID
 //	xmppd [-config FILE] user del JID
 //	xmppd [-config FILE] user list
+//	xmppd [-config FILE] offline list  show each account's offline message queue
 //	xmppd [-config FILE] check-config
 //	xmppd [-config FILE] migrate
 //	xmppd version
@@ -65,6 +66,7 @@ commands:
   user passwd JID      change an account's password
   user del JID         delete an account
   user list            list accounts
+  offline list         show how many offline messages each account has waiting
   check-config         load and validate the configuration, then exit
   migrate              bring the database schema up to date, then exit
   version              print the version
@@ -98,6 +100,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.serve(ctx, rest)
 	case "user":
 		err = e.user(ctx, rest)
+	case "offline":
+		err = e.offline(ctx, rest)
 	case "check-config":
 		err = e.checkConfig(rest)
 	case "migrate":

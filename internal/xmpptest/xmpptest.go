@@ -36,6 +36,8 @@ type Server struct {
 	Domain    string
 	Addr      string // c2s STARTTLS address
 	DirectTLS string // direct TLS address
+	HTTP      string // plain HTTP address; "" unless WithHTTP
+	HTTPS     string // HTTPS address; "" unless WithHTTPS
 
 	mu      sync.Mutex
 	stopped bool
@@ -82,8 +84,26 @@ func StartConfig(t testing.TB, cfg config.Config) *Server {
 	if len(addrs) > 1 {
 		s.DirectTLS = addrs[1].String()
 	}
+	if a := srv.HTTPAddr(); a != nil {
+		s.HTTP = a.String()
+	}
+	if a := srv.HTTPSAddr(); a != nil {
+		s.HTTPS = a.String()
+	}
 	t.Cleanup(func() { s.stop(t) })
 	return s
+}
+
+// WithHTTP turns on the plain HTTP listener, on a free loopback port
+// (Server.HTTP), and with it the upload service ([httpupload]).
+func WithHTTP() Option {
+	return func(c *config.Config) { c.HTTP.Listen = "127.0.0.1:0" }
+}
+
+// WithHTTPS turns on the HTTPS listener, on a free loopback port
+// (Server.HTTPS). Without public_url, upload URLs then use it.
+func WithHTTPS() Option {
+	return func(c *config.Config) { c.HTTP.TLSListen = "127.0.0.1:0" }
 }
 
 func (s *Server) stop(t testing.TB) {

@@ -197,6 +197,11 @@ class Account(slixmpp.ClientXMPP):
             "body": msg["body"],
             "id": msg["id"],
         }
+        # XEP-0203, read from the XML so that no plugin is needed.
+        delay = msg.xml.find("{urn:xmpp:delay}delay")
+        if delay is not None:
+            entry["delay_from"] = delay.get("from", "")
+            entry["delay_stamp"] = delay.get("stamp", "")
         self.record["received"].append(entry)
         self.message_queue.put_nowait(msg)
 

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"xmppd.dev/xmppd/internal/xmpptest"
+)
+
+// TestAgainstXMPPD runs the login, hold, chat and chatmax phases against a
+// real xmppd started in this process and checks that the figures are
+// sane: every login succeeds and every message arrives.
+func TestAgainstXMPPD(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	srv := xmpptest.Start(t)
+	const n = 20
+	for i := 1; i <= n; i++ {
+		srv.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
+	}
+	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256"} {
+		t.Run(mech, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			args := []string{
+				"-addr", srv.Addr, "-domain", srv.Domain, "-n", strconv.Itoa(n), "-mech", mech,
+				"-concurrency", "5", "-pid", strconv.Itoa(os.Getpid()), "-label", "test",
+				"-hold", "200ms", "-rate", "400", "-duration", "1s", "-drain", "5s",
+				"-max-start", "200", "-max-rate", "800", "-step", "500ms",
+				"login,hold,chat,chatmax",
+			}
+			if err := run(ctx, args, &out, &errOut); err != nil {
+				t.Fatalf("xmppbench: %v\n%s", err, errOut.String())
+			}
+			lines := map[string]map[string]any{}
+			var steps int
+			for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("not JSON: %q: %v", l, err)
+				}
+				if m["label"] != "test" || m["n"] != float64(n) {
+					t.Errorf("label or n wrong: %s", l)
+				}
+				p := m["phase"].(string)
+				if p == "chatmax-step" {
+					steps++
+				}
+				lines[p] = m
+			}
+			for _, p := range []string{"prime", "login", "hold", "chat", "chatmax"} {
+				if lines[p] == nil {
+					t.Fatalf("no %s line in:\n%s", p, out.String())
+				}
+			}
+			want := func(phase, key string, v float64) {
+				t.Helper()
+				if got := lines[phase][key]; got != v {
+					t.Errorf("%s %s = %v, want %v", phase, key, got, v)
+				}
+			}
+			positive := func(phase, key string) {
+				t.Helper()
+				if got, _ := lines[phase][key].(float64); !(got > 0) {
+					t.Errorf("%s %s = %v, want > 0", phase, key, lines[phase][key])
+				}
+			}
+			want("prime", "ok", n)
+			want("prime", "pbkdf2_derived", n)
+			want("login", "ok", n)
+			want("login", "failed", 0)
+			want("login", "pbkdf2_derived", 0) // all primed
+			positive("login", "logins_per_s")
+			positive("login", "p99_ms")
+			positive("login", "server_cpu_s")
+			want("hold", "alive", n)
+			positive("hold", "server_rss_after_kb")
+
+			c := lines["chat"]
+			want("chat", "sent", 400)
+			want("chat", "delivered", c["sent"].(float64))
+			want("chat", "lost", 0)
+			want("chat", "bounced", 0)
+			want("chat", "disconnects", 0)
+			positive("chat", "p50_ms")
+			if p50, p99, p999 := c["p50_ms"].(float64), c["p99_ms"].(float64), c["p999_ms"].(float64); p50 > p99 || p99 > p999 || p999 > 1000 {
+				t.Errorf("chat latencies not ordered or too high: p50 %v p99 %v p999 %v", p50, p99, p999)
+			}
+			if _, ok := c["errors"]; ok {
+				t.Errorf("chat errors: %v", c["errors"])
+			}
+
+			m := lines["chatmax"]
+			if steps < 1 || float64(steps) != m["steps"] {
+				t.Errorf("chatmax: %d step lines, summary says %v", steps, m["steps"])
+			}
+			positive("chatmax", "max_rate")
+		})
+	}
+}
+
+// TestNotLoopback refuses a server that is not on this machine.
+func TestNotLoopback(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-addr", "192.0.2.1:5222", "login"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("run against 192.0.2.1: %v, want a loopback refusal", err)
+	}
+}
+
+func TestParsePhases(t *testing.T) {
+	for in, want := range map[string]string{
+		"login,chat":     "login,chat",
+		"chat":           "login,chat",
+		"register,hold":  "register,login,hold",
+		"login,chat,muc": "login,chat,muc",
+	} {
+		got, err := parsePhases(in)
+		if err != nil || strings.Join(got, ",") != want {
+			t.Errorf("parsePhases(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	if _, err := parsePhases("login,bogus"); err == nil {
+		t.Error("unknown phase accepted")
+	}
+}

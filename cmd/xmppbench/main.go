@@ -1,0 +1,208 @@
+// Command xmppbench is a load generator for any XMPP server (RFC 6120,
+// RFC 6121, XEP-0045), for measuring xmppd beside Prosody and ejabberd on
+// one machine. It speaks to loopback addresses only.
+//
+// Usage:
+//
+//	xmppbench [flags] PHASE[,PHASE...]
+//	xmppbench table RESULTS.jsonl...
+//
+// The second form prints the comparison table of bench/compare from result
+// lines labelled prosody, ejabberd, xmppd-postgres and xmppd-sqlite.
+//
+// Phases run in the order given, on one set of connections, and each prints
+// one JSON line on standard output:
+//
+//	register  create the N accounts by in-band registration (XEP-0077)
+//	login     N clients connect, STARTTLS, SCRAM, bind, send initial presence
+//	          and wait for the answer to a ping sent after it, at most
+//	          -concurrency at once: logins/s, p50/p99 latency, failures.
+//	          With -prime (the default) an untimed pass first learns every
+//	          account's salt so the timed logins skip the client's PBKDF2.
+//	hold      keep the N connections idle for -hold; with -pid, the server's
+//	          RSS before the logins and after, bytes per connection and CPU.
+//	chat      1:1 messages between random online clients at -rate for
+//	          -duration: delivered/s, loss, p50/p99/p999 latency, server
+//	          CPU-seconds per 10k messages.
+//	chatmax   raise the chat rate in steps of -step until p99 passes
+//	          -max-p99 or a message is lost, then bisect: the highest rate
+//	          that passed.
+//	muc       -rooms rooms of -occupants clients on -muc-service, groupchat
+//	          at -muc-rate for -duration: fan-out deliveries/s, latency, loss.
+//
+// Phases after login need it and run it if it is not listed. Every
+// message carries its scheduled send time; latencies are measured on the
+// generator's monotonic clock. The generator's own CPU time is in every
+// line (gen_cpu_s, gen_cores) so that a saturated generator is visible.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command's settings; immutable once a bench starts.
+type options struct {
+	addr, domain, userPattern, password, mech, resource string
+	first, n, concurrency                               int
+	starttls, prime                                     bool
+	timeout, hold, duration, drain, step                time.Duration
+	rate, maxStart, maxRate, maxP99                     float64
+	senders, bodySize, readBuf                          int
+	mucService                                          string
+	rooms, occupants                                    int
+	mucRate                                             float64
+	pid, extraComm, label                               string
+}
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "xmppbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "table" {
+		if len(args) < 2 {
+			return fmt.Errorf("usage: xmppbench table RESULTS.jsonl...")
+		}
+		return writeTable(stdout, args[1:])
+	}
+	fs := flag.NewFlagSet("xmppbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:5222", "server's c2s address (loopback only)")
+	fs.StringVar(&o.domain, "domain", "localhost", "XMPP domain")
+	fs.StringVar(&o.userPattern, "user", "user%d", "account local part pattern; %d is the account number")
+	fs.IntVar(&o.first, "first", 1, "number of the first account")
+	fs.StringVar(&o.password, "password", "benchpass", "password of every account")
+	fs.StringVar(&o.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1 or SCRAM-SHA-256")
+	fs.StringVar(&o.resource, "resource", "bench", "resource to bind")
+	fs.IntVar(&o.n, "n", 1000, "number of clients (and accounts)")
+	fs.IntVar(&o.concurrency, "concurrency", 100, "logins (and registrations, MUC joins) in flight at once")
+	fs.BoolVar(&o.starttls, "starttls", true, "negotiate STARTTLS")
+	fs.BoolVar(&o.prime, "prime", true, "learn salts in an untimed pass before login, so timed logins skip the client's PBKDF2")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "limit for one login, registration or MUC join")
+	fs.DurationVar(&o.hold, "hold", 10*time.Second, "hold phase: how long to stay idle")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "chat and muc phases: how long to send")
+	fs.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait after sending for messages still on their way")
+	fs.DurationVar(&o.step, "step", 8*time.Second, "chatmax: duration of one step")
+	fs.Float64Var(&o.rate, "rate", 5000, "chat: aggregate messages per second")
+	fs.Float64Var(&o.maxStart, "max-start", 1000, "chatmax: first rate tried")
+	fs.Float64Var(&o.maxRate, "max-rate", 100000, "chatmax: highest rate tried")
+	fs.Float64Var(&o.maxP99, "max-p99", 100, "chatmax: p99 limit in milliseconds")
+	fs.IntVar(&o.senders, "senders", 2, "sending goroutines (each owns a share of the clients)")
+	fs.IntVar(&o.bodySize, "body", 64, "message body size in bytes (at least the timestamp)")
+	fs.IntVar(&o.readBuf, "readbuf", 2048, "initial read buffer per connection")
+	fs.StringVar(&o.mucService, "muc-service", "", "MUC service (default conference.DOMAIN)")
+	fs.IntVar(&o.rooms, "rooms", 50, "muc: number of rooms")
+	fs.IntVar(&o.occupants, "occupants", 20, "muc: occupants per room")
+	fs.Float64Var(&o.mucRate, "muc-rate", 100, "muc: aggregate groupchat messages per second")
+	fs.StringVar(&o.pid, "pid", "", "server's PID, for its RSS and CPU time from /proc")
+	fs.StringVar(&o.extraComm, "extra-comm", "", "also count CPU time of processes with this command name (e.g. postgres)")
+	fs.StringVar(&o.label, "label", "", "label copied into every result line")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: xmppbench [flags] PHASE[,PHASE...]\nphases: register, login, hold, chat, chatmax, muc\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("want one argument, the phases")
+	}
+	phases, err := parsePhases(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	if _, err := raiseNoFile(uint64(o.n) + 1024); err != nil {
+		fmt.Fprintln(stderr, "xmppbench: warning:", err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := newBench(o, stdout, stderr)
+	return b.run(ctx, phases)
+}
+
+var knownPhases = map[string]bool{"register": true, "login": true, "hold": true, "chat": true, "chatmax": true, "muc": true}
+
+// parsePhases splits the phase list, adding login before the first phase
+// that needs connections.
+func parsePhases(s string) ([]string, error) {
+	var out []string
+	logged := false
+	for p := range strings.SplitSeq(s, ",") {
+		if !knownPhases[p] {
+			return nil, fmt.Errorf("unknown phase %q", p)
+		}
+		switch p {
+		case "login":
+			logged = true
+		case "hold", "chat", "chatmax", "muc":
+			if !logged {
+				out = append(out, "login")
+				logged = true
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (o *options) check() error {
+	if _, ok := scramMechs[o.mech]; !ok {
+		return fmt.Errorf("-mech %q: want SCRAM-SHA-1 or SCRAM-SHA-256", o.mech)
+	}
+	if !strings.Contains(o.userPattern, "%d") {
+		return fmt.Errorf("-user %q has no %%d", o.userPattern)
+	}
+	if o.n < 2 || o.n > 100000 {
+		return fmt.Errorf("-n %d: want 2 to 100000", o.n)
+	}
+	if o.concurrency < 1 || o.senders < 1 || o.rate <= 0 || o.mucRate <= 0 || o.maxStart <= 0 {
+		return fmt.Errorf("-concurrency, -senders and the rates must be positive")
+	}
+	if o.mucService == "" {
+		o.mucService = "conference." + o.domain
+	}
+	host, _, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("-addr %s: %s is not a loopback address; xmppbench only loads servers on this machine", o.addr, ip)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+)
+
+// Common is in every result line: what the phase cost the machine. CPU
+// figures are seconds of user+system time during the phase; cores is that
+// divided by the wall time. The generator's own CPU shows whether it, and
+// not the server, was the limit.
+type Common struct {
+	Phase       string   `json:"phase"`
+	Label       string   `json:"label,omitempty"`
+	N           int      `json:"n"`
+	WallS       float64  `json:"wall_s"`
+	GenCPUS     float64  `json:"gen_cpu_s"`
+	GenCores    float64  `json:"gen_cores"`
+	ServerCPUS  *float64 `json:"server_cpu_s,omitempty"`
+	ServerCores *float64 `json:"server_cores,omitempty"`
+	ExtraCPUS   *float64 `json:"extra_cpu_s,omitempty"` // processes named by -extra-comm (PostgreSQL)
+	// MachineCores is the whole machine's busy CPU during the phase, and
+	// OtherCores what neither the generator, the server nor the extra
+	// processes used: other work on the machine, which makes a figure
+	// suspect when it is more than a few hundredths.
+	MachineCores float64        `json:"machine_cores"`
+	OtherCores   float64        `json:"other_cores"`
+	Errors       map[string]int `json:"errors,omitempty"`
+}
+
+// LoginResult is the login phase (and the untimed prime pass).
+type LoginResult struct {
+	Common
+	Mech        string  `json:"mech"`
+	StartTLS    bool    `json:"starttls"`
+	Concurrency int     `json:"concurrency"`
+	OK          int     `json:"ok"`
+	Failed      int     `json:"failed"`
+	PerS        float64 `json:"logins_per_s"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	Primed      bool    `json:"primed"`         // SCRAM keys were derived before the timed run
+	Derived     int64   `json:"pbkdf2_derived"` // PBKDF2 derivations the generator did in this phase
+	RSSAfterKB  int64   `json:"server_rss_kb,omitempty"`
+}
+
+// RegisterResult is in-band registration (XEP-0077).
+type RegisterResult struct {
+	Common
+	Concurrency int     `json:"concurrency"`
+	Created     int     `json:"created"`
+	Existed     int     `json:"existed"`
+	Failed      int     `json:"failed"`
+	PerS        float64 `json:"accounts_per_s"`
+}
+
+// HoldResult is N idle connections.
+type HoldResult struct {
+	Common
+	HoldS        float64 `json:"hold_s"`
+	Alive        int     `json:"alive"`
+	RSSBeforeKB  int64   `json:"server_rss_before_kb,omitempty"`
+	RSSAfterKB   int64   `json:"server_rss_after_kb,omitempty"`
+	BytesPerConn int64   `json:"server_bytes_per_conn,omitempty"`
+	GenRSSKB     int64   `json:"gen_rss_kb"`
+}
+
+// ChatResult is a run of 1:1 messages (and one step of the max search,
+// phase "chatmax-step"), or of groupchat (phase "muc").
+type ChatResult struct {
+	Common
+	Mode        string  `json:"mode,omitempty"`
+	Rooms       int     `json:"rooms,omitempty"`
+	Occupants   int     `json:"occupants,omitempty"`
+	JoinOK      int     `json:"joined,omitempty"`
+	JoinFailed  int     `json:"join_failed,omitempty"`
+	JoinS       float64 `json:"join_s,omitempty"`
+	TargetRate  float64 `json:"target_rate"`
+	DurationS   float64 `json:"duration_s"`
+	Sent        int64   `json:"sent"`
+	Expected    int64   `json:"expected"` // deliveries due: sent, or sent × occupants
+	Delivered   int64   `json:"delivered"`
+	Bounced     int64   `json:"bounced"` // type='error' answers
+	Lost        int64   `json:"lost"`
+	PerS        float64 `json:"delivered_per_s"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	P999Ms      float64 `json:"p999_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	SendLagP99  float64 `json:"send_lag_p99_ms"` // how late the generator wrote, p99
+	DrainS      float64 `json:"drain_s"`
+	CPUPer10k   float64 `json:"server_cpu_s_per_10k,omitempty"`
+	Pass        *bool   `json:"pass,omitempty"`
+	Disconnects int64   `json:"disconnects"`
+}
+
+// MaxResult sums up the max search.
+type MaxResult struct {
+	Common
+	P99LimitMs float64 `json:"p99_limit_ms"`
+	Steps      int     `json:"steps"`
+	MaxRate    float64 `json:"max_rate"` // highest passing rate, 0 if none passed
+	P99Ms      float64 `json:"p99_ms"`   // at MaxRate
+	FirstFail  float64 `json:"first_fail_rate,omitempty"`
+}
+
+// output writes one JSON object per line.
+type output struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (o *output) emit(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, err = o.w.Write(append(b, '\n'))
+	return err
+}
+
+// meter measures a phase's wall time and the CPU time of the generator,
+// the server and the extra processes.
+type meter struct {
+	b                     *bench
+	start                 time.Time
+	gen, srv, extra, mach float64
+	srvErr, extraErr      error
+}
+
+func (b *bench) meter() *meter {
+	m := &meter{b: b, start: time.Now()}
+	m.gen, _ = procCPU("self")
+	m.mach, _ = machineBusy()
+	if b.o.pid != "" {
+		m.srv, m.srvErr = procCPU(b.o.pid)
+	}
+	if b.o.extraComm != "" {
+		m.extra, m.extraErr = commCPU(b.o.extraComm)
+	}
+	return m
+}
+
+// finish fills c with the phase's figures.
+func (m *meter) finish(c *Common, phase string, n int) {
+	c.Phase, c.Label, c.N = phase, m.b.o.label, n
+	wall := time.Since(m.start).Seconds()
+	c.WallS = round3(wall)
+	if g, err := procCPU("self"); err == nil {
+		c.GenCPUS = round3(g - m.gen)
+		c.GenCores = round3((g - m.gen) / wall)
+	}
+	if m.b.o.pid != "" && m.srvErr == nil {
+		if s, err := procCPU(m.b.o.pid); err == nil {
+			cpu, cores := round3(s-m.srv), round3((s-m.srv)/wall)
+			c.ServerCPUS, c.ServerCores = &cpu, &cores
+		}
+	}
+	if m.b.o.extraComm != "" && m.extraErr == nil {
+		if s, err := commCPU(m.b.o.extraComm); err == nil {
+			cpu := round3(max(s-m.extra, 0))
+			c.ExtraCPUS = &cpu
+		}
+	}
+	if mach, err := machineBusy(); err == nil {
+		busy := mach - m.mach
+		other := busy - c.GenCPUS
+		if c.ServerCPUS != nil {
+			other -= *c.ServerCPUS
+		}
+		if c.ExtraCPUS != nil {
+			other -= *c.ExtraCPUS
+		}
+		c.MachineCores = round3(busy / wall)
+		c.OtherCores = round3(max(other, 0) / wall)
+	}
+}

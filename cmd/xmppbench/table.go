@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+)
+
+// tableServers are the columns of the comparison table, by label, in order;
+// labels starting with "xmppd" get ratio columns against the others.
+var tableServers = []string{"prosody", "ejabberd", "xmppd-postgres", "xmppd-sqlite"}
+
+// row is one figure of the table: which phase line it comes from and how
+// to read it.
+type row struct {
+	title string
+	phase string
+	key   string
+	scale float64 // multiply by this (bytes → KB)
+}
+
+var tableRows = []row{
+	{"accounts created /s (see method)", "accounts", "accounts_per_s", 1},
+	{"logins/s", "login", "logins_per_s", 1},
+	{"login p99 ms", "login", "p99_ms", 1},
+	{"login server CPU cores", "login", "server_cores", 1},
+	{"login: other processes' cores (noise)", "login", "other_cores", 1},
+	{"RSS per idle TLS connection, KB", "hold", "server_bytes_per_conn", 1.0 / 1024},
+	{"server RSS with N idle, MB", "hold", "server_rss_after_kb", 1.0 / 1024},
+	{"max 1:1 msgs/s, p99 ≤ 100 ms, no loss", "chatmax", "max_rate", 1},
+	{"1:1 at chat rate: delivered/s", "chat", "delivered_per_s", 1},
+	{"1:1 at chat rate: p99 ms", "chat", "p99_ms", 1},
+	{"1:1 at chat rate: p99.9 ms", "chat", "p999_ms", 1},
+	{"1:1 at chat rate: lost", "chat", "lost", 1},
+	{"1:1 at chat rate: server CPU-s per 10k msgs", "chat", "server_cpu_s_per_10k", 1},
+	{"1:1 at chat rate: generator cores", "chat", "gen_cores", 1},
+	{"1:1 at chat rate: other processes' cores (noise)", "chat", "other_cores", 1},
+	{"max search: other processes' cores (noise)", "chatmax", "other_cores", 1},
+	{"MUC: deliveries/s", "muc", "delivered_per_s", 1},
+	{"MUC: p99 ms", "muc", "p99_ms", 1},
+	{"MUC: lost", "muc", "lost", 1},
+	{"MUC: server CPU-s per 10k deliveries", "muc", "server_cpu_s_per_10k", 1},
+}
+
+// writeTable reads result lines (JSON objects with "label", "n" and
+// "phase") from the files and prints one Markdown table per N: each figure
+// per server, and each xmppd's ratio to each peer (xmppd ÷ peer).
+func writeTable(w io.Writer, files []string) error {
+	// results[n][label][phase] = the line's fields
+	results := map[int]map[string]map[string]map[string]any{}
+	for _, f := range files {
+		if err := readResults(f, results); err != nil {
+			return err
+		}
+	}
+	var ns []int
+	for n := range results {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	for _, n := range ns {
+		byLabel := results[n]
+		var cols, xs, peers []string
+		for _, s := range tableServers {
+			if byLabel[s] != nil {
+				cols = append(cols, s)
+				if strings.HasPrefix(s, "xmppd") {
+					xs = append(xs, s)
+				} else {
+					peers = append(peers, s)
+				}
+			}
+		}
+		fmt.Fprintf(w, "\nN = %d\n\n| figure |", n)
+		for _, c := range cols {
+			fmt.Fprintf(w, " %s |", c)
+		}
+		for _, x := range xs {
+			for _, p := range peers {
+				fmt.Fprintf(w, " %s ÷ %s |", x, p)
+			}
+		}
+		fmt.Fprint(w, "\n|---|")
+		fmt.Fprint(w, strings.Repeat("---:|", len(cols)+len(xs)*len(peers)))
+		fmt.Fprintln(w)
+		for _, r := range tableRows {
+			vals := map[string]float64{}
+			have := map[string]bool{}
+			for _, c := range cols {
+				if v, ok := number(byLabel[c][r.phase][r.key]); ok {
+					vals[c], have[c] = v*r.scale, true
+				}
+			}
+			if len(have) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "| %s |", r.title)
+			for _, c := range cols {
+				if have[c] {
+					fmt.Fprintf(w, " %s |", formatNum(vals[c]))
+				} else {
+					fmt.Fprint(w, " n/a |")
+				}
+			}
+			for _, x := range xs {
+				for _, p := range peers {
+					if have[x] && have[p] && vals[p] != 0 {
+						fmt.Fprintf(w, " %s |", formatRatio(vals[x]/vals[p]))
+					} else {
+						fmt.Fprint(w, " – |")
+					}
+				}
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	return nil
+}
+
+func readResults(path string, into map[int]map[string]map[string]map[string]any) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		label, _ := m["label"].(string)
+		phase, _ := m["phase"].(string)
+		nf, _ := number(m["n"])
+		n := int(nf)
+		if phase == "register" {
+			phase = "accounts" // in-band registration is the peers' account creation
+		}
+		if jf, _ := number(m["join_failed"]); jf > 0 {
+			continue // the MUC phase did not run (no MUC service)
+		}
+		if label == "" || phase == "" || n == 0 {
+			continue
+		}
+		if into[n] == nil {
+			into[n] = map[string]map[string]map[string]any{}
+		}
+		if into[n][label] == nil {
+			into[n][label] = map[string]map[string]any{}
+		}
+		into[n][label][phase] = m
+	}
+	return sc.Err()
+}
+
+func number(v any) (float64, bool) {
+	f, ok := v.(float64)
+	return f, ok
+}
+
+func formatNum(f float64) string {
+	switch a := math.Abs(f); {
+	case a >= 100:
+		return fmt.Sprintf("%.0f", f)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", f)
+	default:
+		return fmt.Sprintf("%.2f", f)
+	}
+}
+
+func formatRatio(f float64) string {
+	if f >= 10 {
+		return fmt.Sprintf("%.0f×", f)
+	}
+	return fmt.Sprintf("%.2f×", f)
+}

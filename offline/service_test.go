@@ -1,0 +1,157 @@
+package offline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+
+	"xmppd.dev/xmppd/router"
+	"xmppd.dev/xmppd/storage"
+	"xmppd.dev/xmppd/storage/storagetest"
+)
+
+// session is a router.Session whose writes succeed or fail on demand.
+type session struct {
+	j      jid.JID
+	mu     sync.Mutex
+	lose   bool // done(false) for everything: the stream closed unwritten
+	closed bool // DeliverThen returns ErrClosed
+	got    []string
+}
+
+func (s *session) JID() jid.JID           { return s.j }
+func (s *session) Deliver(b []byte) error { return s.DeliverThen(b, nil) }
+func (s *session) Close(stream.Error)     {}
+func (s *session) DeliverThen(b []byte, done func(bool)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return router.ErrClosed
+	}
+	if s.lose {
+		s.closed = true
+		go done(false) // as a writer would, later and elsewhere
+		return nil
+	}
+	s.got = append(s.got, string(b))
+	go done(true)
+	return nil
+}
+
+func (s *session) messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+// priorities is a Presence with fixed answers.
+type priorities map[string]int
+
+func (p priorities) Priority(j jid.JID) (int, bool) {
+	v, ok := p[j.String()]
+	return v, ok
+}
+
+func message(t *testing.T, body string) *router.Stanza {
+	t.Helper()
+	st, err := router.Parse([]byte("<message from='alice@localhost/a' to='bob@localhost' type='chat'><body>" + body + "</body></message>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func newService(t *testing.T, p Presence) (*Service, *storage.DB) {
+	t.Helper()
+	db := storagetest.Open(t, storagetest.SQLite(t))
+	if err := db.Accounts().Create(t.Context(), storage.Account{JID: "bob@localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	s := New(db.Offline(), p, jid.MustParse("localhost"), Limits{MaxMessages: 100, MaxAge: time.Hour, SweepInterval: time.Hour}, nil)
+	s.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return s, db
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 5s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestStoredAfterComingOnline: the router found no resource, the account
+// came online before the message was stored: it is delivered at once,
+// not at the next login.
+func TestStoredAfterComingOnline(t *testing.T) {
+	b := &session{j: jid.MustParse("bob@localhost/b")}
+	s, _ := newService(t, priorities{"bob@localhost/b": 0})
+	s.available(t.Context(), b) // nothing stored yet
+	if got := s.undeliverable(t.Context(), message(t, "late")); got != router.Handled {
+		t.Fatalf("undeliverable = %v, want Handled", got)
+	}
+	waitFor(t, "delivery", func() bool { return len(b.messages()) == 1 })
+	if m := b.messages()[0]; !strings.Contains(m, "<body>late</body><delay xmlns='urn:xmpp:delay' from='localhost'") {
+		t.Errorf("delivered %s", m)
+	}
+}
+
+// TestUnwrittenKept: a session that closes before writing leaves the
+// messages stored, and the account's next resource gets them.
+func TestUnwrittenKept(t *testing.T) {
+	gone := &session{j: jid.MustParse("bob@localhost/gone"), lose: true}
+	next := &session{j: jid.MustParse("bob@localhost/next")}
+	s, db := newService(t, priorities{"bob@localhost/gone": 1, "bob@localhost/next": 0})
+	for _, body := range []string{"one", "two", "three"} {
+		s.undeliverable(t.Context(), message(t, body))
+	}
+	s.available(t.Context(), gone)
+	waitFor(t, "the failed delivery to end", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.users["bob@localhost"] == nil
+	})
+	if n, _ := db.Offline().Count(t.Context(), "bob@localhost"); n != 3 {
+		t.Fatalf("%d stored after an unwritten delivery, want 3", n)
+	}
+	s.available(t.Context(), next)
+	waitFor(t, "delivery", func() bool { return len(next.messages()) == 3 })
+	waitFor(t, "deletion", func() bool {
+		n, _ := db.Offline().Count(t.Context(), "bob@localhost")
+		return n == 0
+	})
+}
+
+// TestNegativePriorityIgnored: OnAvailable with a negative priority
+// delivers nothing and tracks nothing.
+func TestNegativePriorityIgnored(t *testing.T) {
+	neg := &session{j: jid.MustParse("bob@localhost/neg")}
+	s, _ := newService(t, priorities{"bob@localhost/neg": -1})
+	s.undeliverable(t.Context(), message(t, "x"))
+	s.available(t.Context(), neg)
+	s.undeliverable(t.Context(), message(t, "y"))
+	time.Sleep(50 * time.Millisecond)
+	if got := neg.messages(); len(got) != 0 {
+		t.Fatalf("negative-priority resource got %q", got)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.users) != 0 {
+		t.Fatalf("tracking %v", s.users)
+	}
+}

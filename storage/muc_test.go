@@ -1,0 +1,180 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"xmppd.dev/xmppd/storage"
+	"xmppd.dev/xmppd/storage/storagetest"
+)
+
+// TestMUC runs one sequence of multi-user chat repository operations,
+// unchanged, on every engine. Steps share the database and run in order.
+func TestMUC(t *testing.T) {
+	storagetest.Run(t, testMUC)
+}
+
+// testMUC is TestMUC on one engine; the room values it changes are its own.
+func testMUC(t *testing.T, db *storage.DB) {
+	created := time.UnixMilli(1_700_000_000_123).UTC()
+	lounge := storage.MUCRoom{
+		JID: "lounge@conference.localhost", Service: "conference.localhost", Creator: "alice@localhost",
+		CreatedAt: created, Name: "The Lounge", Description: "Talk — café ✓", Public: true,
+		MembersOnly: true, Moderated: false, Password: "s3cret", MaxUsers: 50, Whois: "anyone",
+		HistoryLength: 3, AllowPM: "participants", ChangeSubject: true,
+		Affiliations: []storage.MUCAffiliation{
+			{JID: "alice@localhost", Affiliation: "owner"},
+			{JID: "bob@localhost", Affiliation: "member", Reason: "friend"},
+		},
+	}
+	// Another service's room, which Rooms must leave out.
+	other := storage.MUCRoom{JID: "x@muc.example.org", Service: "muc.example.org", Creator: "zed@localhost",
+		CreatedAt: created, Whois: "moderators", AllowPM: "anyone", MaxUsers: 10}
+	msg := func(seq int64) storage.MUCMessage {
+		return storage.MUCMessage{Seq: seq, ID: fmt.Sprintf("m%d", seq), Nick: "alice", Sender: "alice@localhost/phone",
+			Stamp: created.Add(time.Duration(seq) * time.Second), Payload: []byte(fmt.Sprintf("<body>%d &amp; ✓</body>", seq))}
+	}
+	rooms := func(ctx context.Context, m *storage.MUC, service string) ([]storage.MUCRoom, error) {
+		return m.Rooms(ctx, service)
+	}
+	wantRooms := func(ctx context.Context, m *storage.MUC, want ...storage.MUCRoom) error {
+		got, err := rooms(ctx, m, "conference.localhost")
+		if err != nil {
+			return err
+		}
+		if len(got) == 0 && len(want) == 0 {
+			return nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("Rooms =\n%+v\nwant\n%+v", got, want)
+		}
+		return nil
+	}
+
+	steps := []struct {
+		name string
+		run  func(ctx context.Context, m *storage.MUC) error
+	}{
+		{"no rooms", func(ctx context.Context, m *storage.MUC) error { return wantRooms(ctx, m) }},
+		{"save rooms", func(ctx context.Context, m *storage.MUC) error {
+			if err := m.SaveRoom(ctx, lounge); err != nil {
+				return err
+			}
+			return m.SaveRoom(ctx, other)
+		}},
+		{"load lounge", func(ctx context.Context, m *storage.MUC) error { return wantRooms(ctx, m, lounge) }},
+		{"update configuration and affiliations", func(ctx context.Context, m *storage.MUC) error {
+			lounge.Name, lounge.Public, lounge.MembersOnly, lounge.Password = "Lounge", false, false, ""
+			lounge.Affiliations = []storage.MUCAffiliation{
+				{JID: "alice@localhost", Affiliation: "owner"},
+				{JID: "carol@localhost", Affiliation: "admin"},
+			}
+			if err := m.SaveRoom(ctx, lounge); err != nil {
+				return err
+			}
+			return wantRooms(ctx, m, lounge)
+		}},
+		{"set affiliation", func(ctx context.Context, m *storage.MUC) error {
+			if err := m.SetAffiliation(ctx, lounge.JID, storage.MUCAffiliation{JID: "mallory@localhost", Affiliation: "outcast", Reason: "spam"}); err != nil {
+				return err
+			}
+			if err := m.SetAffiliation(ctx, lounge.JID, storage.MUCAffiliation{JID: "carol@localhost", Affiliation: "member"}); err != nil {
+				return err
+			}
+			if err := m.SetAffiliation(ctx, lounge.JID, storage.MUCAffiliation{JID: "alice@localhost", Affiliation: "none"}); err != nil {
+				return err
+			}
+			lounge.Affiliations = []storage.MUCAffiliation{
+				{JID: "carol@localhost", Affiliation: "member"},
+				{JID: "mallory@localhost", Affiliation: "outcast", Reason: "spam"},
+			}
+			return wantRooms(ctx, m, lounge)
+		}},
+		{"set affiliation in unknown room", func(ctx context.Context, m *storage.MUC) error {
+			err := m.SetAffiliation(ctx, "nope@conference.localhost", storage.MUCAffiliation{JID: "a@localhost", Affiliation: "member"})
+			if !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("err = %v, want ErrNotFound", err)
+			}
+			return nil
+		}},
+		{"set subject", func(ctx context.Context, m *storage.MUC) error {
+			if err := m.SetSubject(ctx, lounge.JID, "Fire & brimstone", "alice"); err != nil {
+				return err
+			}
+			lounge.Subject, lounge.SubjectNick = "Fire & brimstone", "alice"
+			if err := m.SetSubject(ctx, "nope@conference.localhost", "x", "y"); !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("subject of unknown room: err = %v, want ErrNotFound", err)
+			}
+			return wantRooms(ctx, m, lounge)
+		}},
+		{"append history keeps the last three", func(ctx context.Context, m *storage.MUC) error {
+			for seq := int64(1); seq <= 5; seq++ {
+				if err := m.AppendHistory(ctx, lounge.JID, msg(seq), 3); err != nil {
+					return err
+				}
+			}
+			lounge.History = []storage.MUCMessage{msg(3), msg(4), msg(5)}
+			return wantRooms(ctx, m, lounge)
+		}},
+		{"save keeps history", func(ctx context.Context, m *storage.MUC) error {
+			if err := m.SaveRoom(ctx, lounge); err != nil {
+				return err
+			}
+			return wantRooms(ctx, m, lounge)
+		}},
+		{"append with keep 0 empties history", func(ctx context.Context, m *storage.MUC) error {
+			if err := m.AppendHistory(ctx, lounge.JID, msg(6), 0); err != nil {
+				return err
+			}
+			lounge.History = nil
+			return wantRooms(ctx, m, lounge)
+		}},
+		{"append to unknown room", func(ctx context.Context, m *storage.MUC) error {
+			if err := m.AppendHistory(ctx, "nope@conference.localhost", msg(1), 3); !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("err = %v, want ErrNotFound", err)
+			}
+			return nil
+		}},
+		{"delete room", func(ctx context.Context, m *storage.MUC) error {
+			if err := m.AppendHistory(ctx, lounge.JID, msg(7), 3); err != nil {
+				return err
+			}
+			if err := m.DeleteRoom(ctx, lounge.JID); err != nil {
+				return err
+			}
+			if err := m.DeleteRoom(ctx, lounge.JID); err != nil {
+				return fmt.Errorf("second delete: %w", err)
+			}
+			if err := wantRooms(ctx, m); err != nil {
+				return err
+			}
+			// Nothing of it is left behind for a room of the same name.
+			fresh := storage.MUCRoom{JID: lounge.JID, Service: lounge.Service, Creator: "bob@localhost",
+				CreatedAt: created, Whois: "moderators", AllowPM: "anyone", MaxUsers: 5}
+			if err := m.SaveRoom(ctx, fresh); err != nil {
+				return err
+			}
+			return wantRooms(ctx, m, fresh)
+		}},
+		{"other service untouched", func(ctx context.Context, m *storage.MUC) error {
+			got, err := rooms(ctx, m, "muc.example.org")
+			if err != nil {
+				return err
+			}
+			if len(got) != 1 || !reflect.DeepEqual(got[0], other) {
+				return fmt.Errorf("Rooms(muc.example.org) = %+v, want [%+v]", got, other)
+			}
+			return nil
+		}},
+	}
+	m := db.MUC()
+	for _, s := range steps {
+		if err := s.run(t.Context(), m); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+	}
+}
