@@ -28,7 +28,7 @@ import slixmpp_common as common
 
 
 def patch_disco():
-    """Works around a bug of slixmpp 1.8.3 (fixed in 1.8.4): its
+    """Works around a bug of slixmpp 1.8.3 under Python 3.11: its
     get_info_from_domain, which the xep_0363 plugin uses to find the
     service, passes coroutines to asyncio.wait, which Python 3.11 refuses
     with a TypeError. That module alone gets an asyncio whose wait wraps
