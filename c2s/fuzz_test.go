@@ -67,7 +67,7 @@ func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struc
 			return
 		}
 		sess := &Session{srv: srv, xs: xs, conn: g, jid: jid.MustParse("alice@localhost/r"), log: srv.Log,
-			signal: make(chan struct{}, 1), writerDone: make(chan struct{})}
+			writerDone: make(chan struct{})}
 		srv.Router.Bind(context.Background(), sess)
 		srv.wg.Add(1)
 		sess.run()

@@ -240,7 +240,11 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		}
 	}()
 	log := s.Log.With("remote", conn.RemoteAddr().String())
-	ctx, cancel := context.WithTimeout(s.baseCtx, s.Limits.HandshakeTimeout)
+	// The handshake limit is enforced by the timer below; the context only
+	// backs it up. mellium reacts to the context by setting a deadline in
+	// the past and clearing it at once, which would clear ours too if it
+	// came first.
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.Limits.HandshakeTimeout+5*time.Second)
 	defer cancel()
 
 	max := int64(s.Limits.MaxStanzaBytes)
@@ -276,7 +280,6 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	sess := &Session{
 		srv:        s,
 		log:        log,
-		signal:     make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
 	bound := func(j jid.JID) {
@@ -412,7 +415,7 @@ func (sess *Session) run() {
 		delete(s.sessions, sess)
 		s.mu.Unlock()
 	}()
-	go sess.writer()
+	sess.start()
 	sess.log.Debug("session bound")
 	sess.readLoop(ctx)
 }

@@ -45,14 +45,16 @@ type Session struct {
 	ws   bool          // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
-	queue    []outItem     // guarded by mu
-	queued   int           // bytes in queue; guarded by mu
-	closing  bool          // guarded by mu: no more Deliver
-	closeErr []byte        // guarded by mu: final bytes to write (stream error, close tag)
-	reason   CloseReason   // guarded by mu
-	signal   chan struct{} // wakes the writer; capacity 1
+	queue    []outItem   // guarded by mu
+	queued   int         // bytes in queue; guarded by mu
+	closing  bool        // guarded by mu: no more Deliver
+	closeErr []byte      // guarded by mu: final bytes to write (stream error, close tag)
+	reason   CloseReason // guarded by mu
+	started  bool        // guarded by mu: the connection may be written to
+	writing  bool        // guarded by mu: a flush goroutine is running
+	finished bool        // guarded by mu: the final bytes are written
 
-	writerDone chan struct{} // closed when the writer has finished
+	writerDone chan struct{} // closed when the last flush has finished
 	pingID     atomic.Value  // string: id of the outstanding keepalive ping
 }
 
@@ -97,16 +99,27 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 	}
 	s.queue = append(s.queue, outItem{b, done})
 	s.queued += len(b)
+	s.kickLocked()
 	s.mu.Unlock()
-	s.wake()
 	return nil
 }
 
-func (s *Session) wake() {
-	select {
-	case s.signal <- struct{}{}:
-	default:
+// kickLocked starts a flush goroutine when there is something to write
+// and none is running. An idle session has no writer goroutine at all,
+// which keeps its memory small; under load one flush drains many stanzas.
+func (s *Session) kickLocked() {
+	if s.started && !s.writing && !s.finished && (len(s.queue) > 0 || s.closing) {
+		s.writing = true
+		go s.flush()
 	}
+}
+
+// start allows writing once negotiation is over.
+func (s *Session) start() {
+	s.mu.Lock()
+	s.started = true
+	s.kickLocked()
+	s.mu.Unlock()
 }
 
 // Close ends the stream with the stream error e; queued stanzas are written
@@ -138,29 +151,34 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 	if drop {
 		dropped, s.queue, s.queued = s.queue, nil, 0
 	}
+	s.kickLocked()
 	s.mu.Unlock()
-	s.wake()
 	s.srv.notWritten(dropped)
 }
 
-// writer is the only goroutine that writes to the connection after
-// negotiation. It drains the whole queue into one buffered write and one
-// flush, with a write deadline on each flush. Only after a successful
-// flush are the stanzas of a batch counted as written.
-func (s *Session) writer() {
-	defer close(s.writerDone)
-	// The buffer is borrowed per batch so that an idle session holds none.
-	var w *bufio.Writer
+// flush is the only goroutine writing to the connection after
+// negotiation while it runs; at most one runs per session. It drains the
+// whole queue into one buffered write and one flush, with a write
+// deadline on each flush, and exits when the queue is empty. Only after a
+// successful flush are the stanzas of a batch counted as written.
+func (s *Session) flush() {
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(s.conn)
+	defer func() {
+		w.Reset(nil)
+		writerPool.Put(w)
+	}()
 	var batch []outItem
-	for range s.signal {
-		if w == nil {
-			w = writerPool.Get().(*bufio.Writer)
-			w.Reset(s.conn)
-		}
+	for {
 		s.mu.Lock()
 		batch, s.queue = s.queue, batch[:0]
 		s.queued = 0
 		closing, final := s.closing, s.closeErr
+		if len(batch) == 0 && !closing {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
 		s.mu.Unlock()
 
 		s.conn.SetWriteDeadline(time.Now().Add(s.srv.Limits.WriteTimeout))
@@ -183,11 +201,13 @@ func (s *Session) writer() {
 			}
 			rest := s.queue
 			s.queue = nil
+			s.finished = true
 			s.mu.Unlock()
 			s.srv.notWritten(batch)
 			s.srv.notWritten(rest)
 			s.log.Debug("write failed", "err", err)
 			s.conn.Close()
+			close(s.writerDone)
 			return
 		}
 		for i, it := range batch {
@@ -200,28 +220,27 @@ func (s *Session) writer() {
 			batch = nil // do not keep a burst's backing array
 		}
 		if !closing {
-			w.Reset(nil)
-			writerPool.Put(w)
-			w = nil
+			continue
 		}
-		if closing {
-			s.mu.Lock()
-			more := len(s.queue) > 0
-			s.mu.Unlock()
-			if more {
-				s.wake()
-				continue
-			}
-			w.Write(final)
-			w.Flush()
-			// Let the client read the error before the socket goes; the
-			// read loop ends when the client closes or the timeout passes.
-			if cw, ok := s.conn.Conn.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			}
-			time.AfterFunc(closeGrace, func() { s.conn.Close() })
-			return
+		s.mu.Lock()
+		more := len(s.queue) > 0
+		if !more {
+			s.finished = true
 		}
+		s.mu.Unlock()
+		if more {
+			continue
+		}
+		w.Write(final)
+		w.Flush()
+		// Let the client read the error before the socket goes; the read
+		// loop ends when the client closes or the timeout passes.
+		if cw, ok := s.conn.Conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		time.AfterFunc(closeGrace, func() { s.conn.Close() })
+		close(s.writerDone)
+		return
 	}
 }
 
