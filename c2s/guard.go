@@ -3,6 +3,7 @@ package c2s
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -38,6 +39,14 @@ type guardConn struct {
 	pingTimeout time.Duration // silence after onIdle before errIdle
 	onIdle      func()        // sends a ping; called from Read
 	pinged      bool          // a ping is outstanding
+
+	// The decoder's read buffer, owned by ReadByte. encoding/xml reads
+	// through ReadByte when the reader has one, instead of wrapping it in
+	// a 4 KiB bufio.Reader per session; TLS already buffers whole records,
+	// so a small buffer here costs no extra system calls.
+	rbuf       [512]byte
+	rpos, rend int
+	rerr       error // the error that ended the last fill, returned once rbuf is drained
 }
 
 func newGuardConn(c net.Conn, max int64) *guardConn {
@@ -58,6 +67,29 @@ func (g *guardConn) ConnectionState() tls.ConnectionState {
 
 // Reset starts a new stanza's byte count.
 func (g *guardConn) Reset() { g.n.Store(0) }
+
+// ReadByte serves the XML decoder from rbuf.
+func (g *guardConn) ReadByte() (byte, error) {
+	if g.rpos == g.rend {
+		if g.rerr != nil {
+			err := g.rerr
+			g.rerr = nil
+			return 0, err
+		}
+		n, err := g.Read(g.rbuf[:])
+		g.rpos, g.rend = 0, n
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return 0, err
+		}
+		g.rerr = err
+	}
+	b := g.rbuf[g.rpos]
+	g.rpos++
+	return b, nil
+}
 
 // Read reads plaintext, checks it, and runs the keepalive: on silence it
 // asks for a ping once, and on further silence fails with errIdle. The XML

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -80,15 +80,16 @@ func openSQLite(ctx context.Context, dsn string) (*sql.DB, error) {
 		}
 	}
 
-	sqldb, err := sql.Open(DriverSQLite, path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("storage: sqlite: open %s: %w", path, err)
-	}
+	// Connections run their SQLite calls on a goroutine of their own (see
+	// sqlite_worker.go); the driver is our own value, not the one
+	// registered globally.
+	sqldb := sql.OpenDB(sqliteConnector{dsn: path + "?" + q.Encode(), drv: &sqlite.Driver{}})
 	sqldb.SetMaxOpenConns(sqliteMaxOpenConns)
 	// Switching a new file to WAL needs a moment of exclusive access; a
 	// second process opening the same new file at that instant gets
 	// SQLITE_BUSY from the pragma, where the busy timeout does not apply.
 	// Such a connection is dropped and the check tried again.
+	var err error
 	for attempt := 1; ; attempt++ {
 		err = checkSQLite(ctx, sqldb)
 		if err == nil || !isSQLiteBusy(err) || attempt == 50 || ctx.Err() != nil {
