@@ -66,7 +66,13 @@ func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struc
 			s.Close()
 			return
 		}
-		sess := &Session{srv: srv, xs: xs, conn: g, jid: jid.MustParse("alice@localhost/r"), log: srv.Log,
+		_ = xs
+		dec, err := newSessionDecoder(g)
+		if err != nil {
+			s.Close()
+			return
+		}
+		sess := &Session{srv: srv, dec: dec, conn: g, jid: jid.MustParse("alice@localhost/r"), log: srv.Log,
 			writerDone: make(chan struct{})}
 		srv.Router.Bind(context.Background(), sess)
 		srv.wg.Add(1)

@@ -46,7 +46,8 @@ type guardConn struct {
 	// so a small buffer here costs no extra system calls.
 	rbuf       [512]byte
 	rpos, rend int
-	rerr       error // the error that ended the last fill, returned once rbuf is drained
+	prefix     []byte // served before rbuf: see newSessionDecoder
+	rerr       error  // the error that ended the last fill, returned once rbuf is drained
 }
 
 func newGuardConn(c net.Conn, max int64) *guardConn {
@@ -70,6 +71,11 @@ func (g *guardConn) Reset() { g.n.Store(0) }
 
 // ReadByte serves the XML decoder from rbuf.
 func (g *guardConn) ReadByte() (byte, error) {
+	if len(g.prefix) > 0 {
+		b := g.prefix[0]
+		g.prefix = g.prefix[1:]
+		return b, nil
+	}
 	if g.rpos == g.rend {
 		if g.rerr != nil {
 			err := g.rerr

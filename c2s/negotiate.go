@@ -214,6 +214,8 @@ func classifyReadError(err error, maxBytes int) (CloseReason, []byte) {
 		return CloseStreamError, streamError(stream.PolicyViolation, "stanza nested too deeply")
 	case errors.Is(err, errInvalidFrom):
 		return CloseStreamError, streamError(stream.InvalidFrom, "from must be your own JID")
+	case errors.Is(err, errTextAtTop):
+		return CloseStreamError, streamError(stream.BadFormat, "text is not allowed between stanzas")
 	case errors.Is(err, errNotStanza):
 		return CloseStreamError, streamError(stream.UnsupportedStanzaType, "only message, presence and iq in jabber:client are accepted")
 	case errors.As(err, &se):

@@ -17,6 +17,7 @@ var (
 	errInvalidFrom = errors.New("c2s: from is not the client's own JID")
 	errTooDeep     = errors.New("c2s: stanza nested too deeply")
 	errNotStanza   = errors.New("c2s: first-level element is not a stanza")
+	errTextAtTop   = errors.New("c2s: text between stanzas")
 )
 
 // stanzaEncoder turns the tokens of one stanza into a router.Stanza. It is
@@ -99,6 +100,8 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, from jid
 			}
 		case xml.EndElement:
 			depth--
+		case xml.ProcInst, xml.Comment, xml.Directive:
+			return nil, errRestrictedXML
 		}
 		if err := e.enc.EncodeToken(tok); err != nil {
 			return nil, err

@@ -386,8 +386,15 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		cur = g
 	}
 	cur.Reset()
+	dec, err := newSessionDecoder(cur)
+	if err != nil {
+		// Cannot happen: the prefix is well-formed and read from memory.
+		log.Error("session decoder", "err", err)
+		cur.Close()
+		return
+	}
 	sess.mu.Lock()
-	sess.xs, sess.conn = xs, cur
+	sess.dec, sess.conn = dec, cur
 	sess.mu.Unlock()
 	if s.Limits.PingInterval > 0 {
 		cur.idle, cur.pingTimeout, cur.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping

@@ -5,12 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
@@ -37,12 +37,12 @@ const (
 // the decoder; the writer goroutine alone writes to the connection; other
 // goroutines reach the session only through Deliver and Close.
 type Session struct {
-	srv  *Server       // immutable
-	xs   *xmpp.Session // immutable; input owned by readLoop
-	conn *guardConn    // immutable; writes owned by the writer
-	jid  jid.JID       // immutable after bind
-	log  *slog.Logger  // immutable
-	ws   bool          // immutable: WebSocket framing (no </stream:stream>)
+	srv  *Server      // immutable
+	dec  *xml.Decoder // set once negotiation ends (under mu); owned by readLoop
+	conn *guardConn   // immutable; writes owned by the writer
+	jid  jid.JID      // immutable after bind
+	log  *slog.Logger // immutable
+	ws   bool         // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
 	queue    []outItem   // guarded by mu
@@ -258,24 +258,39 @@ const closeGrace = 2 * time.Second
 // readLoop reads stanzas until the stream ends, stamps from, checks the
 // limits and hands each stanza to the router.
 func (s *Session) readLoop(ctx context.Context) {
-	r := s.xs.TokenReader()
-	defer r.Close()
-	var (
-		limit = s.srv.Limits
-	)
+	d := s.dec
+	limit := s.srv.Limits
 	for {
-		tok, err := r.Token()
+		tok, err := d.Token()
 		if err != nil {
 			s.readFailed(err)
 			return
 		}
-		start, ok := tok.(xml.StartElement)
-		if !ok {
+		var start xml.StartElement
+		switch t := tok.(type) {
+		case xml.StartElement:
+			start = t
+		case xml.EndElement:
+			// The only end element at this level is the stream's own.
+			s.readFailed(io.EOF)
+			return
+		case xml.CharData:
+			if len(bytes.TrimLeft(t, " \t\r\n")) != 0 {
+				s.readFailed(errTextAtTop)
+				return
+			}
 			s.conn.Reset() // whitespace keepalive between stanzas
 			continue
+		default:
+			s.readFailed(errRestrictedXML) // a PI, comment or directive
+			return
+		}
+		if start.Name.Space == nsStream {
+			s.readFailed(streamElement(d, start))
+			return
 		}
 		enc := encoderPool.Get().(*stanzaEncoder)
-		st, serr := enc.read(r, start, s.jid, limit.MaxDepth)
+		st, serr := enc.read(d, start, s.jid, limit.MaxDepth)
 		if cap(enc.enc.Buf) <= 64<<10 {
 			encoderPool.Put(enc) // a huge one is left to the collector
 		}
@@ -295,6 +310,43 @@ func (s *Session) readLoop(ctx context.Context) {
 		}
 		s.srv.Router.FromClient(ctx, st)
 	}
+}
+
+// streamElement reads a stream-level element the client sent: its stream
+// error (the client is closing) or anything else, which is not allowed.
+func streamElement(d *xml.Decoder, start xml.StartElement) error {
+	if start.Name.Local == "error" {
+		var e stream.Error
+		if err := d.DecodeElement(&e, &start); err != nil {
+			return err
+		}
+		return e
+	}
+	return errNotStanza
+}
+
+// nsStream is the namespace of the stream element and stream errors.
+const nsStream = "http://etherx.jabber.org/streams"
+
+// streamPrefix opens, for the session's own decoder, the stream the
+// client opened during negotiation: the namespaces it declared are in
+// scope, and </stream:stream> has its start.
+const streamPrefix = "<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "'>"
+
+// newSessionDecoder returns the decoder a bound session reads with,
+// positioned after the stream's start. mellium's session is let go once
+// negotiation is over: its encoder (with a 4 KiB buffer we never use) and
+// decoder would otherwise live as long as the session. Nothing is lost in
+// between: encoding/xml reads through the guard's ReadByte and reads no
+// byte beyond the end of the bind IQ, so whatever the client sent after it
+// is still in the guard's buffer.
+func newSessionDecoder(g *guardConn) (*xml.Decoder, error) {
+	g.prefix = []byte(streamPrefix)
+	d := xml.NewDecoder(g)
+	if _, err := d.Token(); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // local handles what the session answers itself: the keepalive ping's
