@@ -9,11 +9,15 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/lib/pq"
 )
+
+// postgresMaxConns bounds the connection pool to PostgreSQL.
+const postgresMaxConns = 32
 
 // openPostgres connects to the PostgreSQL server named by dsn and pings it
 // within ctx. Errors name the server and database but never the password:
@@ -29,6 +33,14 @@ func openPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
 		return nil, fmt.Errorf("storage: PostgreSQL DSN %s: %w", redacted, scrub(err, cfg.Password, secret))
 	}
 	sqldb := sql.OpenDB(connector)
+	// database/sql keeps only 2 idle connections by default: under load
+	// (logins arrive in bursts, each a few queries) it then closes and
+	// reopens PostgreSQL connections all the time, and each new one is a
+	// server process forked and authenticated. Keep a pool instead, and
+	// bound it well below PostgreSQL's default max_connections (100).
+	sqldb.SetMaxOpenConns(postgresMaxConns)
+	sqldb.SetMaxIdleConns(postgresMaxConns)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		db := cfg.Database
