@@ -434,7 +434,7 @@ func (b *bench) send(ctx context.Context, l load) ChatResult {
 		if r.Errors == nil {
 			r.Errors = map[string]int{}
 		}
-		r.Errors["not sent: sender disconnected"] = int(s)
+		r.Errors["not sent: sender disconnected or writes blocked"] = int(s)
 	}
 	return r
 }
@@ -455,12 +455,16 @@ func (b *bench) settle(ctx context.Context, e *epoch) {
 }
 
 // sendLoop is one sending goroutine: it writes what its pacer says is due,
-// in batches, and sleeps until the next message is due.
+// in batches, and sleeps until the next message is due. Every message
+// scheduled before end is sent, late if need be (its latency then shows
+// it), unless the goroutine is still writing a drain period after end.
 func (b *bench) sendLoop(ctx context.Context, rng *rand.Rand, k, ep int, e *epoch, p *pacer, end time.Duration, limit int64, compose composer) {
 	var buf, body []byte
-	for p.sent < limit && ctx.Err() == nil {
+	for p.sent < limit && ctx.Err() == nil && p.next() < end {
 		now := b.now()
-		if now >= end {
+		if now >= end+b.o.drain {
+			// Hopelessly behind (writes blocked): the rest is not sent.
+			e.skipped.Add(limit - p.sent)
 			return
 		}
 		due := p.due(now)

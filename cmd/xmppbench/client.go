@@ -90,8 +90,8 @@ func (c *client) open(o *options) ([]byte, error) {
 	return append([]byte(nil), el...), nil
 }
 
-// describe names an unexpected element briefly, with a stream or stanza
-// error's condition.
+// describe quotes an unexpected element for an error message, cut to 200
+// bytes (enough to show a stream or stanza error's condition).
 func describe(el []byte) string {
 	s := string(el)
 	if len(s) > 200 {
@@ -226,7 +226,7 @@ func elemBase64(el []byte) ([]byte, error) {
 	return b, nil
 }
 
-// restart opens the authenticated stream and binds a resource.
+// bind restarts the stream after SASL success and binds a resource.
 func (c *client) bind(o *options) error {
 	c.sp.restart(nil)
 	feats, err := c.open(o)

@@ -22,29 +22,30 @@ type row struct {
 	phase string
 	key   string
 	scale float64 // multiply by this (bytes → KB)
+	plain bool    // no ratio: the figure describes the run, not the server
 }
 
 var tableRows = []row{
-	{"accounts created /s (see method)", "accounts", "accounts_per_s", 1},
-	{"logins/s", "login", "logins_per_s", 1},
-	{"login p99 ms", "login", "p99_ms", 1},
-	{"login server CPU cores", "login", "server_cores", 1},
-	{"login: other processes' cores (noise)", "login", "other_cores", 1},
-	{"RSS per idle TLS connection, KB", "hold", "server_bytes_per_conn", 1.0 / 1024},
-	{"server RSS with N idle, MB", "hold", "server_rss_after_kb", 1.0 / 1024},
-	{"max 1:1 msgs/s, p99 ≤ 100 ms, no loss", "chatmax", "max_rate", 1},
-	{"1:1 at chat rate: delivered/s", "chat", "delivered_per_s", 1},
-	{"1:1 at chat rate: p99 ms", "chat", "p99_ms", 1},
-	{"1:1 at chat rate: p99.9 ms", "chat", "p999_ms", 1},
-	{"1:1 at chat rate: lost", "chat", "lost", 1},
-	{"1:1 at chat rate: server CPU-s per 10k msgs", "chat", "server_cpu_s_per_10k", 1},
-	{"1:1 at chat rate: generator cores", "chat", "gen_cores", 1},
-	{"1:1 at chat rate: other processes' cores (noise)", "chat", "other_cores", 1},
-	{"max search: other processes' cores (noise)", "chatmax", "other_cores", 1},
-	{"MUC: deliveries/s", "muc", "delivered_per_s", 1},
-	{"MUC: p99 ms", "muc", "p99_ms", 1},
-	{"MUC: lost", "muc", "lost", 1},
-	{"MUC: server CPU-s per 10k deliveries", "muc", "server_cpu_s_per_10k", 1},
+	{"accounts created /s (see method)", "accounts", "accounts_per_s", 1, false},
+	{"logins/s", "login", "logins_per_s", 1, false},
+	{"login p99 ms", "login", "p99_ms", 1, false},
+	{"login server CPU cores", "login", "server_cores", 1, false},
+	{"login: other processes' cores (noise)", "login", "other_cores", 1, true},
+	{"RSS per idle TLS connection, KB", "hold", "server_bytes_per_conn", 1.0 / 1024, false},
+	{"server RSS with N idle, MB", "hold", "server_rss_after_kb", 1.0 / 1024, false},
+	{"max 1:1 msgs/s, p99 ≤ 100 ms, no loss", "chatmax", "max_rate", 1, false},
+	{"1:1 at chat rate: delivered/s", "chat", "delivered_per_s", 1, true},
+	{"1:1 at chat rate: p99 ms", "chat", "p99_ms", 1, false},
+	{"1:1 at chat rate: p99.9 ms", "chat", "p999_ms", 1, false},
+	{"1:1 at chat rate: lost", "chat", "lost", 1, true},
+	{"1:1 at chat rate: server CPU-s per 10k msgs", "chat", "server_cpu_s_per_10k", 1, false},
+	{"1:1 at chat rate: generator cores", "chat", "gen_cores", 1, true},
+	{"1:1 at chat rate: other processes' cores (noise)", "chat", "other_cores", 1, true},
+	{"max search: other processes' cores (noise)", "chatmax", "other_cores", 1, true},
+	{"MUC: deliveries/s", "muc", "delivered_per_s", 1, true},
+	{"MUC: p99 ms", "muc", "p99_ms", 1, false},
+	{"MUC: lost", "muc", "lost", 1, true},
+	{"MUC: server CPU-s per 10k deliveries", "muc", "server_cpu_s_per_10k", 1, false},
 }
 
 // writeTable reads result lines (JSON objects with "label", "n" and
@@ -109,7 +110,7 @@ func writeTable(w io.Writer, files []string) error {
 			}
 			for _, x := range xs {
 				for _, p := range peers {
-					if have[x] && have[p] && vals[p] != 0 {
+					if !r.plain && have[x] && have[p] && vals[p] != 0 {
 						fmt.Fprintf(w, " %s |", formatRatio(vals[x]/vals[p]))
 					} else {
 						fmt.Fprint(w, " – |")
