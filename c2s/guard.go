@@ -47,11 +47,17 @@ type guardConn struct {
 	rbuf       [512]byte
 	rpos, rend int
 	prefix     []byte // served before rbuf: see newSessionDecoder
-	rerr       error  // the error that ended the last fill, returned once rbuf is drained
+
+	// ws drops whitespace between the stream's children while mellium
+	// negotiates: its server expects the next element at once and fails on
+	// the newline many clients send after each element. nil once the
+	// session reads with its own decoder, which takes whitespace as it is.
+	ws   *wsFilter
+	rerr error // the error that ended the last fill, returned once rbuf is drained
 }
 
 func newGuardConn(c net.Conn, max int64) *guardConn {
-	g := &guardConn{Conn: c}
+	g := &guardConn{Conn: c, ws: &wsFilter{}}
 	g.tls, _ = c.(*tls.Conn)
 	g.max.Store(max)
 	return g
@@ -76,6 +82,15 @@ func (g *guardConn) ReadByte() (byte, error) {
 		g.prefix = g.prefix[1:]
 		return b, nil
 	}
+	for {
+		b, err := g.readByte()
+		if err != nil || g.ws == nil || !g.ws.drop(b) {
+			return b, err
+		}
+	}
+}
+
+func (g *guardConn) readByte() (byte, error) {
 	if g.rpos == g.rend {
 		if g.rerr != nil {
 			err := g.rerr
@@ -222,4 +237,102 @@ func predefinedEntity(name []byte) bool {
 		return true
 	}
 	return len(name) > 1 && name[0] == '#'
+}
+
+// wsFilter follows the element depth of a byte stream closely enough to
+// know when it is between two children of the stream element (depth 1),
+// where whitespace means nothing and is dropped. A new stream header
+// (after SASL the client opens a new stream without closing the old one)
+// sets the depth back to 1.
+type wsFilter struct {
+	depth int
+	state uint8
+	quote byte     // the quote that ends the attribute value being read
+	slash bool     // the last byte of the start tag so far was '/'
+	name  [16]byte // the start of the tag's name
+	nlen  int
+}
+
+const (
+	wsText    uint8 = iota // between tags
+	wsOpen                 // just after '<'
+	wsStart                // in a start tag's name
+	wsAttrs                // in a start tag after its name
+	wsQuoted               // in an attribute value
+	wsEnd                  // in an end tag
+	wsSpecial              // in <?…> or <!…>
+)
+
+// drop takes the next byte and reports whether to leave it out.
+func (f *wsFilter) drop(b byte) bool {
+	switch f.state {
+	case wsText:
+		if b == '<' {
+			f.state = wsOpen
+			return false
+		}
+		return f.depth == 1 && (b == ' ' || b == '\t' || b == '\r' || b == '\n')
+	case wsOpen:
+		switch b {
+		case '/':
+			f.state = wsEnd
+		case '?', '!':
+			f.state = wsSpecial
+		default:
+			f.state, f.nlen, f.slash = wsStart, 0, false
+			f.name[0] = b
+			f.nlen = 1
+		}
+	case wsStart:
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			f.state = wsAttrs
+		case '>':
+			f.startTag(false)
+		case '/':
+			f.state, f.slash = wsAttrs, true
+		default:
+			if f.nlen < len(f.name) {
+				f.name[f.nlen] = b
+				f.nlen++
+			}
+		}
+	case wsAttrs:
+		switch b {
+		case '\'', '"':
+			f.state, f.quote, f.slash = wsQuoted, b, false
+		case '>':
+			f.startTag(f.slash)
+		case '/':
+			f.slash = true
+		case ' ', '\t', '\r', '\n':
+		default:
+			f.slash = false
+		}
+	case wsQuoted:
+		if b == f.quote {
+			f.state = wsAttrs
+		}
+	case wsEnd:
+		if b == '>' {
+			f.depth--
+			f.state = wsText
+		}
+	case wsSpecial:
+		if b == '>' {
+			f.state = wsText
+		}
+	}
+	return false
+}
+
+func (f *wsFilter) startTag(selfClosing bool) {
+	f.state = wsText
+	name := string(f.name[:f.nlen])
+	switch {
+	case name == "stream:stream" || name == "stream":
+		f.depth = 1
+	case !selfClosing:
+		f.depth++
+	}
 }

@@ -341,6 +341,7 @@ const streamPrefix = "<stream:stream xmlns='jabber:client' xmlns:stream='" + nsS
 // byte beyond the end of the bind IQ, so whatever the client sent after it
 // is still in the guard's buffer.
 func newSessionDecoder(g *guardConn) (*xml.Decoder, error) {
+	g.ws = nil
 	g.prefix = []byte(streamPrefix)
 	d := xml.NewDecoder(g)
 	if _, err := d.Token(); err != nil {

@@ -2,6 +2,7 @@ package c2s_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
@@ -198,5 +199,41 @@ func TestShutdown(t *testing.T) {
 	}
 	if err := a.Err(); err == nil || !strings.Contains(err.Error(), "system-shutdown") {
 		t.Fatalf("stream ended with %v, want system-shutdown", err)
+	}
+}
+
+// TestWhitespaceDuringNegotiation: clients (go-xmpp, for one) send a
+// newline after each element; whitespace between the stream's children is
+// meaningless everywhere, negotiation included.
+func TestWhitespaceDuringNegotiation(t *testing.T) {
+	srv := xmpptest.Start(t)
+	srv.AddUser(t, "alice", "pw")
+	r := srv.DialRaw(t)
+	r.Send(srv.Header() + "\n")
+	r.ReadUntil("</stream:features>", wait)
+	r.Send("\n  <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n")
+	if got := r.ReadUntil("<proceed", wait); !strings.Contains(got, "<proceed") {
+		t.Fatalf("STARTTLS after whitespace: %q", got)
+	}
+	tc := tls.Client(r.Conn, &tls.Config{InsecureSkipVerify: true})
+	r.Conn = tc
+	r.Reset()
+	r.Send(srv.Header() + "\n")
+	r.ReadUntil("</stream:features>", wait)
+	r.Send("\n<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00pw") + "</auth>\n\t")
+	if got := r.ReadUntil("<success", wait); !strings.Contains(got, "<success") {
+		t.Fatalf("PLAIN after whitespace: %q", got)
+	}
+	r.Reset()
+	r.Send(srv.Header() + "\r\n")
+	r.ReadUntil("</stream:features>", wait)
+	r.Send("\n<iq type='set' id='b'>\n <bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\n  <resource>ws</resource>\n </bind>\n</iq>\n")
+	if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "alice@localhost/ws") {
+		t.Fatalf("bind after whitespace: %q", got)
+	}
+	r.Reset()
+	r.Send("\n<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>\n")
+	if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "type='result'") {
+		t.Fatalf("ping after bind: %q", got)
 	}
 }
