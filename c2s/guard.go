@@ -48,6 +48,10 @@ type guardConn struct {
 	rpos, rend int
 	prefix     []byte // served before rbuf: see newSessionDecoder
 
+	// shape bounds the read rate of a bound session; nil: no limit.
+	// Owned by Read.
+	shape *shaper
+
 	// ws drops whitespace between the stream's children while mellium
 	// negotiates: its server expects the next element at once and fails on
 	// the newline many clients send after each element. nil once the
@@ -128,6 +132,9 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		n, err := g.Conn.Read(p)
 		if n > 0 {
 			g.pinged = false
+			if g.shape != nil {
+				g.shape.take(n)
+			}
 			if max := g.max.Load(); max > 0 && g.n.Add(int64(n)) > max {
 				return 0, errTooLarge
 			}
@@ -334,5 +341,26 @@ func (f *wsFilter) startTag(selfClosing bool) {
 		f.depth = 1
 	case !selfClosing:
 		f.depth++
+	}
+}
+
+// shaper is a token bucket over the bytes a session sends (what ejabberd's
+// shapers and Prosody's mod_limits do): a client over its rate is not
+// read from until it is back under, so TCP flow control slows it down and
+// it cannot take more than its share of the read path.
+type shaper struct {
+	rate, burst float64 // bytes per second; bucket size
+	tokens      float64
+	last        time.Time
+}
+
+// take accounts for n bytes read and sleeps while the bucket is in debt.
+func (s *shaper) take(n int) {
+	now := time.Now()
+	s.tokens = min(s.burst, s.tokens+now.Sub(s.last).Seconds()*s.rate)
+	s.last = now
+	s.tokens -= float64(n)
+	if s.tokens < 0 {
+		time.Sleep(time.Duration(-s.tokens / s.rate * float64(time.Second)))
 	}
 }

@@ -43,6 +43,7 @@ type Limits struct {
 	HandshakeTimeout time.Duration // TLS, SASL and bind must finish within it
 	PingInterval     time.Duration // silence before the server pings; 0 disables
 	PingTimeout      time.Duration // silence after the ping before the session is closed
+	ReadRate         int           // bytes per second a session may send; 0 = no limit
 }
 
 // DefaultLimits are the limits used when a field is zero.
@@ -398,6 +399,10 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	sess.mu.Unlock()
 	if s.Limits.PingInterval > 0 {
 		cur.idle, cur.pingTimeout, cur.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping
+	}
+	if s.Limits.ReadRate > 0 {
+		cur.shape = &shaper{rate: float64(s.Limits.ReadRate), burst: 2 * float64(s.Limits.MaxStanzaBytes), last: time.Now()}
+		cur.shape.tokens = cur.shape.burst
 	}
 	started = true // the session's goroutine now owns the WaitGroup slot
 	// A fresh goroutine keeps the handshake's grown stack out of the

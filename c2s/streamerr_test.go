@@ -237,3 +237,41 @@ func TestWhitespaceDuringNegotiation(t *testing.T) {
 		t.Fatalf("ping after bind: %q", got)
 	}
 }
+
+// TestReadRate: a client sending faster than c2s.read_rate is slowed
+// down, not disconnected, and loses nothing.
+func TestReadRate(t *testing.T) {
+	srv := xmpptest.Start(t, func(c *config.Config) {
+		c.C2S.MaxStanzaBytes = 10000
+		c.C2S.ReadRate = 50000 // bytes/s; bursts of 20,000 pass at once
+	})
+	alice := srv.AddUser(t, "alice", "pw")
+	bob := srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	b := srv.Login(t, bob, "pw", xmpptest.LoginOptions{Resource: "b"})
+	body := strings.Repeat("z", 4900)
+	start := time.Now()
+	const n = 20 // about 100 KB
+	for i := 0; i < n; i++ {
+		a.Send("<message to='bob@localhost/b' type='chat' id='m%d'><body>%s</body></message>", i, body)
+	}
+	a.Sync()
+	// (100,000 - 20,000 burst) bytes at 50,000 bytes/s: at least 1.6 s.
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("100 KB read in %v; the 50 KB/s limit was not applied", d)
+	}
+	got := 0
+	for _, e := range b.Sync() {
+		if e.Name.Local == "message" {
+			got++
+		}
+	}
+	if got != n {
+		t.Fatalf("bob received %d messages, want %d", got, n)
+	}
+	select {
+	case <-a.Done():
+		t.Fatalf("the fast sender was disconnected: %v", a.Err())
+	default:
+	}
+}

@@ -95,6 +95,11 @@ type C2S struct {
 	// PingTimeout is how long the server waits for the answer to its ping
 	// before it closes the session.
 	PingTimeout Duration `toml:"ping_timeout"`
+	// ReadRate bounds the bytes per second one session may send; past it
+	// the server stops reading from it for a while (TCP pushes back on the
+	// client) rather than disconnecting it. Bursts up to MaxStanzaBytes
+	// twice pass at once. 0 disables the limit.
+	ReadRate int `toml:"read_rate"`
 }
 
 // Auth is the [auth] table: SASL and the throttling of failed attempts.
@@ -239,6 +244,7 @@ func Default() Config {
 			WriteTimeout:     Duration{30 * time.Second},
 			PingInterval:     Duration{4 * time.Minute},
 			PingTimeout:      Duration{60 * time.Second},
+			ReadRate:         1 << 20,
 		},
 		Auth: Auth{
 			SCRAMIterations: 4096,
@@ -407,6 +413,7 @@ func (s *C2S) validate(p *problems) {
 	p.positive("c2s.write_timeout", s.WriteTimeout)
 	p.notNegative("c2s.ping_interval", s.PingInterval, "0s disables pings")
 	p.positive("c2s.ping_timeout", s.PingTimeout)
+	p.atLeast("c2s.read_rate", s.ReadRate, 0, "0 disables the limit")
 }
 
 func (a *Auth) validate(p *problems) {

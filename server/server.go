@@ -156,6 +156,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			HandshakeTimeout: c.HandshakeTimeout.Duration,
 			PingInterval:     c.PingInterval.Duration,
 			PingTimeout:      c.PingTimeout.Duration,
+			ReadRate:         c.ReadRate,
 		},
 		Auth: c2s.AuthLimits{
 			MaxFailures:   cfg.Auth.MaxFailures,
