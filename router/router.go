@@ -377,7 +377,7 @@ func (r *Router) broadcastPresence(ctx context.Context, st *Stanza) {
 		}
 		return
 	default:
-		return // subscription management arrives with the roster
+		return // subscription presence and probes need a to: nothing to do
 	}
 	prio := presencePriority(st)
 	var first bool
