@@ -16,7 +16,7 @@ func BenchmarkReadStanza(b *testing.B) {
 	const one = "<message to='bob@localhost/b' type='chat' id='abc123'><body>Hello, how are you today?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>"
 	const n = 1000
 	input := bytes.Repeat([]byte(one), n)
-	from := jid.MustParse("alice@localhost/a")
+	addr := newAddrCache(jid.MustParse("alice@localhost/a"))
 	enc := newStanzaEncoder()
 	b.SetBytes(int64(len(one)))
 	b.ReportAllocs()
@@ -29,7 +29,7 @@ func BenchmarkReadStanza(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := enc.read(d, tok.(xml.StartElement), from, 64); err != nil {
+			if _, err := enc.read(d, tok.(xml.StartElement), addr, 64); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -35,13 +35,44 @@ func newStanzaEncoder() *stanzaEncoder {
 // bound JID, stamped on the stanza (RFC 6120 §8.1.2.1). A stanza that is
 // well-formed but invalid comes back as a stanzaError to answer; a stream
 // violation as a plain error.
-func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, from jid.JID, maxDepth int) (*router.Stanza, error) {
+// addrCache remembers, for one session, its own JID as a string and the
+// last to it parsed: a client mostly writes to the same few addresses, and
+// PRECIS normalisation is a good part of the cost of reading a stanza.
+// Owned by the read loop.
+type addrCache struct {
+	from    jid.JID
+	fromStr string
+	toRaw   string  // the last to attribute as the client wrote it
+	to      jid.JID // its parsed form
+	toStr   string  // its canonical string
+}
+
+func newAddrCache(from jid.JID) *addrCache {
+	return &addrCache{from: from, fromStr: from.String()}
+}
+
+// parseTo parses a to attribute, from the cache when it is the last one.
+func (c *addrCache) parseTo(raw string) (jid.JID, string, error) {
+	if raw == c.toRaw && c.toRaw != "" {
+		return c.to, c.toStr, nil
+	}
+	j, err := jid.Parse(raw)
+	if err != nil {
+		return jid.JID{}, "", err
+	}
+	c.toRaw, c.to, c.toStr = raw, j, j.String()
+	return j, c.toStr, nil
+}
+
+func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, addr *addrCache, maxDepth int) (*router.Stanza, error) {
+	from := addr.from
 	kind := router.KindOf(start.Name.Local)
 	if start.Name.Space != stanza.NSClient || kind == 0 {
 		return nil, errNotStanza
 	}
 	st := &router.Stanza{Kind: kind, From: from}
 	var badTo bool
+	var toStr string
 	e.attrs = e.attrs[:0]
 	for _, a := range start.Attr {
 		if a.Name.Space != "" {
@@ -50,12 +81,12 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, from jid
 		}
 		switch a.Name.Local {
 		case "to":
-			j, err := jid.Parse(a.Value)
+			j, str, err := addr.parseTo(a.Value)
 			if err != nil {
 				badTo = true
 				continue
 			}
-			st.To = j
+			st.To, toStr = j, str
 			continue
 		case "from":
 			// A client may name itself by full or bare JID; anything else
@@ -73,9 +104,9 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, from jid
 		e.attrs = append(e.attrs, a)
 	}
 	if !st.To.Equal(jid.JID{}) {
-		e.attrs = append(e.attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: st.To.String()})
+		e.attrs = append(e.attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: toStr})
 	}
-	e.attrs = append(e.attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: from.String()})
+	e.attrs = append(e.attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: addr.fromStr})
 	start.Attr = e.attrs
 
 	e.enc.Reset()

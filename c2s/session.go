@@ -260,6 +260,7 @@ const closeGrace = 2 * time.Second
 func (s *Session) readLoop(ctx context.Context) {
 	d := s.dec
 	limit := s.srv.Limits
+	addr := newAddrCache(s.jid)
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -290,7 +291,7 @@ func (s *Session) readLoop(ctx context.Context) {
 			return
 		}
 		enc := encoderPool.Get().(*stanzaEncoder)
-		st, serr := enc.read(d, start, s.jid, limit.MaxDepth)
+		st, serr := enc.read(d, start, addr, limit.MaxDepth)
 		if cap(enc.enc.Buf) <= 64<<10 {
 			encoderPool.Put(enc) // a huge one is left to the collector
 		}
