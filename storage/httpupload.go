@@ -4,9 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -165,23 +162,7 @@ func (h *HTTPUploads) Expired(ctx context.Context, filesBefore, slotsBefore time
 // Delete removes the rows with the given ids; ids that do not exist are
 // not an error.
 func (h *HTTPUploads) Delete(ctx context.Context, ids ...string) error {
-	for chunk := range slices.Chunk(ids, deleteChunk) {
-		var q strings.Builder
-		q.WriteString(`DELETE FROM httpupload_files WHERE id IN (`)
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("$" + strconv.Itoa(i+1))
-			args[i] = id
-		}
-		q.WriteString(")")
-		if _, err := h.db.sql.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("storage: delete %d uploads: %w", len(chunk), err)
-		}
-	}
-	return nil
+	return deleteIDs(ctx, h.db, "httpupload_files", "uploads", ids)
 }
 
 // scanUploads reads every row of rows (uploadColumns, in order) and

@@ -125,9 +125,15 @@ const deleteChunk = 500
 // Delete removes the offline messages with the given ids. Ids that do not
 // exist (already deleted) are not an error.
 func (o *Offline) Delete(ctx context.Context, ids ...int64) error {
+	return deleteIDs(ctx, o.db, "offline_messages", "offline messages", ids)
+}
+
+// deleteIDs deletes the rows of table whose id is in ids, in statements of
+// at most deleteChunk ids; what names the rows in errors.
+func deleteIDs[T int64 | string](ctx context.Context, db *DB, table, what string, ids []T) error {
 	for chunk := range slices.Chunk(ids, deleteChunk) {
 		var q strings.Builder
-		q.WriteString(`DELETE FROM offline_messages WHERE id IN (`)
+		q.WriteString(`DELETE FROM ` + table + ` WHERE id IN (`)
 		args := make([]any, len(chunk))
 		for i, id := range chunk {
 			if i > 0 {
@@ -137,8 +143,8 @@ func (o *Offline) Delete(ctx context.Context, ids ...int64) error {
 			args[i] = id
 		}
 		q.WriteString(")")
-		if _, err := o.db.sql.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("storage: delete %d offline messages: %w", len(chunk), err)
+		if _, err := db.sql.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("storage: delete %d %s: %w", len(chunk), what, err)
 		}
 	}
 	return nil
