@@ -423,6 +423,10 @@ func (sess *Session) run() {
 		}
 		s.Router.Unbind(ctx, sess)
 		<-sess.writerDone
+		sess.mu.Lock()
+		reason := sess.reason
+		sess.mu.Unlock()
+		sess.log.Debug("session ended", "reason", reason.String())
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		s.mu.Unlock()

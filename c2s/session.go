@@ -33,6 +33,17 @@ const (
 	CloseIdle                                // no answer to the keepalive ping
 )
 
+var closeReasons = [...]string{"", "client closed", "read error", "stream error", "slow consumer",
+	"write error", "conflict", "shutdown", "idle"}
+
+// String names the reason for logs.
+func (r CloseReason) String() string {
+	if int(r) < len(closeReasons) {
+		return closeReasons[r]
+	}
+	return "unknown"
+}
+
 // Session is one bound client stream. The read goroutine (readLoop) owns
 // the decoder; the writer goroutine alone writes to the connection; other
 // goroutines reach the session only through Deliver and Close.
@@ -60,13 +71,6 @@ type Session struct {
 
 // JID is the full JID bound to the session.
 func (s *Session) JID() jid.JID { return s.jid }
-
-// Reason reports why the session closed (0 while open).
-func (s *Session) Reason() CloseReason {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reason
-}
 
 // outItem is one queued stanza and, for DeliverThen, who to tell when it
 // has been written.

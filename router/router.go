@@ -47,9 +47,6 @@ func (r *Router) Registry() *Registry { return r.reg }
 // SessionCount is the number of bound sessions.
 func (r *Router) SessionCount() int { return r.table.count() }
 
-// Sessions returns every bound session (for shutdown).
-func (r *Router) Sessions() []Session { return r.table.all() }
-
 // Bind adds a freshly bound session. When another session holds the same
 // full JID it is removed from the table and returned: the caller ends its
 // stream with <conflict/> (RFC 6120 §7.7.2.2, the newer session wins).
@@ -466,17 +463,6 @@ func (r *Router) toSubscribers(ctx context.Context, from jid.JID, typ string, ra
 // resource of the account user, for answering probes (RFC 6121 §4.3.2).
 func (r *Router) Presences(user jid.JID) [][]byte {
 	return r.table.presences(user.Bare())
-}
-
-// Available reports whether the account user has an available resource.
-func (r *Router) Available(user jid.JID) bool {
-	var buf [8]snapshot
-	for _, s := range r.table.lookup(buf[:0], user.Bare().String()) {
-		if s.available {
-			return true
-		}
-	}
-	return false
 }
 
 // Priority returns the priority of the resource bound to the full JID j

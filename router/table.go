@@ -186,22 +186,6 @@ func (t *table) count() int {
 	return n
 }
 
-// all returns every bound session.
-func (t *table) all() []Session {
-	var out []Session
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.RLock()
-		for _, a := range sh.accounts {
-			for _, r := range a.resources {
-				out = append(out, r.sess)
-			}
-		}
-		sh.mu.RUnlock()
-	}
-	return out
-}
-
 // presences returns the last presence of every available resource of the
 // account of j other than j itself.
 func (t *table) presences(j jid.JID) [][]byte {
