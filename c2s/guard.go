@@ -123,37 +123,109 @@ func (g *guardConn) readByte() (byte, error) {
 func (g *guardConn) Read(p []byte) (int, error) {
 	for {
 		if g.idle > 0 {
-			wait := g.idle
-			if g.pinged {
-				wait = g.pingTimeout
-			}
-			g.Conn.SetReadDeadline(time.Now().Add(wait))
+			g.Conn.SetReadDeadline(g.keepaliveDeadline(time.Now()))
 		}
 		n, err := g.Conn.Read(p)
 		if n > 0 {
-			g.pinged = false
-			if g.shape != nil {
-				g.shape.take(n)
-			}
-			if max := g.max.Load(); max > 0 && g.n.Add(int64(n)) > max {
-				return 0, errTooLarge
-			}
-			if g.scan.check(p[:n]) {
-				return 0, errRestrictedXML
-			}
-			return n, nil
+			return g.accept(p[:n])
 		}
 		if err != nil && g.idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-			if g.pinged {
-				return 0, errIdle
+			if err := g.keepaliveDue(); err != nil {
+				return 0, err
 			}
-			g.pinged = true
-			g.onIdle()
 			continue
 		}
 		return n, err
 	}
 }
+
+// accept checks bytes just read before the decoder sees them.
+func (g *guardConn) accept(p []byte) (int, error) {
+	g.pinged = false
+	if g.shape != nil {
+		g.shape.take(len(p))
+	}
+	if max := g.max.Load(); max > 0 && g.n.Add(int64(len(p))) > max {
+		return 0, errTooLarge
+	}
+	if g.scan.check(p) {
+		return 0, errRestrictedXML
+	}
+	return len(p), nil
+}
+
+// keepaliveDeadline is when the keepalive acts if nothing arrives from now
+// on: a ping after idle, the end after pingTimeout more.
+func (g *guardConn) keepaliveDeadline(now time.Time) time.Time {
+	if g.pinged {
+		return now.Add(g.pingTimeout)
+	}
+	return now.Add(g.idle)
+}
+
+// keepaliveDue acts on a silence that reached keepaliveDeadline.
+func (g *guardConn) keepaliveDue() error {
+	if g.pinged {
+		return errIdle
+	}
+	g.pinged = true
+	g.onIdle()
+	return nil
+}
+
+// waitStanza is called by the read loop between stanzas, with the decoder
+// holding nothing back. It drops the whitespace clients send as keepalive
+// there and, when nothing is buffered, waits up to park for more. It
+// reports false when the client stayed silent that long, the moment to
+// park the session, with when the keepalive must act next (zero: never).
+// Otherwise the decoder's next read finds data or the error that ended
+// the connection.
+func (g *guardConn) waitStanza(park time.Duration) (ready bool, keepalive time.Time) {
+	for {
+		if g.rpos < g.rend && isSpace(g.rbuf[g.rpos]) {
+			for g.rpos < g.rend && isSpace(g.rbuf[g.rpos]) {
+				g.rpos++
+			}
+			if g.rpos == g.rend {
+				g.Reset() // whitespace keepalive: the next stanza starts afresh
+			}
+		}
+		if g.rpos < g.rend || g.rerr != nil || len(g.prefix) > 0 {
+			return true, time.Time{}
+		}
+		now := time.Now()
+		deadline := now.Add(park)
+		if g.idle > 0 {
+			keepalive = g.keepaliveDeadline(now)
+			if !keepalive.After(deadline) {
+				return true, time.Time{} // the keepalive comes first: Read runs it
+			}
+		}
+		g.Conn.SetReadDeadline(deadline)
+		n, err := g.Conn.Read(g.rbuf[:])
+		if n > 0 {
+			if g.idle == 0 {
+				g.Conn.SetReadDeadline(time.Time{})
+			}
+			if _, aerr := g.accept(g.rbuf[:n]); aerr != nil {
+				g.rpos, g.rend, g.rerr = 0, 0, aerr
+				return true, time.Time{}
+			}
+			g.rpos, g.rend, g.rerr = 0, n, err
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false, keepalive
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		g.rerr = err
+		return true, time.Time{}
+	}
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
 
 // xmlScanner spots restricted XML in a byte stream split anywhere: "<!"
 // not starting a CDATA section, "<?" not starting an XML declaration, and

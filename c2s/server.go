@@ -44,6 +44,7 @@ type Limits struct {
 	PingInterval     time.Duration // silence before the server pings; 0 disables
 	PingTimeout      time.Duration // silence after the ping before the session is closed
 	ReadRate         int           // bytes per second a session may send; 0 = no limit
+	ParkAfter        time.Duration // silence after which a session gives back its read goroutine; 0 = never
 }
 
 // DefaultLimits are the limits used when a field is zero.
@@ -94,6 +95,7 @@ type Server struct {
 	fakeKey   []byte
 	baseCtx   context.Context
 	cancelCtx context.CancelFunc
+	lot       *parkingLot // nil: sessions do not park
 
 	mu        sync.Mutex
 	closed    bool                      // guarded by mu
@@ -143,6 +145,13 @@ func (s *Server) init() {
 		s.fakeKey = make([]byte, 32)
 		rand.Read(s.fakeKey)
 		s.baseCtx, s.cancelCtx = context.WithCancel(context.Background())
+		if l.ParkAfter > 0 {
+			if p, err := newPoller(s.Log); err != nil {
+				s.Log.Warn("idle sessions will keep their goroutines", "err", err)
+			} else {
+				s.lot = newParkingLot(p)
+			}
+		}
 		s.listeners = map[net.Listener]struct{}{}
 		s.pending = map[net.Conn]struct{}{}
 		s.sessions = map[*Session]struct{}{}
@@ -410,30 +419,54 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	go sess.run()
 }
 
-// run is the life of a bound session: bind in the router, run the writer
-// and the read loop, and clean up after them.
+// run starts a bound session: its writer and its read loop.
 func (sess *Session) run() {
+	sess.addr = newAddrCache(sess.jid)
+	sess.start()
+	sess.log.Debug("session bound")
+	sess.serve(nil)
+}
+
+// resume goes on with the read loop of a session that was parked, or ends
+// it with why.
+func (sess *Session) resume(why error) { sess.serve(why) }
+
+// serve runs the read loop until the session ends or parks, and cleans up
+// after a session that ended.
+func (sess *Session) serve(why error) {
 	s := sess.srv
-	defer s.wg.Done()
 	ctx := s.baseCtx
+	parked := false
 	defer func() {
 		if p := recover(); p != nil {
 			sess.log.Error("panic in session", "panic", p, "stack", string(debug.Stack()))
 			sess.closeWith(CloseStreamError, streamError(stream.InternalServerError, ""), false)
+			parked = false
 		}
-		s.Router.Unbind(ctx, sess)
-		<-sess.writerDone
-		sess.mu.Lock()
-		reason := sess.reason
-		sess.mu.Unlock()
-		sess.log.Debug("session ended", "reason", reason.String())
-		s.mu.Lock()
-		delete(s.sessions, sess)
-		s.mu.Unlock()
+		if !parked {
+			sess.finish()
+		}
 	}()
-	sess.start()
-	sess.log.Debug("session bound")
-	sess.readLoop(ctx)
+	if why != nil {
+		sess.readFailed(why)
+		return
+	}
+	parked = sess.readLoop(ctx)
+}
+
+// finish waits for the writer of an ended session and lets it go.
+func (sess *Session) finish() {
+	s := sess.srv
+	defer s.wg.Done()
+	s.Router.Unbind(s.baseCtx, sess)
+	<-sess.writerDone
+	sess.mu.Lock()
+	reason := sess.reason
+	sess.mu.Unlock()
+	sess.log.Debug("session ended", "reason", reason.String())
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
 }
 
 // negotiationFailed sends the stream error that matches err (a header
@@ -546,15 +579,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.cancelCtx()
+		if s.lot != nil {
+			s.lot.close()
+		}
 		return nil
 	case <-ctx.Done():
 		s.cancelCtx()
 		for _, sess := range sessions {
 			sess.mu.Lock()
-			if sess.conn != nil {
-				sess.conn.Close()
-			}
+			open := sess.conn != nil
 			sess.mu.Unlock()
+			if open {
+				sess.closeConn()
+			}
+		}
+		if s.lot != nil {
+			s.lot.close()
 		}
 		return ctx.Err()
 	}

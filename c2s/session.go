@@ -67,6 +67,10 @@ type Session struct {
 
 	writerDone chan struct{} // closed when the last flush has finished
 	pingID     atomic.Value  // string: id of the outstanding keepalive ping
+
+	addr   *addrCache // owned by the read loop
+	park   parkState  // see parkingLot
+	noPark bool       // owned by the read loop: the connection cannot park
 }
 
 // JID is the full JID bound to the session.
@@ -210,7 +214,7 @@ func (s *Session) flush() {
 			s.srv.notWritten(batch)
 			s.srv.notWritten(rest)
 			s.log.Debug("write failed", "err", err)
-			s.conn.Close()
+			s.closeConn()
 			close(s.writerDone)
 			return
 		}
@@ -242,7 +246,7 @@ func (s *Session) flush() {
 		if cw, ok := s.conn.Conn.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
-		time.AfterFunc(closeGrace, func() { s.conn.Close() })
+		time.AfterFunc(closeGrace, s.closeConn)
 		close(s.writerDone)
 		return
 	}
@@ -259,17 +263,41 @@ var encoderPool = sync.Pool{New: func() any { return newStanzaEncoder() }}
 // client to read the last bytes and send its own closing tag.
 const closeGrace = 2 * time.Second
 
+// closeConn closes the connection and wakes the session if it is parked,
+// so that its read loop ends.
+func (s *Session) closeConn() {
+	s.conn.Close()
+	if l := s.srv.lot; l != nil {
+		l.wake(s)
+	}
+}
+
 // readLoop reads stanzas until the stream ends, stamps from, checks the
-// limits and hands each stanza to the router.
-func (s *Session) readLoop(ctx context.Context) {
+// limits and hands each stanza to the router. It returns true when the
+// session parked (the client went silent): the loop then goes on in
+// another goroutine once the client sends again (see parkingLot).
+func (s *Session) readLoop(ctx context.Context) (parked bool) {
 	d := s.dec
 	limit := s.srv.Limits
-	addr := newAddrCache(s.jid)
+	addr := s.addr
+	lot := s.srv.lot
 	for {
+		if lot != nil && !s.noPark && !s.ws {
+			if ready, keepalive := s.conn.waitStanza(limit.ParkAfter); !ready {
+				if lot.park(s, keepalive) {
+					return true
+				}
+				// Not parkable (not a socket, or closing): read on here.
+				s.conn.Conn.SetReadDeadline(time.Time{})
+				if s.park.raw == nil {
+					s.noPark = true
+				}
+			}
+		}
 		tok, err := d.Token()
 		if err != nil {
 			s.readFailed(err)
-			return
+			return false
 		}
 		var start xml.StartElement
 		switch t := tok.(type) {
@@ -278,21 +306,21 @@ func (s *Session) readLoop(ctx context.Context) {
 		case xml.EndElement:
 			// The only end element at this level is the stream's own.
 			s.readFailed(io.EOF)
-			return
+			return false
 		case xml.CharData:
 			if len(bytes.TrimLeft(t, " \t\r\n")) != 0 {
 				s.readFailed(errTextAtTop)
-				return
+				return false
 			}
 			s.conn.Reset() // whitespace keepalive between stanzas
 			continue
 		default:
 			s.readFailed(errRestrictedXML) // a PI, comment or directive
-			return
+			return false
 		}
 		if start.Name.Space == nsStream {
 			s.readFailed(streamElement(d, start))
-			return
+			return false
 		}
 		enc := encoderPool.Get().(*stanzaEncoder)
 		st, serr := enc.read(d, start, addr, limit.MaxDepth)
@@ -308,7 +336,7 @@ func (s *Session) readLoop(ctx context.Context) {
 				continue
 			}
 			s.readFailed(serr)
-			return
+			return false
 		}
 		if s.local(ctx, st) {
 			continue

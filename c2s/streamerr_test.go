@@ -3,6 +3,7 @@ package c2s_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -115,11 +116,19 @@ func TestHandshakeTimeout(t *testing.T) {
 }
 
 // TestKeepalive: the server pings a silent client; one that answers
-// stays, one that does not is closed with connection-timeout.
+// stays, one that does not is closed with connection-timeout; with parked
+// sessions (the keepalive then runs from a timer) and without.
 func TestKeepalive(t *testing.T) {
+	for _, park := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(fmt.Sprintf("park_after=%v", park), func(t *testing.T) { testKeepalive(t, park) })
+	}
+}
+
+func testKeepalive(t *testing.T, park time.Duration) {
 	srv := xmpptest.Start(t, func(c *config.Config) {
 		c.C2S.PingInterval = config.Duration{Duration: 300 * time.Millisecond}
 		c.C2S.PingTimeout = config.Duration{Duration: 300 * time.Millisecond}
+		c.C2S.ParkAfter = config.Duration{Duration: park}
 	})
 	alice := srv.AddUser(t, "alice", "pw")
 	good := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "good"})

@@ -100,6 +100,10 @@ type C2S struct {
 	// client) rather than disconnecting it. Bursts up to MaxStanzaBytes
 	// twice pass at once. 0 disables the limit.
 	ReadRate int `toml:"read_rate"`
+	// ParkAfter is how long a client may be silent before its session
+	// gives back its read goroutine and stack until it sends again
+	// (Linux); 0 keeps them.
+	ParkAfter Duration `toml:"park_after"`
 }
 
 // Auth is the [auth] table: SASL and the throttling of failed attempts.
@@ -245,6 +249,7 @@ func Default() Config {
 			PingInterval:     Duration{4 * time.Minute},
 			PingTimeout:      Duration{60 * time.Second},
 			ReadRate:         1 << 20,
+			ParkAfter:        Duration{5 * time.Second},
 		},
 		Auth: Auth{
 			SCRAMIterations: 4096,
@@ -414,6 +419,7 @@ func (s *C2S) validate(p *problems) {
 	p.notNegative("c2s.ping_interval", s.PingInterval, "0s disables pings")
 	p.positive("c2s.ping_timeout", s.PingTimeout)
 	p.atLeast("c2s.read_rate", s.ReadRate, 0, "0 disables the limit")
+	p.notNegative("c2s.park_after", s.ParkAfter, "0s keeps idle sessions' goroutines")
 }
 
 func (a *Auth) validate(p *problems) {

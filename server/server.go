@@ -157,6 +157,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			PingInterval:     c.PingInterval.Duration,
 			PingTimeout:      c.PingTimeout.Duration,
 			ReadRate:         c.ReadRate,
+			ParkAfter:        c.ParkAfter.Duration,
 		},
 		Auth: c2s.AuthLimits{
 			MaxFailures:   cfg.Auth.MaxFailures,

@@ -56,6 +56,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.C2S.DirectTLSListen = "127.0.0.1:0"
 	cfg.HTTP.Listen = ""
 	cfg.Auth.FailureDelay = config.Duration{Duration: time.Millisecond}
+	// Sessions park between almost every stanza, so that every test
+	// exercises parking and waking.
+	cfg.C2S.ParkAfter = config.Duration{Duration: 5 * time.Millisecond}
 	for _, o := range opts {
 		o(&cfg)
 	}
