@@ -460,6 +460,8 @@ func (b *bench) settle(ctx context.Context, e *epoch) {
 // it), unless the goroutine is still writing a drain period after end.
 func (b *bench) sendLoop(ctx context.Context, rng *rand.Rand, k, ep int, e *epoch, p *pacer, end time.Duration, limit int64, compose composer) {
 	var buf, body []byte
+	sl := newSleeper()
+	defer sl.close()
 	for p.sent < limit && ctx.Err() == nil && p.next() < end {
 		now := b.now()
 		if now >= end+b.o.drain {
@@ -469,7 +471,7 @@ func (b *bench) sendLoop(ctx context.Context, rng *rand.Rand, k, ep int, e *epoc
 		}
 		due := p.due(now)
 		if due <= 0 {
-			time.Sleep(p.next() - now)
+			sl.sleep(p.next() - now)
 			continue
 		}
 		for range min(due, 512) {
