@@ -60,10 +60,59 @@ func (w *connWorker) do(f func()) {
 
 func (w *connWorker) stop() { close(w.jobs) }
 
-// workerConn is a driver.Conn whose calls run on its worker.
+// workerConn is a driver.Conn whose calls run on its worker. It keeps
+// the statements it has run prepared: modernc parses a statement anew for
+// every query and exec otherwise, which was a tenth of the server's CPU
+// during a burst of logins. xmppd's queries are a fixed set of texts, and
+// the cache is bounded for any others.
 type workerConn struct {
-	w *connWorker
-	c driver.Conn
+	w     *connWorker
+	c     driver.Conn
+	stmts map[string]*cachedStmt // owned by the worker
+}
+
+// cachedStmt is a prepared statement of the cache; busy while rows read
+// from it are open (another use of the same text then prepares afresh).
+type cachedStmt struct {
+	s    driver.Stmt
+	busy bool
+}
+
+// maxCachedStmts bounds the statement cache of one connection.
+const maxCachedStmts = 128
+
+// cached returns the cached statement for query, preparing it if there is
+// room, or nil. Runs on the worker.
+func (c *workerConn) cached(ctx context.Context, query string) *cachedStmt {
+	cs := c.stmts[query]
+	if cs == nil {
+		if len(c.stmts) >= maxCachedStmts {
+			return nil
+		}
+		p, ok := c.c.(driver.ConnPrepareContext)
+		if !ok {
+			return nil
+		}
+		s, err := p.PrepareContext(ctx, query)
+		if err != nil {
+			return nil // the uncached path reports it
+		}
+		_, qok := s.(driver.StmtQueryContext)
+		_, eok := s.(driver.StmtExecContext)
+		if !qok || !eok {
+			s.Close()
+			return nil
+		}
+		if c.stmts == nil {
+			c.stmts = map[string]*cachedStmt{}
+		}
+		cs = &cachedStmt{s: s}
+		c.stmts[query] = cs
+	}
+	if cs.busy {
+		return nil
+	}
+	return cs
 }
 
 var (
@@ -98,7 +147,13 @@ func (c *workerConn) PrepareContext(ctx context.Context, query string) (driver.S
 
 func (c *workerConn) Close() error {
 	var err error
-	c.w.do(func() { err = c.c.Close() })
+	c.w.do(func() {
+		for _, cs := range c.stmts {
+			cs.s.Close()
+		}
+		c.stmts = nil
+		err = c.c.Close()
+	})
 	c.w.stop()
 	return err
 }
@@ -124,7 +179,13 @@ func (c *workerConn) ExecContext(ctx context.Context, query string, args []drive
 	}
 	var r driver.Result
 	var err error
-	c.w.do(func() { r, err = e.ExecContext(ctx, query, args) })
+	c.w.do(func() {
+		if cs := c.cached(ctx, query); cs != nil {
+			r, err = cs.s.(driver.StmtExecContext).ExecContext(ctx, args)
+			return
+		}
+		r, err = e.ExecContext(ctx, query, args)
+	})
 	return r, err
 }
 
@@ -135,11 +196,20 @@ func (c *workerConn) QueryContext(ctx context.Context, query string, args []driv
 	}
 	var r driver.Rows
 	var err error
-	c.w.do(func() { r, err = q.QueryContext(ctx, query, args) })
+	var cs *cachedStmt
+	c.w.do(func() {
+		if cs = c.cached(ctx, query); cs != nil {
+			if r, err = cs.s.(driver.StmtQueryContext).QueryContext(ctx, args); err == nil {
+				cs.busy = true
+			}
+			return
+		}
+		r, err = q.QueryContext(ctx, query, args)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &workerRows{w: c.w, r: r}, nil
+	return &workerRows{w: c.w, r: r, stmt: cs}, nil
 }
 
 func (c *workerConn) Ping(ctx context.Context) error {
@@ -225,15 +295,22 @@ func (s *workerStmt) QueryContext(ctx context.Context, args []driver.NamedValue)
 }
 
 type workerRows struct {
-	w *connWorker
-	r driver.Rows
+	w    *connWorker
+	r    driver.Rows
+	stmt *cachedStmt // the cached statement the rows come from, if any
 }
 
 func (r *workerRows) Columns() []string { return r.r.Columns() }
 
 func (r *workerRows) Close() error {
 	var err error
-	r.w.do(func() { err = r.r.Close() })
+	r.w.do(func() {
+		err = r.r.Close()
+		if r.stmt != nil {
+			r.stmt.busy = false
+			r.stmt = nil
+		}
+	})
 	return err
 }
 
