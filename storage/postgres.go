@@ -28,6 +28,9 @@ func openPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, invalidDSN(redacted, secret)
 	}
+	// Parse, bind and execute in one round trip: without it lib/pq waits
+	// for the server to describe every parameterised statement first.
+	cfg.BinaryParameters = true
 	connector, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("storage: PostgreSQL DSN %s: %w", redacted, scrub(err, cfg.Password, secret))
