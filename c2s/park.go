@@ -48,7 +48,7 @@ func newParkingLot(p *poller) *parkingLot {
 	return l
 }
 
-// park hands s's socket to the poller, to resume s's read loop on a new
+// park hands s's socket to the poller, to go on with s's read loop on a
 // goroutine when the client sends something. keepalive, when not zero, is
 // when the keepalive must act if the client stays silent. It reports
 // whether the caller must stop reading: false means s could not park and
@@ -146,7 +146,7 @@ func (l *parkingLot) ready(id uint64) {
 	ok := s != nil && l.takeLocked(s)
 	l.mu.Unlock()
 	if ok {
-		go s.resume(nil)
+		s.srv.workers.run(s.wake)
 	}
 }
 
@@ -154,7 +154,7 @@ func (l *parkingLot) ready(id uint64) {
 // connection.
 func (l *parkingLot) wake(s *Session) {
 	if l.take(s) {
-		go s.resume(nil)
+		s.srv.workers.run(s.wake)
 	}
 }
 
@@ -178,7 +178,7 @@ func (l *parkingLot) keepalive(s *Session) {
 	}
 	l.takeLocked(s)
 	l.mu.Unlock()
-	go s.resume(errIdle)
+	s.srv.workers.run(s.idleOut)
 }
 
 // close stops the poller; sessions still parked are woken when their

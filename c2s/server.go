@@ -96,6 +96,7 @@ type Server struct {
 	baseCtx   context.Context
 	cancelCtx context.CancelFunc
 	lot       *parkingLot // nil: sessions do not park
+	workers   *workers
 
 	mu        sync.Mutex
 	closed    bool                      // guarded by mu
@@ -145,6 +146,7 @@ func (s *Server) init() {
 		s.fakeKey = make([]byte, 32)
 		rand.Read(s.fakeKey)
 		s.baseCtx, s.cancelCtx = context.WithCancel(context.Background())
+		s.workers = newWorkers()
 		if l.ParkAfter > 0 {
 			if p, err := newPoller(s.Log); err != nil {
 				s.Log.Warn("idle sessions will keep their goroutines", "err", err)
@@ -427,9 +429,11 @@ func (sess *Session) run() {
 	sess.serve(nil)
 }
 
-// resume goes on with the read loop of a session that was parked, or ends
-// it with why.
-func (sess *Session) resume(why error) { sess.serve(why) }
+// wake goes on with the read loop of a session that was parked.
+func (sess *Session) wake() { sess.serve(nil) }
+
+// idleOut ends a parked session whose client did not answer the keepalive.
+func (sess *Session) idleOut() { sess.serve(errIdle) }
 
 // serve runs the read loop until the session ends or parks, and cleans up
 // after a session that ended.

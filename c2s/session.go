@@ -118,7 +118,7 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 func (s *Session) kickLocked() {
 	if s.started && !s.writing && !s.finished && (len(s.queue) > 0 || s.closing) {
 		s.writing = true
-		go s.flush()
+		s.srv.workers.run(s.flush)
 	}
 }
 
