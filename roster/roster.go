@@ -11,7 +11,9 @@
 // OnAvailable (probes, redelivery of pending requests) and OnUnbind
 // (forget interested resources). Every change is committed to storage
 // before it is pushed to the user's interested resources (those that
-// fetched the roster).
+// fetched the roster). What presence handling reads (subscribers,
+// subscriptions, pending requests) is cached per online account and
+// invalidated by every write (cache.go).
 //
 // Limits: max_items rows per user (visible items and pending requests);
 // item names up to 1023 bytes, group names up to 1023 bytes, at most 64
@@ -49,16 +51,15 @@ const (
 )
 
 // Store is what the roster needs from storage; *storage.Rosters
-// implements it.
+// implements it. Who receives and whom to probe come from All through
+// the summary cache (cache.go).
 type Store interface {
 	Items(ctx context.Context, user string) ([]storage.RosterItem, int64, error)
 	Get(ctx context.Context, user, contact string) (storage.RosterItem, bool, error)
 	Put(ctx context.Context, user string, it storage.RosterItem, bump bool) (int64, error)
 	Delete(ctx context.Context, user, contact string) (int64, error)
 	Count(ctx context.Context, user string) (int, error)
-	Subscribers(ctx context.Context, user string) ([]string, error)
-	Subscriptions(ctx context.Context, user string) ([]string, error)
-	PendingIn(ctx context.Context, user string) ([]storage.RosterItem, error)
+	All(ctx context.Context, user string) ([]storage.RosterItem, error)
 }
 
 // Service is the roster feature.
@@ -69,9 +70,12 @@ type Service struct {
 	maxItems int
 
 	// locks serialise the state changes of one account, so that two
-	// subscription stanzas for the same pair cannot interleave.
+	// subscription stanzas for the same pair cannot interleave. cache
+	// holds the summaries of online accounts (cache.go); both are indexed
+	// by stripe.
 	seed  maphash.Seed
-	locks [64]sync.Mutex
+	locks [stripes]sync.Mutex
+	cache [stripes]cacheShard
 
 	mu         sync.Mutex
 	interested map[string]map[string]jid.JID // bare → resource → full JID; guarded by mu
@@ -82,8 +86,12 @@ func New(store Store, r *router.Router, maxItems int, log *slog.Logger) *Service
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, router: r, log: log, maxItems: maxItems, seed: maphash.MakeSeed(),
+	s := &Service{store: store, router: r, log: log, maxItems: maxItems, seed: maphash.MakeSeed(),
 		interested: map[string]map[string]jid.JID{}}
+	for i := range s.cache {
+		s.cache[i].m = map[string]*summary{}
+	}
+	return s
 }
 
 // Register hooks the roster into the router.
@@ -106,8 +114,17 @@ var StreamFeatures = []xml.Name{
 	{Space: "urn:xmpp:features:pre-approval", Local: "sub"},
 }
 
+// stripes is the number of account locks and cache shards.
+const stripes = 64
+
+// stripe is the index of the lock and the cache shard of the account
+// user (a bare JID).
+func (s *Service) stripe(user string) uint64 {
+	return maphash.String(s.seed, user) % stripes
+}
+
 func (s *Service) lock(user jid.JID) func() {
-	m := &s.locks[maphash.String(s.seed, user.String())%uint64(len(s.locks))]
+	m := &s.locks[s.stripe(user.String())]
 	m.Lock()
 	return m.Unlock
 }
@@ -274,7 +291,7 @@ func (s *Service) set(ctx context.Context, iq *router.Stanza) (xml.TokenReader, 
 		it.Name = *in.Name
 	}
 	it.Groups = groups
-	ver, err := s.store.Put(ctx, user.String(), it, true)
+	ver, err := s.put(ctx, user, it, true)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +327,7 @@ func (s *Service) remove(ctx context.Context, user, contact jid.JID) error {
 		unlock()
 		return router.ErrorText(stanza.Cancel, stanza.ItemNotFound, "no such roster item")
 	}
-	ver, err := s.store.Delete(ctx, user.String(), contact.String())
+	ver, err := s.del(ctx, user, contact.String())
 	if err != nil {
 		unlock()
 		return err
@@ -381,36 +398,37 @@ func (s *Service) interestedOf(user jid.JID) []jid.JID {
 	return out
 }
 
-// unbind forgets a session's interest when its stream ends.
+// unbind forgets a session's interest when its stream ends, and the
+// account's summary when no available resource is left. The router calls
+// it after removing the session and sending its unavailable presence, so
+// that last broadcast still found the summary.
 func (s *Service) unbind(_ context.Context, sess router.Session) {
 	full := sess.JID()
+	bare := full.Bare()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	bare := full.Bare().String()
-	if m := s.interested[bare]; m != nil {
+	if m := s.interested[bare.String()]; m != nil {
 		if j, ok := m[full.Resourcepart()]; ok && j.Equal(full) {
 			delete(m, full.Resourcepart())
 		}
 		if len(m) == 0 {
-			delete(s.interested, bare)
+			delete(s.interested, bare.String())
 		}
+	}
+	s.mu.Unlock()
+	if !s.online(bare) {
+		s.dropSummary(bare.String(), nil)
 	}
 }
 
-// subscribers names who receives a user's broadcast presence.
+// subscribers names who receives a user's broadcast presence. The slice
+// is shared with the cache: the router only reads it.
 func (s *Service) subscribers(ctx context.Context, user jid.JID) []jid.JID {
-	list, err := s.store.Subscribers(ctx, user.String())
+	sum, err := s.summary(ctx, user)
 	if err != nil {
 		s.log.Error("roster: subscribers lookup failed", "jid", user.String(), "err", err)
 		return nil
 	}
-	out := make([]jid.JID, 0, len(list))
-	for _, c := range list {
-		if j, err := jid.Parse(c); err == nil {
-			out = append(out, j)
-		}
-	}
-	return out
+	return sum.subscribers
 }
 
 // errStore wraps storage failures for logs.

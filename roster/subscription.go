@@ -140,7 +140,7 @@ func (s *Service) save(ctx context.Context, user jid.JID, it, before storage.Ros
 		if !existed {
 			return nil
 		}
-		if _, err := s.store.Delete(ctx, user.String(), it.Contact); err != nil {
+		if _, err := s.del(ctx, user, it.Contact); err != nil {
 			return storeErr("delete", err)
 		}
 		return nil
@@ -149,7 +149,7 @@ func (s *Service) save(ctx context.Context, user jid.JID, it, before storage.Ros
 	// alone is not part of the roster (RFC 6121 §3.1.3).
 	seen := it.Visible && (!existed || !before.Visible || it.Subscription != before.Subscription ||
 		it.Ask != before.Ask || it.Approved != before.Approved)
-	ver, err := s.store.Put(ctx, user.String(), it, seen)
+	ver, err := s.put(ctx, user, it, seen)
 	if err != nil {
 		return storeErr("put", err)
 	}
@@ -327,40 +327,19 @@ func (s *Service) probe(ctx context.Context, st *router.Stanza) {
 // new resource the subscription requests that arrived while it was away.
 func (s *Service) available(ctx context.Context, sess router.Session) {
 	full := sess.JID()
-	user := full.Bare()
-	subs, err := s.store.Subscriptions(ctx, user.String())
+	sum, err := s.summary(ctx, full.Bare())
 	if err != nil {
-		s.log.Error("roster: probes", "err", storeErr("subscriptions", err))
+		s.log.Error("roster: probes and pending requests", "jid", full.String(), "err", err)
+		return
 	}
-	for _, c := range subs {
-		contact, err := jid.Parse(c)
-		if err != nil {
-			continue
-		}
+	for _, contact := range sum.subscriptions {
 		// The probe comes from the full JID so that the answer reaches
 		// the resource that needs it.
 		if st, err := router.Build(router.KindPresence, "probe", "", full, contact, nil); err == nil {
 			s.router.Route(ctx, st)
 		}
 	}
-	pending, err := s.store.PendingIn(ctx, user.String())
-	if err != nil {
-		s.log.Error("roster: pending requests", "err", storeErr("pending", err))
-		return
-	}
-	for _, it := range pending {
-		contact, err := jid.Parse(it.Contact)
-		if err != nil {
-			continue
-		}
-		raw := []byte(it.Request)
-		if len(raw) == 0 {
-			st, err := router.Build(router.KindPresence, "subscribe", "", contact, user, nil)
-			if err != nil {
-				continue
-			}
-			raw = st.Raw
-		}
+	for _, raw := range sum.pending {
 		sess.Deliver(raw)
 	}
 }

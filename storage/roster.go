@@ -231,50 +231,40 @@ func (r *Rosters) Count(ctx context.Context, user string) (int, error) {
 	return n, nil
 }
 
-// Subscribers returns the contacts of user with a subscription of from or
-// both: those who receive user's presence.
-func (r *Rosters) Subscribers(ctx context.Context, user string) ([]string, error) {
-	return r.contacts(ctx, user, `subscription IN ('from', 'both')`)
-}
-
-// Subscriptions returns the contacts of user with a subscription of to or
-// both: those whose presence user receives (and probes).
-func (r *Rosters) Subscriptions(ctx context.Context, user string) ([]string, error) {
-	return r.contacts(ctx, user, `subscription IN ('to', 'both')`)
-}
-
 // PendingIn returns the items of user with an unanswered inbound
 // subscription request.
 func (r *Rosters) PendingIn(ctx context.Context, user string) ([]RosterItem, error) {
-	rows, err := r.db.sql.QueryContext(ctx, `SELECT `+rosterColumns+` FROM roster_items WHERE jid = $1 AND pending_in = 1 ORDER BY contact`, user)
+	items, err := r.items(ctx, user, ` AND pending_in = 1`)
 	if err != nil {
 		return nil, fmt.Errorf("storage: pending subscriptions of %s: %w", user, err)
+	}
+	return items, nil
+}
+
+// All returns every row of user's roster, visible or kept only for a
+// pending request, sorted by contact: what the roster service needs to
+// know of an account while it is online, in one query.
+func (r *Rosters) All(ctx context.Context, user string) ([]RosterItem, error) {
+	items, err := r.items(ctx, user, ``)
+	if err != nil {
+		return nil, fmt.Errorf("storage: roster rows of %s: %w", user, err)
+	}
+	return items, nil
+}
+
+func (r *Rosters) items(ctx context.Context, user, where string) ([]RosterItem, error) {
+	rows, err := r.db.sql.QueryContext(ctx, `SELECT `+rosterColumns+` FROM roster_items WHERE jid = $1`+where+` ORDER BY contact`, user)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var items []RosterItem
 	for rows.Next() {
 		it, err := scanRosterItem(rows)
 		if err != nil {
-			return nil, fmt.Errorf("storage: pending subscriptions of %s: %w", user, err)
+			return nil, err
 		}
 		items = append(items, it)
 	}
 	return items, rows.Err()
-}
-
-func (r *Rosters) contacts(ctx context.Context, user, where string) ([]string, error) {
-	rows, err := r.db.sql.QueryContext(ctx, `SELECT contact FROM roster_items WHERE jid = $1 AND `+where+` ORDER BY contact`, user)
-	if err != nil {
-		return nil, fmt.Errorf("storage: contacts of %s: %w", user, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("storage: contacts of %s: %w", user, err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
