@@ -94,6 +94,7 @@ type ChatResult struct {
 	DrainS      float64 `json:"drain_s"`
 	CPUPer10k   float64 `json:"server_cpu_s_per_10k,omitempty"`
 	Pass        *bool   `json:"pass,omitempty"`
+	Repeated    bool    `json:"repeated,omitempty"` // chatmax: failed with the generator late; run again
 	Disconnects int64   `json:"disconnects"`
 }
 
