@@ -249,7 +249,7 @@ func Default() Config {
 			PingInterval:     Duration{4 * time.Minute},
 			PingTimeout:      Duration{60 * time.Second},
 			ReadRate:         1 << 20,
-			ParkAfter:        Duration{5 * time.Second},
+			ParkAfter:        Duration{30 * time.Second},
 		},
 		Auth: Auth{
 			SCRAMIterations: 4096,
