@@ -15,8 +15,8 @@ import (
 // has sent nothing for Limits.ParkAfter therefore "parks": at a stanza
 // boundary, with nothing buffered, its read goroutine hands the socket to
 // the poller and returns. When the socket becomes readable (or is closed, or
-// the keepalive is due) a new goroutine picks the read loop up where it
-// stopped; the decoder and the TLS state stay in the session meanwhile.
+// the keepalive is due) a worker (workers.go) picks the read loop up where
+// it stopped; the decoder and the TLS state stay in the session meanwhile.
 
 var errPollerClosed = errors.New("c2s: poller closed")
 
