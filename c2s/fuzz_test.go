@@ -72,7 +72,7 @@ func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struc
 			s.Close()
 			return
 		}
-		sess := &Session{srv: srv, dec: dec, conn: g, jid: jid.MustParse("alice@localhost/r"), log: srv.Log,
+		sess := &Session{srv: srv, dec: dec, conn: g, jid: jid.MustParse("alice@localhost/r"),
 			writerDone: make(chan struct{})}
 		srv.Router.Bind(context.Background(), sess)
 		srv.wg.Add(1)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -43,8 +44,9 @@ type guardConn struct {
 	// The decoder's read buffer, owned by ReadByte. encoding/xml reads
 	// through ReadByte when the reader has one, instead of wrapping it in
 	// a 4 KiB bufio.Reader per session; TLS already buffers whole records,
-	// so a small buffer here costs no extra system calls.
-	rbuf       [512]byte
+	// so a small buffer here costs no extra system calls. nil while the
+	// session is parked (releaseBuf).
+	rbuf       *[readBufSize]byte
 	rpos, rend int
 	prefix     []byte // served before rbuf: see newSessionDecoder
 
@@ -59,6 +61,12 @@ type guardConn struct {
 	ws   *wsFilter
 	rerr error // the error that ended the last fill, returned once rbuf is drained
 }
+
+// readBufSize is the size of a guard's read buffer.
+const readBufSize = 512
+
+// readBufs holds the read buffers that parked sessions gave back.
+var readBufs = sync.Pool{New: func() any { return new([readBufSize]byte) }}
 
 func newGuardConn(c net.Conn, max int64) *guardConn {
 	g := &guardConn{Conn: c, ws: &wsFilter{}}
@@ -101,7 +109,7 @@ func (g *guardConn) readByte() (byte, error) {
 			g.rerr = nil
 			return 0, err
 		}
-		n, err := g.Read(g.rbuf[:])
+		n, err := g.Read(g.buf()[:])
 		g.rpos, g.rend = 0, n
 		if n == 0 {
 			if err == nil {
@@ -202,7 +210,7 @@ func (g *guardConn) waitStanza(park time.Duration) (ready bool, keepalive time.T
 			}
 		}
 		g.Conn.SetReadDeadline(deadline)
-		n, err := g.Conn.Read(g.rbuf[:])
+		n, err := g.Conn.Read(g.buf()[:])
 		if n > 0 {
 			if g.idle == 0 {
 				g.Conn.SetReadDeadline(time.Time{})
@@ -222,6 +230,24 @@ func (g *guardConn) waitStanza(park time.Duration) (ready bool, keepalive time.T
 		}
 		g.rerr = err
 		return true, time.Time{}
+	}
+}
+
+// buf returns the read buffer, taking one from readBufs if it was given
+// back.
+func (g *guardConn) buf() *[readBufSize]byte {
+	if g.rbuf == nil {
+		g.rbuf = readBufs.Get().(*[readBufSize]byte)
+	}
+	return g.rbuf
+}
+
+// releaseBuf gives the read buffer back when it holds nothing: a parked
+// session has no use for it until its client sends again.
+func (g *guardConn) releaseBuf() {
+	if g.rbuf != nil && g.rpos == g.rend {
+		readBufs.Put(g.rbuf)
+		g.rbuf, g.rpos, g.rend = nil, 0, 0
 	}
 }
 

@@ -51,6 +51,7 @@ func TestParking(t *testing.T) {
 		idle = append(idle, srv.Login(t, bob, "pw", xmpptest.LoginOptions{Resource: fmt.Sprintf("idle%d", i)}))
 	}
 	waitReadLoops(t, 0)
+	checkParkedHoldNothing(t, srv, 22)
 
 	// Each message wakes a parked sender; the receiver is parked too.
 	for i := range 5 {
@@ -59,6 +60,7 @@ func TestParking(t *testing.T) {
 		b.Expect(wait, body, isChat(body))
 		waitReadLoops(t, 0)
 	}
+	checkParkedHoldNothing(t, srv, 22)
 
 	// A stanza split across a pause longer than park_after: the session
 	// never parks inside a stanza.
@@ -107,4 +109,16 @@ func TestParking(t *testing.T) {
 		}
 	}
 	waitReadLoops(t, 0)
+}
+
+// checkParkedHoldNothing: want sessions are parked, and none of them keeps
+// a decoder or a read buffer.
+func checkParkedHoldNothing(t *testing.T, srv *xmpptest.Server, want int) {
+	t.Helper()
+	xmpptest.WaitFor(t, wait, func() error {
+		if parked, holding := srv.C2S().ParkedHolding(); parked != want || holding != 0 {
+			return fmt.Errorf("%d sessions parked (want %d), %d of them holding a decoder or read buffer", parked, want, holding)
+		}
+		return nil
+	})
 }

@@ -291,13 +291,12 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	// wait in its queue until the writer starts after negotiation.
 	sess := &Session{
 		srv:        s,
-		log:        log,
+		peer:       conn.RemoteAddr(),
 		writerDone: make(chan struct{}),
 	}
 	bound := func(j jid.JID) {
 		cs.setFull(j)
 		sess.jid = j
-		sess.log = log.With("jid", j.String())
 		// From here on Shutdown treats the connection as a session (it
 		// ends it with system-shutdown once its writer runs).
 		s.mu.Lock()
@@ -425,7 +424,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 func (sess *Session) run() {
 	sess.addr = newAddrCache(sess.jid)
 	sess.start()
-	sess.log.Debug("session bound")
+	sess.debug("session bound")
 	sess.serve(nil)
 }
 
@@ -443,7 +442,7 @@ func (sess *Session) serve(why error) {
 	parked := false
 	defer func() {
 		if p := recover(); p != nil {
-			sess.log.Error("panic in session", "panic", p, "stack", string(debug.Stack()))
+			sess.logger().Error("panic in session", "panic", p, "stack", string(debug.Stack()))
 			sess.closeWith(CloseStreamError, streamError(stream.InternalServerError, ""), false)
 			parked = false
 		}
@@ -467,7 +466,7 @@ func (sess *Session) finish() {
 	sess.mu.Lock()
 	reason := sess.reason
 	sess.mu.Unlock()
-	sess.log.Debug("session ended", "reason", reason.String())
+	sess.debug("session ended", "reason", reason.String())
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,10 +50,10 @@ func (r CloseReason) String() string {
 // goroutines reach the session only through Deliver and Close.
 type Session struct {
 	srv  *Server      // immutable
-	dec  *xml.Decoder // set once negotiation ends (under mu); owned by readLoop
+	dec  *xml.Decoder // set once negotiation ends (under mu); owned by readLoop, which drops it while parked
 	conn *guardConn   // immutable; writes owned by the writer
 	jid  jid.JID      // immutable after bind
-	log  *slog.Logger // immutable
+	peer net.Addr     // immutable: the client's address, for logs
 	ws   bool         // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
@@ -101,7 +102,7 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 	lim := &s.srv.Limits
 	if len(s.queue) >= lim.SendQueueStanzas || s.queued+len(b) > lim.SendQueueBytes {
 		s.mu.Unlock()
-		s.log.Warn("send queue full; closing slow consumer", "stanzas", lim.SendQueueStanzas, "bytes", lim.SendQueueBytes)
+		s.logger().Warn("send queue full; closing slow consumer", "stanzas", lim.SendQueueStanzas, "bytes", lim.SendQueueBytes)
 		s.closeWith(CloseSlowConsumer, streamError(stream.ResourceConstraint, "your client is not reading fast enough"), true)
 		return router.ErrQueueFull
 	}
@@ -213,7 +214,7 @@ func (s *Session) flush() {
 			s.mu.Unlock()
 			s.srv.notWritten(batch)
 			s.srv.notWritten(rest)
-			s.log.Debug("write failed", "err", err)
+			s.debug("write failed", "err", err)
 			s.closeConn()
 			close(s.writerDone)
 			return
@@ -284,6 +285,11 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 	for {
 		if lot != nil && !s.noPark && !s.ws {
 			if ready, keepalive := s.conn.waitStanza(limit.ParkAfter); !ready {
+				// A parked session keeps neither its decoder nor its read
+				// buffer: at a stanza boundary they hold nothing that a new
+				// decoder opened with the stream's prefix lacks.
+				d, s.dec = nil, nil
+				s.conn.releaseBuf()
 				if lot.park(s, keepalive) {
 					return true
 				}
@@ -293,6 +299,14 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 					s.noPark = true
 				}
 			}
+		}
+		if d == nil {
+			var err error
+			if d, err = newSessionDecoder(s.conn); err != nil {
+				s.readFailed(err) // cannot happen: the prefix is well-formed
+				return false
+			}
+			s.dec = d
 		}
 		tok, err := d.Token()
 		if err != nil {
@@ -383,6 +397,25 @@ func newSessionDecoder(g *guardConn) (*xml.Decoder, error) {
 	return d, nil
 }
 
+// logger returns the server's logger with the session's address and JID.
+// It is made when needed rather than kept: a derived slog.Logger holds half
+// a kilobyte per session, and sessions seldom log.
+func (s *Session) logger() *slog.Logger {
+	remote := ""
+	if s.peer != nil {
+		remote = s.peer.String()
+	}
+	return s.srv.Log.With("remote", remote, "jid", s.jid.String())
+}
+
+// debug logs at debug level without deriving a logger when that level is
+// off.
+func (s *Session) debug(msg string, args ...any) {
+	if s.srv.Log.Enabled(context.Background(), slog.LevelDebug) {
+		s.logger().Debug(msg, args...)
+	}
+}
+
 // local handles what the session answers itself: the keepalive ping's
 // answer and the legacy session IQ (RFC 3921 §3, kept for old clients).
 func (s *Session) local(ctx context.Context, st *router.Stanza) bool {
@@ -433,11 +466,11 @@ func (s *Session) readFailed(err error) {
 	reason, final := classifyReadError(err, s.srv.Limits.MaxStanzaBytes)
 	switch reason {
 	case CloseStreamError:
-		s.log.Warn("closing stream", "reason", string(final), "err", err)
+		s.logger().Warn("closing stream", "reason", string(final), "err", err)
 	case CloseIdle:
-		s.log.Debug("keepalive timed out")
+		s.debug("keepalive timed out")
 	default:
-		s.log.Debug("stream ended", "err", err)
+		s.debug("stream ended", "err", err)
 	}
 	s.closeWith(reason, final, false)
 }

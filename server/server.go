@@ -226,6 +226,9 @@ func (s *Server) Auth() *auth.Service { return s.auth }
 // Router is the server's router.
 func (s *Server) Router() *router.Router { return s.router }
 
+// C2S is the client listener's server (for tests that look at sessions).
+func (s *Server) C2S() *c2s.Server { return s.c2s }
+
 // DB is the server's storage.
 func (s *Server) DB() *storage.DB { return s.db }
 
