@@ -45,6 +45,11 @@ type LoginResult struct {
 	Primed      bool    `json:"primed"`         // SCRAM keys were derived before the timed run
 	Derived     int64   `json:"pbkdf2_derived"` // PBKDF2 derivations the generator did in this phase
 	RSSAfterKB  int64   `json:"server_rss_kb,omitempty"`
+	// CPU per login: the server's (with -extra-comm's, e.g. PostgreSQL)
+	// and the generator's. On a machine the two share, logins/s is bounded
+	// by their sum; the server's part is what tells servers apart.
+	ServerCPUMsPerLogin *float64 `json:"server_cpu_ms_per_login,omitempty"`
+	GenCPUMsPerLogin    float64  `json:"gen_cpu_ms_per_login"`
 }
 
 // RegisterResult is in-band registration (XEP-0077).
@@ -65,7 +70,12 @@ type HoldResult struct {
 	RSSBeforeKB  int64   `json:"server_rss_before_kb,omitempty"`
 	RSSAfterKB   int64   `json:"server_rss_after_kb,omitempty"`
 	BytesPerConn int64   `json:"server_bytes_per_conn,omitempty"`
-	GenRSSKB     int64   `json:"gen_rss_kb"`
+	// The same 10 s into a longer hold: memory of connections that have
+	// just gone quiet, before a server's idle-time measures (parking,
+	// hibernation, periodic collection) act.
+	RSSEarlyKB        int64 `json:"server_rss_10s_kb,omitempty"`
+	BytesPerConnEarly int64 `json:"server_bytes_per_conn_10s,omitempty"`
+	GenRSSKB          int64 `json:"gen_rss_kb"`
 }
 
 // ChatResult is a run of 1:1 messages (and one step of the max search,
