@@ -16,7 +16,9 @@ import (
 // boundary, with nothing buffered, its read goroutine hands the socket to
 // the poller and returns. When the socket becomes readable (or is closed, or
 // the keepalive is due) a worker (workers.go) picks the read loop up where
-// it stopped; the decoder and the TLS state stay in the session meanwhile.
+// it stopped. The TLS state stays in the session meanwhile; the decoder and
+// the guard's read buffer do not (see readLoop), since at a stanza boundary
+// they hold nothing a new decoder lacks.
 
 var errPollerClosed = errors.New("c2s: poller closed")
 
