@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,8 @@ var errPollerClosed = errors.New("c2s: poller closed")
 type parkingLot struct {
 	poll *poller
 
+	mem memRelease // returns the memory parked sessions free to the OS
+
 	mu     sync.Mutex
 	closed bool                // guarded by mu
 	next   uint64              // last id given out; guarded by mu
@@ -46,6 +49,7 @@ type parkState struct {
 
 func newParkingLot(p *poller) *parkingLot {
 	l := &parkingLot{poll: p, parked: map[uint64]*Session{}}
+	l.mem = memRelease{after: releaseAfterParks, interval: releaseInterval, delay: releaseDelay, release: debug.FreeOSMemory}
 	go p.run(l.ready)
 	return l
 }
@@ -100,6 +104,7 @@ func (l *parkingLot) park(s *Session, keepalive time.Time) bool {
 		err = armErr
 	}
 	if err == nil {
+		l.mem.parked()
 		return true
 	}
 	// Not armed (the socket is closing, or the poller is): unless something

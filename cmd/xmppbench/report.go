@@ -49,7 +49,7 @@ type LoginResult struct {
 	// and the generator's. On a machine the two share, logins/s is bounded
 	// by their sum; the server's part is what tells servers apart.
 	ServerCPUMsPerLogin *float64 `json:"server_cpu_ms_per_login,omitempty"`
-	GenCPUMsPerLogin    float64  `json:"gen_cpu_ms_per_login"`
+	GenCPUMsPerLogin    float64  `json:"gen_cpu_ms_per_login,omitempty"`
 }
 
 // RegisterResult is in-band registration (XEP-0077).
