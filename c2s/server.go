@@ -423,6 +423,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 // run starts a bound session: its writer and its read loop.
 func (sess *Session) run() {
 	sess.addr = newAddrCache(sess.jid)
+	sess.sock = newSendRoom(sess.conn.Conn)
 	sess.start()
 	sess.debug("session bound")
 	sess.serve(nil)

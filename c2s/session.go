@@ -70,6 +70,7 @@ type Session struct {
 	pingID     atomic.Value  // string: id of the outstanding keepalive ping
 
 	addr   *addrCache // owned by the read loop
+	sock   sendRoom   // set before start: can the socket take a write now?
 	park   parkState  // see parkingLot
 	noPark bool       // owned by the read loop: the connection cannot park
 }
@@ -108,26 +109,37 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 	}
 	s.queue = append(s.queue, outItem{b, done})
 	s.queued += len(b)
-	s.kickLocked()
+	inline := s.kickLocked(true)
 	s.mu.Unlock()
+	if inline {
+		s.flushOnce()
+	}
 	return nil
 }
 
 // kickLocked starts a flush goroutine when there is something to write
 // and none is running. An idle session has no writer goroutine at all,
 // which keeps its memory small; under load one flush drains many stanzas.
-func (s *Session) kickLocked() {
+// With mayInline, it reports instead that the caller should write the
+// queue itself (flushOnce) when the socket can take it without blocking:
+// handing a single stanza to another goroutine costs more (a thread
+// woken, then put to sleep again) than writing it.
+func (s *Session) kickLocked(mayInline bool) (inline bool) {
 	if s.started && !s.writing && !s.finished && (len(s.queue) > 0 || s.closing) {
 		s.writing = true
+		if mayInline && !s.closing && s.sock.room(s.queued) {
+			return true
+		}
 		s.srv.workers.run(s.flush)
 	}
+	return false
 }
 
 // start allows writing once negotiation is over.
 func (s *Session) start() {
 	s.mu.Lock()
 	s.started = true
-	s.kickLocked()
+	s.kickLocked(false)
 	s.mu.Unlock()
 }
 
@@ -160,7 +172,7 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 	if drop {
 		dropped, s.queue, s.queued = s.queue, nil, 0
 	}
-	s.kickLocked()
+	s.kickLocked(false)
 	s.mu.Unlock()
 	s.srv.notWritten(dropped)
 }
@@ -170,7 +182,13 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 // whole queue into one buffered write and one flush, with a write
 // deadline on each flush, and exits when the queue is empty. Only after a
 // successful flush are the stanzas of a batch counted as written.
-func (s *Session) flush() {
+func (s *Session) flush() { s.write(false) }
+
+// flushOnce writes one batch on the caller's goroutine (see kickLocked)
+// and leaves whatever is queued meanwhile to a flush goroutine.
+func (s *Session) flushOnce() { s.write(true) }
+
+func (s *Session) write(once bool) {
 	w := writerPool.Get().(*bufio.Writer)
 	w.Reset(s.conn)
 	defer func() {
@@ -227,6 +245,17 @@ func (s *Session) flush() {
 		}
 		if cap(batch) > 64 {
 			batch = nil // do not keep a burst's backing array
+		}
+		if once {
+			s.mu.Lock()
+			if len(s.queue) == 0 && !s.closing {
+				s.writing = false
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+			s.srv.workers.run(s.flush) // writing stays set: the worker goes on
+			return
 		}
 		if !closing {
 			continue
