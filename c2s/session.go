@@ -178,10 +178,11 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 }
 
 // flush is the only goroutine writing to the connection after
-// negotiation while it runs; at most one runs per session. It drains the
-// whole queue into one buffered write and one flush, with a write
-// deadline on each flush, and exits when the queue is empty. Only after a
-// successful flush are the stanzas of a batch counted as written.
+// negotiation while it runs; at most one writer (flush, or a delivering
+// goroutine in flushOnce) runs per session, the one that set writing. It
+// drains the whole queue into one buffered write and one flush, with a
+// write deadline on each flush, and exits when the queue is empty. Only
+// after a successful flush are the stanzas of a batch counted as written.
 func (s *Session) flush() { s.write(false) }
 
 // flushOnce writes one batch on the caller's goroutine (see kickLocked)
