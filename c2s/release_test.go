@@ -24,12 +24,7 @@ func TestMemRelease(t *testing.T) {
 	}
 	start := time.Now()
 	r.parked()
-	var first time.Time
-	select {
-	case first = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no release after 3 parks")
-	}
+	first := waitRelease(t, done, "after 3 parks")
 	if d := first.Sub(start); d < 20*time.Millisecond {
 		t.Fatalf("released %v after the threshold, want the 20ms delay first", d)
 	}
@@ -38,17 +33,24 @@ func TestMemRelease(t *testing.T) {
 	for range 10 {
 		r.parked()
 	}
-	var second time.Time
-	select {
-	case second = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no second release")
-	}
+	second := waitRelease(t, done, "for the second wave")
 	if d := second.Sub(first); d < 300*time.Millisecond {
 		t.Fatalf("second release %v after the first, want at least the 300ms interval", d)
 	}
 	time.Sleep(50 * time.Millisecond)
 	if got := n.Load(); got != 2 {
 		t.Fatalf("%d releases, want 2", got)
+	}
+}
+
+// waitRelease returns when the next release ran.
+func waitRelease(t *testing.T, done <-chan time.Time, what string) time.Time {
+	t.Helper()
+	select {
+	case at := <-done:
+		return at
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no release %s", what)
+		return time.Time{}
 	}
 }
