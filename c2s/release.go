@@ -51,9 +51,11 @@ func (r *memRelease) parked() {
 	time.AfterFunc(wait, r.run)
 }
 
+// run releases. The count starts again before the release, so that
+// sessions parking while it runs count towards the next one.
 func (r *memRelease) run() {
-	r.release()
 	r.mu.Lock()
 	r.since, r.last, r.scheduled = 0, time.Now(), false
 	r.mu.Unlock()
+	r.release()
 }
