@@ -85,6 +85,12 @@ func openSQLite(ctx context.Context, dsn string) (*sql.DB, error) {
 	// registered globally.
 	sqldb := sql.OpenDB(sqliteConnector{dsn: path + "?" + q.Encode(), drv: &sqlite.Driver{}})
 	sqldb.SetMaxOpenConns(sqliteMaxOpenConns)
+	// database/sql keeps 2 idle connections by default and closes the
+	// rest as they come back: under a burst of logins most queries then
+	// opened a connection afresh (file, schema, pragmas) and lost its
+	// statement cache. Keep them all, as for PostgreSQL.
+	sqldb.SetMaxIdleConns(sqliteMaxOpenConns)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	// Switching a new file to WAL needs a moment of exclusive access; a
 	// second process opening the same new file at that instant gets
 	// SQLITE_BUSY from the pragma, where the busy timeout does not apply.

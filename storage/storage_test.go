@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os/exec"
 	"strings"
@@ -261,4 +262,40 @@ func TestDependencies(t *testing.T) {
 			t.Errorf("storage depends on %s", p)
 		}
 	}
+}
+
+// TestPoolKeepsConnections checks that connections opened for a burst of
+// concurrent queries stay in the pool afterwards. database/sql's default
+// keeps only two idle; the others were closed on release, and the next
+// burst paid for opening them again (for SQLite: the file, the schema,
+// the pragmas and every prepared statement).
+func TestPoolKeepsConnections(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		const burst = 8 // SQLite's pool bound; PostgreSQL's is larger
+		sqldb := db.SQL()
+		for wave := range 2 {
+			var conns []*sql.Conn
+			for range burst {
+				c, err := sqldb.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.PingContext(ctx); err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			st := sqldb.Stats()
+			if st.MaxIdleClosed != 0 || st.MaxIdleTimeClosed != 0 {
+				t.Fatalf("wave %d: %d connections closed as surplus idle and %d as idle too long, want none", wave, st.MaxIdleClosed, st.MaxIdleTimeClosed)
+			}
+			if st.Idle < burst {
+				t.Fatalf("wave %d: %d idle connections after %d connections in use at once, want all %d kept", wave, st.Idle, burst, burst)
+			}
+		}
+	})
 }
