@@ -223,6 +223,12 @@ func (b *bench) login(ctx context.Context) error {
 	r.Errors = errs.snapshot()
 	r.Derived = b.cache.derived.Load() - d0
 	r.PerS = round3(float64(r.OK) / r.WallS)
+	if b.o.starttls {
+		r.TLSGroups = map[string]int{}
+		for _, c := range b.online {
+			r.TLSGroups[c.kex.String()]++
+		}
+	}
 	r.P50Ms = durMs(exactQuantile(ok, 0.50))
 	r.P99Ms = durMs(exactQuantile(ok, 0.99))
 	r.MaxMs = durMs(exactQuantile(ok, 1))

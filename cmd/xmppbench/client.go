@@ -34,8 +34,9 @@ type client struct {
 	user string // local part
 	jid  string // full JID after bind, escaped for an attribute value; immutable after login
 
-	conn net.Conn  // TLS once STARTTLS is done; writes from any goroutine
-	sp   *splitter // owned by negotiation, then by the reader goroutine
+	conn net.Conn    // TLS once STARTTLS is done; writes from any goroutine
+	kex  tls.CurveID // key exchange of the TLS handshake; immutable after login
+	sp   *splitter   // owned by negotiation, then by the reader goroutine
 
 	mu     sync.Mutex
 	waiter *waiter // guarded by mu; set by a phase waiting for an answer
@@ -118,10 +119,12 @@ func (c *client) startTLS(o *options, feats []byte) ([]byte, error) {
 		ServerName:         o.domain,
 		InsecureSkipVerify: true, // self-signed certificates on loopback
 		MinVersion:         tls.VersionTLS12,
+		CurvePreferences:   o.tlsGroups,
 	})
 	if err := tc.Handshake(); err != nil {
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
+	c.kex = tc.ConnectionState().CurveID
 	c.conn = tc
 	c.sp.restart(tc)
 	return c.open(o)

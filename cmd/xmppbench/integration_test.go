@@ -26,6 +26,12 @@ func TestAgainstXMPPD(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		srv.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
 	}
+	// Each run offers its own key exchange, and the login line tells
+	// which one the handshakes used.
+	kex := map[string][2]string{
+		"SCRAM-SHA-1":   {"x25519,p256", "X25519"},
+		"SCRAM-SHA-256": {"x25519mlkem768", "X25519MLKEM768"},
+	}
 	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256"} {
 		t.Run(mech, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -33,7 +39,7 @@ func TestAgainstXMPPD(t *testing.T) {
 			defer cancel()
 			args := []string{
 				"-addr", srv.Addr, "-domain", srv.Domain, "-n", strconv.Itoa(n), "-mech", mech,
-				"-concurrency", "5", "-pid", strconv.Itoa(os.Getpid()), "-label", "test",
+				"-tls-groups", kex[mech][0], "-concurrency", "5", "-pid", strconv.Itoa(os.Getpid()), "-label", "test",
 				"-hold", "200ms", "-rate", "400", "-duration", "1s", "-drain", "5s",
 				"-max-start", "200", "-max-rate", "800", "-step", "500ms",
 				"login,hold,chat,chatmax",
@@ -82,6 +88,9 @@ func TestAgainstXMPPD(t *testing.T) {
 			positive("login", "logins_per_s")
 			positive("login", "p99_ms")
 			positive("login", "server_cpu_s")
+			if g, _ := lines["login"]["tls_groups"].(map[string]any); len(g) != 1 || g[kex[mech][1]] != float64(n) {
+				t.Errorf("login tls_groups = %v, want all %d on %s", lines["login"]["tls_groups"], n, kex[mech][1])
+			}
 			want("hold", "alive", n)
 			positive("hold", "server_rss_after_kb")
 

@@ -38,6 +38,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -62,6 +63,28 @@ type options struct {
 	rooms, occupants                                    int
 	mucRate                                             float64
 	pid, extraComm, label                               string
+	tlsGroups                                           []tls.CurveID
+}
+
+// tlsGroupNames are the key exchanges -tls-groups accepts.
+var tlsGroupNames = map[string]tls.CurveID{
+	"x25519":         tls.X25519,
+	"p256":           tls.CurveP256,
+	"p384":           tls.CurveP384,
+	"x25519mlkem768": tls.X25519MLKEM768,
+}
+
+// parseTLSGroups reads a comma-separated list of tlsGroupNames.
+func parseTLSGroups(s string) ([]tls.CurveID, error) {
+	var ids []tls.CurveID
+	for name := range strings.SplitSeq(s, ",") {
+		id, ok := tlsGroupNames[strings.ToLower(strings.TrimSpace(name))]
+		if !ok {
+			return nil, fmt.Errorf("-tls-groups: unknown group %q (want x25519, p256, p384 or x25519mlkem768)", name)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 func main() {
@@ -91,6 +114,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.n, "n", 1000, "number of clients (and accounts)")
 	fs.IntVar(&o.concurrency, "concurrency", 100, "logins (and registrations, MUC joins) in flight at once")
 	fs.BoolVar(&o.starttls, "starttls", true, "negotiate STARTTLS")
+	// Go's client offers the post-quantum X25519MLKEM768 first, which a
+	// Go server takes and OpenSSL 3.0 (Prosody, ejabberd) cannot: offering
+	// what every server can do makes all of them run the same handshake.
+	tlsGroups := fs.String("tls-groups", "x25519,p256", "TLS key exchanges the client offers, in order: x25519, p256, p384, x25519mlkem768")
 	fs.BoolVar(&o.prime, "prime", true, "learn salts in an untimed pass before login, so timed logins skip the client's PBKDF2")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "limit for one login, registration or MUC join")
 	fs.DurationVar(&o.hold, "hold", 10*time.Second, "hold phase: how long to stay idle")
@@ -125,6 +152,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	phases, err := parsePhases(fs.Arg(0))
 	if err != nil {
+		return err
+	}
+	if o.tlsGroups, err = parseTLSGroups(*tlsGroups); err != nil {
 		return err
 	}
 	if err := o.check(); err != nil {

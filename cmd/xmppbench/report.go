@@ -44,7 +44,10 @@ type LoginResult struct {
 	MaxMs       float64 `json:"max_ms"`
 	Primed      bool    `json:"primed"`         // SCRAM keys were derived before the timed run
 	Derived     int64   `json:"pbkdf2_derived"` // PBKDF2 derivations the generator did in this phase
-	RSSAfterKB  int64   `json:"server_rss_kb,omitempty"`
+	// TLSGroups counts the logged-in connections by the key exchange their
+	// TLS handshake used (its cost is a good part of a login's).
+	TLSGroups  map[string]int `json:"tls_groups,omitempty"`
+	RSSAfterKB int64          `json:"server_rss_kb,omitempty"`
 	// CPU per login: the server's (with -extra-comm's, e.g. PostgreSQL)
 	// and the generator's. On a machine the two share, logins/s is bounded
 	// by their sum; the server's part is what tells servers apart.
