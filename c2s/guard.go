@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -60,6 +61,11 @@ type guardConn struct {
 	// session reads with its own decoder, which takes whitespace as it is.
 	ws   *wsFilter
 	rerr error // the error that ended the last fill, returned once rbuf is drained
+
+	// held is a stream header not yet written: see Write. Only the
+	// negotiating goroutine writes one; it is nil before anyone else
+	// writes.
+	held []byte
 }
 
 // readBufSize is the size of a guard's read buffer.
@@ -83,6 +89,45 @@ func (g *guardConn) ConnectionState() tls.ConnectionState {
 	}
 	return g.tls.ConnectionState()
 }
+
+// Write writes p, except that a stream header is held back and written
+// together with whatever comes next. A server always follows its header
+// with the stream features (RFC 6120 §4.3.2), but mellium flushes the two
+// separately: holding the header saves a system call (and under TLS a
+// record) at each of the three stream starts of a login, and the client
+// wakes once for both.
+func (g *guardConn) Write(p []byte) (int, error) {
+	if g.held != nil {
+		b := append(g.held, p...)
+		g.held = nil
+		n, err := g.Conn.Write(b)
+		return max(0, n-(len(b)-len(p))), err
+	}
+	if isStreamHeader(p) {
+		g.held = append(make([]byte, 0, len(p)+512), p...)
+		return len(p), nil
+	}
+	return g.Conn.Write(p)
+}
+
+// Close writes a held stream header, then closes.
+func (g *guardConn) Close() error {
+	if g.held != nil {
+		g.Write(nil)
+	}
+	return g.Conn.Close()
+}
+
+// isStreamHeader reports whether p is a whole stream header as mellium
+// writes it: the XML declaration and the open <stream:stream> tag.
+func isStreamHeader(p []byte) bool {
+	return len(p) > 0 && bytes.HasPrefix(p, xmlDecl) && bytes.Contains(p, streamOpen) && p[len(p)-1] == '>' && !bytes.HasSuffix(p, []byte("/>"))
+}
+
+var (
+	xmlDecl    = []byte("<?xml")
+	streamOpen = []byte("<stream:stream ")
+)
 
 // Reset starts a new stanza's byte count.
 func (g *guardConn) Reset() { g.n.Store(0) }
