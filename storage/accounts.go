@@ -87,7 +87,7 @@ func (a *Accounts) Create(ctx context.Context, acct Account) (err error) {
 func (a *Accounts) Get(ctx context.Context, jid string) (Account, error) {
 	// One statement, so the account and its credentials come from the same
 	// snapshot even while SetCredentials runs.
-	rows, err := a.db.sql.QueryContext(ctx, `
+	rows, err := a.db.query(ctx, `
 		SELECT a.created_at, c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key
 		FROM accounts a LEFT JOIN account_credentials c ON c.jid = a.jid
 		WHERE a.jid = $1`, jid)

@@ -95,7 +95,7 @@ func (o *Offline) Push(ctx context.Context, jid string, stamp time.Time, stanza 
 // after, oldest first. Pass after = 0 for the first page, then the id of
 // the last message returned.
 func (o *Offline) List(ctx context.Context, jid string, after int64, limit int) ([]OfflineMessage, error) {
-	rows, err := o.db.sql.QueryContext(ctx, `
+	rows, err := o.db.query(ctx, `
 		SELECT id, stamp, stanza FROM offline_messages
 		WHERE jid = $1 AND id > $2 ORDER BY id LIMIT $3`, jid, after, limit)
 	if err != nil {

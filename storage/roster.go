@@ -253,7 +253,7 @@ func (r *Rosters) All(ctx context.Context, user string) ([]RosterItem, error) {
 }
 
 func (r *Rosters) items(ctx context.Context, user, where string) ([]RosterItem, error) {
-	rows, err := r.db.sql.QueryContext(ctx, `SELECT `+rosterColumns+` FROM roster_items WHERE jid = $1`+where+` ORDER BY contact`, user)
+	rows, err := r.db.query(ctx, `SELECT `+rosterColumns+` FROM roster_items WHERE jid = $1`+where+` ORDER BY contact`, user)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,11 @@ const (
 type DB struct {
 	sql     *sql.DB // immutable; never nil
 	dialect dialect // immutable
+
+	// stmts holds the pool-wide prepared statements of the queries every
+	// login makes (see query); nil for SQLite, whose connections keep
+	// their own statement cache (sqlite_worker.go).
+	stmts *stmtCache
 }
 
 // Open opens the database and checks that it answers before returning.
@@ -48,11 +53,18 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{sql: sqldb, dialect: d}, nil
+	db := &DB{sql: sqldb, dialect: d}
+	if driver == DriverPostgres {
+		db.stmts = &stmtCache{}
+	}
+	return db, nil
 }
 
 // Close closes the connection pool.
 func (db *DB) Close() error {
+	if db.stmts != nil {
+		db.stmts.close()
+	}
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}

@@ -299,3 +299,57 @@ func TestPoolKeepsConnections(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginQueriesPrepared checks that on PostgreSQL the lookups every login
+// makes run as prepared statements, each prepared once per connection
+// rather than parsed and planned per query.
+func TestLoginQueriesPrepared(t *testing.T) {
+	e := storagetest.Postgres(t)
+	e.Require(t)
+	db := storagetest.Open(t, e)
+	ctx := t.Context()
+	// One connection, so that pg_prepared_statements (which shows the
+	// current session's) sees what the lookups prepared.
+	db.SQL().SetMaxOpenConns(1)
+	if err := db.Accounts().Create(ctx, storage.Account{JID: "alice@localhost", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := db.Accounts().Get(ctx, "alice@localhost"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Rosters().All(ctx, "alice@localhost"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Offline().List(ctx, "alice@localhost", 0, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.SQL().QueryContext(ctx, `SELECT statement FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join(strings.Fields(s), " "))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"account_credentials", "roster_items", "offline_messages"} {
+		n := 0
+		for _, s := range got {
+			if strings.Contains(s, table) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d prepared statements on %s after three logins' lookups, want 1; prepared: %q", n, table, got)
+		}
+	}
+}
