@@ -40,16 +40,42 @@ func TestSendRoom(t *testing.T) {
 	if r.room(r.sndbuf) {
 		t.Fatal("room for a whole send buffer's worth at once")
 	}
-	// Fill until a write would block.
+	// Fill until a write would block, telling r of every write as the
+	// session's writer does.
 	buf := make([]byte, 64<<10)
 	for {
 		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		if _, err := c.Write(buf); err != nil {
+		n, err := c.Write(buf)
+		r.wrote(n)
+		if err != nil {
 			break
 		}
 	}
 	if r.room(100) {
 		t.Fatal("room for 100 bytes on a socket whose peer has not read anything")
+	}
+	// Once the peer has read everything, the kernel is asked again and
+	// there is room.
+	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for !r.room(500) {
+		if _, err := peer.Read(buf); err != nil {
+			t.Fatalf("no room for 500 bytes while the peer reads: %v", err)
+		}
+	}
+
+	// Within the bound of what the kernel may still hold, room answers
+	// without a system call: it still answers after the socket is closed.
+	r.wrote(500)
+	c.Close()
+	if !r.room(500) {
+		t.Fatal("a check within the bound asked the kernel (the closed socket said no)")
+	}
+	// Past the bound it asks, and a socket it cannot ask has no room.
+	if r.room(r.sndbuf / 2) {
+		t.Fatal("room past the bound on a closed socket")
+	}
+	if r.bound != -1 {
+		t.Fatalf("bound %d after a failed check, want -1 (unknown)", r.bound)
 	}
 
 	var none sendRoom

@@ -9,4 +9,6 @@ type sendRoom struct{}
 
 func newSendRoom(net.Conn) sendRoom { return sendRoom{} }
 
-func (sendRoom) room(int) bool { return false }
+func (*sendRoom) room(int) bool { return false }
+
+func (*sendRoom) wrote(int) {}

@@ -211,14 +211,20 @@ func (s *Session) write(once bool) {
 
 		s.conn.SetWriteDeadline(time.Now().Add(s.srv.Limits.WriteTimeout))
 		var err error
+		size := 0
 		for _, it := range batch {
 			if _, err = w.Write(it.b); err != nil {
 				break
 			}
+			size += len(it.b)
 		}
 		if err == nil {
 			err = w.Flush()
 		}
+		// Counted before the error check: bytes may have reached the
+		// socket even if the flush failed, and the bound must not fall
+		// short of them.
+		s.sock.wrote(size)
 		if err != nil {
 			// Nothing of this batch is known to have arrived: it goes
 			// where undeliverable stanzas go (a duplicate is better than a
