@@ -87,7 +87,7 @@ type C2S struct {
 	// SendQueueBytes bounds the bytes waiting to be written to one session.
 	SendQueueBytes int `toml:"send_queue_bytes"`
 	// WriteTimeout bounds one flush to the client; a flush that takes longer
-	// closes the session.
+	// (at least seven eighths of it, see c2s) closes the session.
 	WriteTimeout Duration `toml:"write_timeout"`
 	// PingInterval is how long a session may be silent before the server
 	// sends it an XEP-0199 ping; 0 disables server pings.
