@@ -46,7 +46,7 @@ func (r *sendRoom) room(n int) bool {
 	if r.raw == nil {
 		return false
 	}
-	if r.bound >= 0 && r.bound+cost(n) <= r.sndbuf/2 {
+	if r.bound >= 0 && r.bound+sendCost(n) <= r.sndbuf/2 {
 		return true
 	}
 	var queued int
@@ -58,17 +58,17 @@ func (r *sendRoom) room(n int) bool {
 		return false
 	}
 	r.bound = queued
-	return queued+cost(n) <= r.sndbuf/2
+	return queued+sendCost(n) <= r.sndbuf/2
 }
 
 // wrote adds n bytes of stanzas written to the socket to the bound.
 func (r *sendRoom) wrote(n int) {
 	if r.bound >= 0 {
-		r.bound += cost(n)
+		r.bound += sendCost(n)
 	}
 }
 
-// cost is what n bytes of stanzas may take in the send queue: with TLS
+// sendCost is what n bytes of stanzas may take in the send queue: with TLS
 // framing (22 bytes per record of at most 16 KiB) and the kernel's own
 // accounting, generously.
-func cost(n int) int { return n + n/8 + 256 }
+func sendCost(n int) int { return n + n/8 + 256 }

@@ -69,12 +69,11 @@ type Session struct {
 	writerDone chan struct{} // closed when the last flush has finished
 	pingID     atomic.Value  // string: id of the outstanding keepalive ping
 
-	addr *addrCache // owned by the read loop
-	sock sendRoom   // can the socket take a write now? Set before start, then the writer's
-	// writeDeadline is the connection's write deadline; the writer's.
-	writeDeadline time.Time
-	park          parkState // see parkingLot
-	noPark        bool      // owned by the read loop: the connection cannot park
+	addr          *addrCache // owned by the read loop
+	sock          sendRoom   // set before start, then owned by the writer: can the socket take a write now?
+	writeDeadline time.Time  // owned by the writer: the connection's write deadline
+	park          parkState  // see parkingLot
+	noPark        bool       // owned by the read loop: the connection cannot park
 }
 
 // JID is the full JID bound to the session.
