@@ -1,7 +1,7 @@
 package c2s
 
 // ParkedHolding reports how many sessions are parked and how many of them
-// still hold a decoder or a read buffer, which parking gives back.
+// still hold a read buffer, which parking gives back.
 func (s *Server) ParkedHolding() (parked, holding int) {
 	if s.lot == nil {
 		return 0, 0
@@ -10,7 +10,7 @@ func (s *Server) ParkedHolding() (parked, holding int) {
 	defer s.lot.mu.Unlock()
 	for _, sess := range s.lot.parked {
 		parked++
-		if sess.dec != nil || sess.conn.rbuf != nil {
+		if sess.conn.rbuf != nil {
 			holding++
 		}
 	}

@@ -67,12 +67,8 @@ func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struc
 			return
 		}
 		_ = xs
-		dec, err := newSessionDecoder(g)
-		if err != nil {
-			s.Close()
-			return
-		}
-		sess := &Session{srv: srv, dec: dec, conn: g, jid: jid.MustParse("alice@localhost/r"),
+		g.ws = nil
+		sess := &Session{srv: srv, conn: g, jid: jid.MustParse("alice@localhost/r"),
 			writerDone: make(chan struct{})}
 		srv.Router.Bind(context.Background(), sess)
 		srv.wg.Add(1)

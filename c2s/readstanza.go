@@ -25,6 +25,7 @@ var (
 type stanzaEncoder struct {
 	enc   xmlenc.Encoder
 	attrs []xml.Attr
+	sc    stanzaScanner // the fast path's buffers (scanstanza.go)
 }
 
 func newStanzaEncoder() *stanzaEncoder {
@@ -40,15 +41,18 @@ func newStanzaEncoder() *stanzaEncoder {
 // PRECIS normalisation is a good part of the cost of reading a stanza.
 // Owned by the read loop.
 type addrCache struct {
-	from    jid.JID
-	fromStr string
-	toRaw   string  // the last to attribute as the client wrote it
-	to      jid.JID // its parsed form
-	toStr   string  // its canonical string
+	from     jid.JID
+	fromStr  string
+	fromAttr []byte  // ` from='…'`, escaped, for the fast path's start tag
+	toRaw    string  // the last to attribute as the client wrote it
+	to       jid.JID // its parsed form
+	toStr    string  // its canonical string
+	toAttr   []byte  // ` to='…'`, escaped
 }
 
 func newAddrCache(from jid.JID) *addrCache {
-	return &addrCache{from: from, fromStr: from.String()}
+	s := from.String()
+	return &addrCache{from: from, fromStr: s, fromAttr: xmlenc.AppendAttr(nil, "from", s)}
 }
 
 // parseTo parses a to attribute, from the cache when it is the last one.
@@ -56,11 +60,25 @@ func (c *addrCache) parseTo(raw string) (jid.JID, string, error) {
 	if raw == c.toRaw && c.toRaw != "" {
 		return c.to, c.toStr, nil
 	}
+	return c.parse(raw)
+}
+
+// parseToBytes is parseTo for the fast path, which has the attribute as
+// bytes: a hit costs no allocation.
+func (c *addrCache) parseToBytes(raw []byte) (jid.JID, string, error) {
+	if string(raw) == c.toRaw && c.toRaw != "" {
+		return c.to, c.toStr, nil
+	}
+	return c.parse(string(raw))
+}
+
+func (c *addrCache) parse(raw string) (jid.JID, string, error) {
 	j, err := jid.Parse(raw)
 	if err != nil {
 		return jid.JID{}, "", err
 	}
 	c.toRaw, c.to, c.toStr = raw, j, j.String()
+	c.toAttr = xmlenc.AppendAttr(c.toAttr[:0], "to", c.toStr)
 	return j, c.toStr, nil
 }
 
@@ -143,22 +161,29 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, addr *ad
 	if badTo {
 		return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.JIDMalformed, "the to address is not a valid JID")}
 	}
-	switch kind {
+	return st, validate(st, children)
+}
+
+// validate checks what RFC 6120 §8 requires of a stanza's header once it
+// has been read whole: an IQ's id, type and single payload, a presence's
+// type. A failure is a stanzaError to answer.
+func validate(st *router.Stanza, children int) error {
+	switch st.Kind {
 	case router.KindIQ:
 		switch {
 		case st.ID == "":
-			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq needs an id")}
+			return stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq needs an id")}
 		case st.Type != "get" && st.Type != "set" && st.Type != "result" && st.Type != "error":
-			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq's type must be get, set, result or error")}
+			return stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq's type must be get, set, result or error")}
 		case (st.Type == "get" || st.Type == "set") && children != 1:
-			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq get or set carries exactly one child element")}
+			return stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "an iq get or set carries exactly one child element")}
 		}
 	case router.KindPresence:
 		switch st.Type {
 		case "", "unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error":
 		default:
-			return nil, stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "unknown presence type")}
+			return stanzaError{st, router.ErrorText(stanza.Modify, stanza.BadRequest, "unknown presence type")}
 		}
 	}
-	return st, nil
+	return nil
 }

@@ -397,15 +397,15 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		cur = g
 	}
 	cur.Reset()
-	dec, err := newSessionDecoder(cur)
-	if err != nil {
-		// Cannot happen: the prefix is well-formed and read from memory.
-		log.Error("session decoder", "err", err)
-		cur.Close()
-		return
-	}
+	// The session reads with its own parser from here on (readLoop), which
+	// takes white space between stanzas as it is. mellium's session is let
+	// go: its encoder (with a 4 KiB buffer we never use) and decoder would
+	// otherwise live as long as the session. Nothing is lost: its decoder
+	// read through the guard's ReadByte and no byte beyond the end of the
+	// bind IQ, so whatever the client sent after it is in the guard's buffer.
+	cur.ws = nil
 	sess.mu.Lock()
-	sess.dec, sess.conn = dec, cur
+	sess.conn = cur
 	sess.mu.Unlock()
 	if s.Limits.PingInterval > 0 {
 		cur.idle, cur.pingTimeout, cur.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping

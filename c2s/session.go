@@ -46,15 +46,14 @@ func (r CloseReason) String() string {
 }
 
 // Session is one bound client stream. The read goroutine (readLoop) owns
-// the decoder; the writer goroutine alone writes to the connection; other
+// the guard's read side; the writer goroutine alone writes to the connection; other
 // goroutines reach the session only through Deliver and Close.
 type Session struct {
-	srv  *Server      // immutable
-	dec  *xml.Decoder // set once negotiation ends (under mu); owned by readLoop, which drops it while parked
-	conn *guardConn   // immutable; writes owned by the writer
-	jid  jid.JID      // immutable after bind
-	peer net.Addr     // immutable: the client's address, for logs
-	ws   bool         // immutable: WebSocket framing (no </stream:stream>)
+	srv  *Server    // immutable
+	conn *guardConn // immutable; writes owned by the writer
+	jid  jid.JID    // immutable after bind
+	peer net.Addr   // immutable: the client's address, for logs
+	ws   bool       // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
 	queue    []outItem   // guarded by mu
@@ -330,17 +329,14 @@ func (s *Session) closeConn() {
 // session parked (the client went silent): the loop then goes on in
 // another goroutine once the client sends again (see parkingLot).
 func (s *Session) readLoop(ctx context.Context) (parked bool) {
-	d := s.dec
 	limit := s.srv.Limits
 	addr := s.addr
 	lot := s.srv.lot
 	for {
 		if lot != nil && !s.noPark && !s.ws {
 			if ready, keepalive := s.conn.waitStanza(limit.ParkAfter); !ready {
-				// A parked session keeps neither its decoder nor its read
-				// buffer: at a stanza boundary they hold nothing that a new
-				// decoder opened with the stream's prefix lacks.
-				d, s.dec = nil, nil
+				// A parked session keeps no read buffer: at a stanza
+				// boundary it holds nothing.
 				s.conn.releaseBuf()
 				if lot.park(s, keepalive) {
 					return true
@@ -352,62 +348,63 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 				}
 			}
 		}
-		if d == nil {
-			var err error
-			if d, err = newSessionDecoder(s.conn); err != nil {
-				s.readFailed(err) // cannot happen: the prefix is well-formed
-				return false
-			}
-			s.dec = d
-		}
-		tok, err := d.Token()
-		if err != nil {
-			s.readFailed(err)
-			return false
-		}
-		var start xml.StartElement
-		switch t := tok.(type) {
-		case xml.StartElement:
-			start = t
-		case xml.EndElement:
-			// The only end element at this level is the stream's own.
-			s.readFailed(io.EOF)
-			return false
-		case xml.CharData:
-			if len(bytes.TrimLeft(t, " \t\r\n")) != 0 {
-				s.readFailed(errTextAtTop)
-				return false
-			}
-			s.conn.Reset() // whitespace keepalive between stanzas
-			continue
-		default:
-			s.readFailed(errRestrictedXML) // a PI, comment or directive
-			return false
-		}
-		if start.Name.Space == nsStream {
-			s.readFailed(streamElement(d, start))
-			return false
-		}
 		enc := encoderPool.Get().(*stanzaEncoder)
-		st, serr := enc.read(d, start, addr, limit.MaxDepth)
-		if cap(enc.enc.Buf) <= 64<<10 {
+		st, consumed, err := enc.scan(s.conn, addr, limit.MaxDepth)
+		if err == errSlowPath {
+			st, err = s.readSlow(enc, consumed)
+		}
+		if cap(enc.enc.Buf) <= 64<<10 && cap(enc.sc.raw) <= 64<<10 {
 			encoderPool.Put(enc) // a huge one is left to the collector
 		}
 		s.conn.Reset()
-		if serr != nil {
-			if se, ok := serr.(stanzaError); ok {
+		if err != nil {
+			if se, ok := err.(stanzaError); ok {
 				if reply := router.ErrorReply(se.st, se.err); reply != nil {
 					s.Deliver(reply.Raw)
 				}
 				continue
 			}
-			s.readFailed(serr)
+			s.readFailed(err)
 			return false
 		}
 		if s.local(ctx, st) {
 			continue
 		}
 		s.srv.Router.FromClient(ctx, st)
+	}
+}
+
+// readSlow reads the next element with encoding/xml, for what the fast
+// path (stanzaEncoder.scan) leaves to it: consumed is what scan took from
+// the guard, read again first.
+func (s *Session) readSlow(enc *stanzaEncoder, consumed []byte) (*router.Stanza, error) {
+	d, err := newSessionDecoder(s.conn, consumed)
+	if err != nil {
+		return nil, err // cannot happen: the prefix is well-formed
+	}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Space == nsStream {
+				return nil, streamElement(d, t)
+			}
+			return enc.read(d, t, s.addr, s.srv.Limits.MaxDepth)
+		case xml.EndElement:
+			// The only end element at this level is the stream's own.
+			return nil, io.EOF
+		case xml.CharData:
+			if len(bytes.TrimLeft(t, " \t\r\n")) != 0 {
+				return nil, errTextAtTop
+			}
+			// White space: the decoder has read the byte after it, so it
+			// reads the element too.
+		default:
+			return nil, errRestrictedXML // a PI, comment or directive
+		}
 	}
 }
 
@@ -427,21 +424,21 @@ func streamElement(d *xml.Decoder, start xml.StartElement) error {
 // nsStream is the namespace of the stream element and stream errors.
 const nsStream = "http://etherx.jabber.org/streams"
 
-// streamPrefix opens, for the session's own decoder, the stream the
+// streamPrefix opens, for a decoder of the slow path, the stream the
 // client opened during negotiation: the namespaces it declared are in
 // scope, and </stream:stream> has its start.
 const streamPrefix = "<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "'>"
 
-// newSessionDecoder returns the decoder a bound session reads with,
-// positioned after the stream's start. mellium's session is let go once
-// negotiation is over: its encoder (with a 4 KiB buffer we never use) and
-// decoder would otherwise live as long as the session. Nothing is lost in
-// between: encoding/xml reads through the guard's ReadByte and reads no
-// byte beyond the end of the bind IQ, so whatever the client sent after it
-// is still in the guard's buffer.
-func newSessionDecoder(g *guardConn) (*xml.Decoder, error) {
-	g.ws = nil
-	g.prefix = []byte(streamPrefix)
+// newSessionDecoder returns a decoder positioned after the stream's start
+// that reads consumed, then whatever the guard still holds, then the
+// connection. It is made for one element and dropped after it: encoding/xml
+// reads through the guard's ReadByte and reads no byte beyond the end of
+// an element, so nothing after it is lost.
+func newSessionDecoder(g *guardConn, consumed []byte) (*xml.Decoder, error) {
+	prefix := make([]byte, 0, len(streamPrefix)+len(consumed)+len(g.prefix))
+	prefix = append(prefix, streamPrefix...)
+	prefix = append(prefix, consumed...)
+	g.prefix = append(prefix, g.prefix...)
 	d := xml.NewDecoder(g)
 	if _, err := d.Token(); err != nil {
 		return nil, err
