@@ -2,12 +2,17 @@ package c2s
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/xml"
+	"io"
 	"net"
 	"testing"
 
+	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 )
 
 // benchStanza is a typical chat message: a body and a chat state.
@@ -63,3 +68,51 @@ type readerConn struct {
 }
 
 func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// tlsSession returns the server side of a TLS connection over net.Pipe,
+// handshake done, as a secure xmpp.Session like the one the SASL feature
+// sees after STARTTLS.
+func tlsSession(tb testing.TB, serverCfg, clientCfg *tls.Config) *xmpp.Session {
+	tb.Helper()
+	sc, cc := net.Pipe()
+	tb.Cleanup(func() { sc.Close(); cc.Close() })
+	srv := tls.Server(sc, serverCfg)
+	errc := make(chan error, 1)
+	go func() { errc <- tls.Client(cc, clientCfg).Handshake() }()
+	if err := srv.Handshake(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		tb.Fatal(err)
+	}
+	// Nothing to negotiate: the session only carries the TLS state.
+	ready := func(context.Context, *stream.Info, *stream.Info, *xmpp.Session, any) (xmpp.SessionState, io.ReadWriter, any, error) {
+		return xmpp.Ready, nil, nil, nil
+	}
+	s, err := xmpp.ReceiveSession(context.Background(), srv, 0, ready)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkSASLOffer measures deciding what SASL offers on a stream after
+// TLS, which a login does three times (both feature lists and Negotiate).
+func BenchmarkSASLOffer(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		max  uint16
+	}{{"TLS1.3", 0}, {"TLS1.2", tls.VersionTLS12}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := testTLSConfig(b)
+			s := tlsSession(b, cfg, &tls.Config{InsecureSkipVerify: true, MaxVersion: tc.max})
+			endPoint := endPointBinding(cfg.Certificates[0].Leaf).IsSupported()
+			b.ReportAllocs()
+			for b.Loop() {
+				if o := newSASLOffer(s, endPoint); len(o.mechs) != 5 {
+					b.Fatalf("offer %q", o.mechs)
+				}
+			}
+		})
+	}
+}

@@ -144,10 +144,11 @@ type saslConfig struct {
 	// account. When empty the salts are random per attempt, which lets a
 	// client tell unknown users apart by asking twice.
 	FakeSaltKey []byte
-	// ServerCert is the certificate this server presents, for the
-	// tls-server-end-point channel binding (RFC 5929 §4); the server's own
-	// tls.ConnectionState does not carry it. nil: not offered.
-	ServerCert *x509.Certificate
+	// EndPoint is the tls-server-end-point channel binding (RFC 5929 §4)
+	// of the certificate this server presents, from endPointBinding: it
+	// depends on the certificate only, so the server derives it once. The
+	// zero value: not offered.
+	EndPoint scram.ChannelBinding
 	// FakeIterations is the iteration count shown for unknown users: the
 	// one new accounts get. 0 means fakeIterations.
 	FakeIterations int
@@ -173,7 +174,7 @@ func saslFeature(cfg saslConfig) xmpp.StreamFeature {
 		Necessary:  necessary,
 		Prohibited: xmpp.Authn,
 		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			mechs := newSASLOffer(cfg.Session, cfg.ServerCert).mechs
+			mechs := newSASLOffer(cfg.Session, cfg.EndPoint.IsSupported()).mechs
 			inner := make([]xml.TokenReader, 0, len(mechs))
 			for _, m := range mechs {
 				inner = append(inner, xmlstream.Wrap(
@@ -201,7 +202,7 @@ func saslFeature(cfg saslConfig) xmpp.StreamFeature {
 			// Negotiate judges a client by exactly what it was shown.
 			run := &saslRun{
 				cfg:     cfg,
-				offer:   newSASLOffer(cfg.Session, cfg.ServerCert),
+				offer:   newSASLOffer(cfg.Session, cfg.EndPoint.IsSupported()),
 				tlsConn: session.ConnectionState(),
 				w:       w,
 				d:       xml.NewTokenDecoder(r),
@@ -222,22 +223,23 @@ func saslFeature(cfg saslConfig) xmpp.StreamFeature {
 // there is no channel binding to offer.
 //
 // It takes the session for the same reason saslConfig has one: mellium's List
-// callback does not receive it.
-func channelBindingFeature(s *xmpp.Session, cert *x509.Certificate) xmpp.StreamFeature {
+// callback does not receive it. endPoint tells whether tls-server-end-point
+// is offered (saslConfig.EndPoint).
+func channelBindingFeature(s *xmpp.Session, endPoint bool) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name:       xml.Name{Space: nsSASLCB, Local: "sasl-channel-binding"},
 		Necessary:  xmpp.Secure,
 		Prohibited: xmpp.Authn,
 		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			bindings := newSASLOffer(s, cert).bindings
+			bindings := newSASLOffer(s, endPoint).bindings
 			if len(bindings) == 0 {
 				return false, nil
 			}
 			inner := make([]xml.TokenReader, 0, len(bindings))
-			for _, cb := range bindings {
+			for _, t := range bindings {
 				inner = append(inner, xmlstream.Wrap(nil, xml.StartElement{
 					Name: xml.Name{Local: "channel-binding"},
-					Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: string(cb.Type)}},
+					Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: string(t)}},
 				}))
 			}
 			start = xml.StartElement{Name: xml.Name{Space: nsSASLCB, Local: "sasl-channel-binding"}}
@@ -253,23 +255,24 @@ func channelBindingFeature(s *xmpp.Session, cert *x509.Certificate) xmpp.StreamF
 }
 
 // saslOffer is what one stream offers: the mechanisms in order of preference
-// and the channel bindings behind the -PLUS ones.
+// and the types of the channel bindings behind the -PLUS ones.
 type saslOffer struct {
 	mechs    []string
-	bindings []scram.ChannelBinding // empty: no -PLUS mechanism offered
+	bindings []scram.ChannelBindingType // best first; empty: no -PLUS mechanism offered
 }
 
-// newSASLOffer decides what to offer on the stream of s (nil: no TLS).
+// newSASLOffer decides what to offer on the stream of s (nil: no TLS);
+// endPoint tells whether the tls-server-end-point binding is known.
 // Mechanisms are listed only if they can succeed: -PLUS needs a channel
 // binding of this TLS connection, PLAIN needs TLS (RFC 6120 §13.8).
-func newSASLOffer(s *xmpp.Session, cert *x509.Certificate) saslOffer {
+func newSASLOffer(s *xmpp.Session, endPoint bool) saslOffer {
 	var o saslOffer
 	var secure bool
 	if s != nil {
 		cs := s.ConnectionState()
 		secure = s.State()&xmpp.Secure != 0 && cs.Version != 0
 		if secure {
-			o.bindings = channelBindings(&cs, cert)
+			o.bindings = channelBindingTypes(&cs, endPoint)
 		}
 	}
 	if len(o.bindings) > 0 {
@@ -282,32 +285,71 @@ func newSASLOffer(s *xmpp.Session, cert *x509.Certificate) saslOffer {
 	return o
 }
 
-// channelBindings returns the channel bindings of a TLS connection, best
-// first: tls-exporter on TLS 1.3 (RFC 9266), tls-unique on TLS 1.2 (RFC 5929;
-// Go leaves it empty on a resumed session without extended master secret),
-// then tls-server-end-point on either when the served certificate is known.
-func channelBindings(cs *tls.ConnectionState, cert *x509.Certificate) []scram.ChannelBinding {
+// channelBindingTypes returns the channel-binding types of a TLS connection,
+// best first: tls-exporter on TLS 1.3 (RFC 9266), tls-unique on TLS 1.2
+// (RFC 5929; Go leaves it empty on a resumed session without extended master
+// secret), then tls-server-end-point on either when endPoint is set. Only an
+// exchange that binds needs the data (channelBindings), so none is derived
+// here.
+func channelBindingTypes(cs *tls.ConnectionState, endPoint bool) []scram.ChannelBindingType {
 	if cs == nil || !cs.HandshakeComplete {
 		return nil
 	}
-	var out []scram.ChannelBinding
+	var out []scram.ChannelBindingType
 	switch {
 	case cs.Version >= tls.VersionTLS13:
-		data, err := cs.ExportKeyingMaterial(tlsExporterLabel, nil, tlsExporterLen)
-		if err == nil && len(data) > 0 {
-			out = append(out, scram.ChannelBinding{Type: scram.ChannelBindingTLSExporter, Data: data})
-		}
+		// Go has an exporter for every completed TLS 1.3 handshake (it
+		// withholds it only when the config allows renegotiation, which
+		// is for clients).
+		out = append(out, scram.ChannelBindingTLSExporter)
 	case cs.Version == tls.VersionTLS12 && len(cs.TLSUnique) > 0:
-		out = append(out, scram.NewTLSUniqueBinding(cs.TLSUnique))
+		out = append(out, scram.ChannelBindingTLSUnique)
 	}
-	if cert != nil {
-		// xdg-go hashes the "peer" certificate per RFC 5929; on the
-		// server side that is our own.
-		if cb, err := scram.NewTLSServerEndpointBinding(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}); err == nil {
-			out = append(out, cb)
-		}
+	if endPoint {
+		out = append(out, scram.ChannelBindingTLSServerEndpoint)
 	}
 	return out
+}
+
+// channelBindings returns the bindings of the types the offer lists, in its
+// order, with their data, derived on the first call: once per stream, and
+// only for a client that binds or claims it could ("p" or "y").
+func (r *saslRun) channelBindings() []scram.ChannelBinding {
+	if r.bindings != nil || len(r.offer.bindings) == 0 {
+		return r.bindings
+	}
+	r.bindings = make([]scram.ChannelBinding, 0, len(r.offer.bindings))
+	for _, t := range r.offer.bindings {
+		cb := scram.ChannelBinding{Type: t}
+		switch t {
+		case scram.ChannelBindingTLSExporter:
+			cb.Data, _ = r.tlsConn.ExportKeyingMaterial(tlsExporterLabel, nil, tlsExporterLen)
+		case scram.ChannelBindingTLSUnique:
+			cb = scram.NewTLSUniqueBinding(r.tlsConn.TLSUnique)
+		case scram.ChannelBindingTLSServerEndpoint:
+			cb = r.cfg.EndPoint
+		}
+		if cb.IsSupported() {
+			r.bindings = append(r.bindings, cb)
+		}
+	}
+	return r.bindings
+}
+
+// endPointBinding returns the tls-server-end-point binding of cert, the
+// certificate this server presents; the zero value when cert is nil or its
+// signature algorithm has no hash for it (RFC 5929 §4.1).
+func endPointBinding(cert *x509.Certificate) scram.ChannelBinding {
+	if cert == nil {
+		return scram.ChannelBinding{}
+	}
+	// xdg-go hashes the "peer" certificate per RFC 5929; on the server
+	// side that is our own.
+	cb, err := scram.NewTLSServerEndpointBinding(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}})
+	if err != nil {
+		return scram.ChannelBinding{}
+	}
+	return cb
 }
 
 // saslRun is one SASL negotiation: every attempt the client makes on one
@@ -315,7 +357,8 @@ func channelBindings(cs *tls.ConnectionState, cert *x509.Certificate) []scram.Ch
 type saslRun struct {
 	cfg      saslConfig
 	offer    saslOffer
-	tlsConn  tls.ConnectionState // zero without TLS
+	tlsConn  tls.ConnectionState    // zero without TLS
+	bindings []scram.ChannelBinding // nil until channelBindings derives them
 	w        xmlstream.TokenWriteFlusher
 	d        *xml.Decoder
 	failures int // <failure/> answers sent so far
@@ -792,7 +835,7 @@ func (a *saslAttempt) scram(name string) sasl.Mechanism {
 		Next: func(n *sasl.Negotiator, msg []byte, data any) (bool, []byte, any, error) {
 			switch n.State() & sasl.StepMask {
 			case sasl.AuthTextSent:
-				return a.scramFirst(n, base, plus, hash, msg)
+				return a.scramFirst(base, plus, hash, msg)
 			case sasl.ResponseSent:
 				conv, _ := data.(*scram.ServerConversation)
 				if conv == nil {
@@ -806,7 +849,7 @@ func (a *saslAttempt) scram(name string) sasl.Mechanism {
 }
 
 // scramFirst answers the client-first-message with the server-first-message.
-func (a *saslAttempt) scramFirst(n *sasl.Negotiator, base string, plus bool, hash scram.HashGeneratorFcn, msg []byte) (bool, []byte, any, error) {
+func (a *saslAttempt) scramFirst(base string, plus bool, hash scram.HashGeneratorFcn, msg []byte) (bool, []byte, any, error) {
 	// xdg-go accepts "p=" on any conversation that has a binding, and
 	// knows one binding only, so the GS2 flag (RFC 5802 §6) is checked here
 	// and the binding of the type the client asked for is chosen.
@@ -822,9 +865,7 @@ func (a *saslAttempt) scramFirst(n *sasl.Negotiator, base string, plus bool, has
 	var conv *scram.ServerConversation
 	switch {
 	case plus:
-		// The binding data comes from the TLS state mellium hands the
-		// Negotiator: the connection this exchange runs on.
-		bindings := channelBindings(n.TLSState(), a.run.cfg.ServerCert)
+		bindings := a.run.channelBindings()
 		i := slices.IndexFunc(bindings, func(cb scram.ChannelBinding) bool {
 			return isP && string(cb.Type) == cbType
 		})
@@ -835,11 +876,18 @@ func (a *saslAttempt) scramFirst(n *sasl.Negotiator, base string, plus bool, has
 		conv = srv.NewConversationWithChannelBindingRequired(bindings[i])
 	case isP:
 		return false, nil, nil, a.failure(condNotAuthorized, false, "channel binding requested with "+base)
-	case len(a.run.offer.bindings) > 0:
+	case flag == "y" && len(a.run.offer.bindings) > 0:
 		// -PLUS was offered: a client that says "y" (it would bind but
-		// saw no -PLUS) had the list tampered with (RFC 5802 §6).
-		conv = srv.NewConversationWithChannelBinding(a.run.offer.bindings[0])
+		// saw no -PLUS) had the list tampered with (RFC 5802 §6). xdg-go
+		// tells from a binding with data that -PLUS was offered.
+		bindings := a.run.channelBindings()
+		if len(bindings) == 0 {
+			return false, nil, nil, a.failure(condNotAuthorized, false, "channel binding: y while -PLUS was offered")
+		}
+		conv = srv.NewConversationWithChannelBinding(bindings[0])
 	default:
+		// For "n" xdg-go reads no binding, so none is derived: the
+		// common login costs no exporter.
 		conv = srv.NewConversation()
 	}
 

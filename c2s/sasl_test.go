@@ -31,6 +31,7 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"xmppd.dev/xmppd/auth"
+	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/storage"
 )
 
@@ -131,7 +132,7 @@ func (b *syncBuffer) String() string {
 
 // testTLSConfig returns a server config with a throwaway self-signed
 // certificate for example.org.
-func testTLSConfig(t *testing.T) *tls.Config {
+func testTLSConfig(t testing.TB) *tls.Config {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -183,6 +184,7 @@ func startServer(t *testing.T, o serverOpts) (string, *syncBuffer, <-chan server
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tlsCfg := testTLSConfig(t)
+	endPoint := endPointBinding(tlsCfg.Certificates[0].Leaf)
 	fakeKey := make([]byte, 32)
 	rand.Read(fakeKey)
 	if o.remoteIP == "" {
@@ -219,9 +221,9 @@ func startServer(t *testing.T, o serverOpts) (string, *syncBuffer, <-chan server
 					OnSuccess:     func(u jid.JID) { user = u },
 					Session:       s,
 					FakeSaltKey:   fakeKey,
-					ServerCert:    tlsCfg.Certificates[0].Leaf,
+					EndPoint:      endPoint,
 				}),
-				channelBindingFeature(s, tlsCfg.Certificates[0].Leaf),
+				channelBindingFeature(s, endPoint.IsSupported()),
 				xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
 					if res == "" {
 						res = "test"
@@ -931,6 +933,62 @@ func TestSASLThrottle(t *testing.T) {
 			th := newAuthThrottle(3, time.Minute, 5*time.Minute, time.Millisecond, clock.Now)
 			store := newFakeStore(t, map[string]string{"alice": alicePassword, "bob": "bob's password"})
 			tc.run(t, store, th, clock)
+		})
+	}
+}
+
+// TestServerEndPointBinding logs in through a Server with the
+// tls-server-end-point binding the client derives from the certificate it
+// was shown, which must equal the one the Server derived once at start. The
+// cases run side by side, each with its own certificate, so a binding shared
+// between Server values would fail one of them.
+func TestServerEndPointBinding(t *testing.T) {
+	tests := []struct {
+		name   string
+		noLeaf bool // the Server parses the certificate itself
+		tls    *tls.Config
+	}{
+		{name: "Leaf set, TLS 1.3", tls: &tls.Config{InsecureSkipVerify: true}},
+		{name: "Leaf parsed, TLS 1.2", noLeaf: true, tls: &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tlsCfg := testTLSConfig(t)
+			if tc.noLeaf {
+				tlsCfg.Certificates[0].Leaf = nil
+			}
+			srv := &Server{
+				Router:     router.New(testDomain, nil, nil),
+				Store:      newFakeStore(t, map[string]string{"alice": alicePassword}),
+				TLS:        tlsCfg,
+				RequireTLS: true,
+				Log:        slog.New(slog.DiscardHandler),
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ln) }()
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := srv.Shutdown(ctx); err != nil {
+					t.Errorf("shutdown: %v", err)
+				}
+				if err := <-served; !errors.Is(err, ErrServerClosed) {
+					t.Errorf("Serve: %v", err)
+				}
+			})
+
+			c := dialRaw(t, ln.Addr().String(), tc.tls)
+			if got := c.feats.bindingTypes(); !slices.Contains(got, "tls-server-end-point") {
+				t.Fatalf("channel bindings %q lack tls-server-end-point", got)
+			}
+			if raw := c.scram(mechSCRAMSHA256P, scramConv(t, mechSCRAMSHA256P, "alice", alicePassword, "").NewConversationWithChannelBinding(c.endPoint())); !isSuccess(raw) {
+				t.Errorf("SCRAM-SHA-256-PLUS with tls-server-end-point: %s", raw)
+			}
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xdg-go/scram"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
@@ -89,8 +90,8 @@ type Server struct {
 	AllowInsecureAuth bool
 
 	once      sync.Once
-	directTLS *tls.Config       // TLS with the XEP-0368 ALPN protocol
-	leaf      *x509.Certificate // the served certificate, for tls-server-end-point
+	directTLS *tls.Config          // TLS with the XEP-0368 ALPN protocol
+	endPoint  scram.ChannelBinding // of the served certificate; zero: not offered
 	throttle  *authThrottle
 	fakeKey   []byte
 	baseCtx   context.Context
@@ -133,12 +134,16 @@ func (s *Server) init() {
 			s.throttle = newAuthThrottle(s.Auth.MaxFailures, s.Auth.FailureWindow, s.Auth.Lockout, s.Auth.FailureDelay, time.Now)
 		}
 		if s.TLS != nil {
+			// The end-point binding hashes the certificate only, so it
+			// is derived once, here, with the certificate it stands for:
+			// xmppd does not reload certificates.
 			if len(s.TLS.Certificates) == 1 {
 				c := s.TLS.Certificates[0]
-				s.leaf = c.Leaf
-				if s.leaf == nil && len(c.Certificate) > 0 {
-					s.leaf, _ = x509.ParseCertificate(c.Certificate[0])
+				leaf := c.Leaf
+				if leaf == nil && len(c.Certificate) > 0 {
+					leaf, _ = x509.ParseCertificate(c.Certificate[0])
 				}
+				s.endPoint = endPointBinding(leaf)
 			}
 			s.directTLS = s.TLS.Clone()
 			s.directTLS.NextProtos = []string{"xmpp-client"}
@@ -339,10 +344,10 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 				OnSuccess:      cs.setUser,
 				Session:        xs,
 				FakeSaltKey:    s.fakeKey,
-				ServerCert:     s.leaf,
+				EndPoint:       s.endPoint,
 				FakeIterations: s.SCRAMIterations,
 			}),
-			channelBindingFeature(xs, s.leaf),
+			channelBindingFeature(xs, s.endPoint.IsSupported()),
 			bindFeature(cs.getUser, bound),
 			sessionFeature(),
 			limitsFeature(s.Limits.MaxStanzaBytes),
