@@ -203,6 +203,7 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 			return fmt.Errorf("c2s: accept: %w", err)
 		}
 		backoff = 0
+		conn = newSockConn(conn)
 		if !s.track(conn) {
 			conn.Close()
 			return ErrServerClosed
