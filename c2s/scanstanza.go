@@ -388,9 +388,9 @@ func (sc *stanzaScanner) endTag(name span) bool {
 }
 
 // scan reads the next element of the stream into a stanza. It returns
-// io.EOF at the stream's end tag, a stanzaError for a stanza to answer with an error, errInvalidFrom, or
-// errSlowPath with the bytes it took from g, which the caller must hand
-// to the slow path.
+// io.EOF at the stream's end tag, a stanzaError for a stanza to answer
+// with an error, errInvalidFrom, or errSlowPath with the bytes it took
+// from g, which the caller must hand to the slow path.
 func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *router.Stanza, consumed []byte, err error) {
 	sc := &e.sc
 	sc.g, sc.raw, sc.base, sc.i = g, sc.raw[:0], 0, 0
@@ -415,7 +415,10 @@ func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *r
 		}
 		sc.i++
 		if sc.i == len(sc.raw) {
+			// A keepalive read whole: the next stanza's byte count
+			// starts afresh, as it does after a stanza.
 			sc.raw, sc.base, sc.i = sc.raw[:0], 0, 0
+			g.Reset()
 		}
 	}
 	// Only bytes from here on belong to the element.
@@ -436,7 +439,7 @@ func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *r
 	}
 	innerStart, innerEnd := sc.i, sc.i
 	children := 0
-	var payload xml2Name
+	var payload payloadName
 	if !empty {
 		sc.open = append(sc.open, topName)
 		for len(sc.open) > 0 {
@@ -466,7 +469,7 @@ func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *r
 			if len(sc.open) == 1 {
 				children++
 				if children == 1 {
-					payload = xml2Name{name: name, ns: ns}
+					payload = payloadName{name: name, ns: ns}
 				}
 			}
 			if !empty {
@@ -484,8 +487,8 @@ func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *r
 	return st, nil, validate(st, children)
 }
 
-// xml2Name is the first child's name and namespace as offsets.
-type xml2Name struct{ name, ns span }
+// payloadName is the first child's name and namespace as spans.
+type payloadName struct{ name, ns span }
 
 // streamEnd reads "</stream:stream>" at sc.i, the client closing its
 // stream; anything else there is left to the slow path.
@@ -509,7 +512,7 @@ func (sc *stanzaScanner) streamEnd() bool {
 
 // build makes the stanza from what scan found: the start tag rewritten
 // with the session's from and the parsed to, then the content verbatim.
-func (e *stanzaEncoder) build(kind router.Kind, begin, innerStart, innerEnd int, empty bool, payload xml2Name, addr *addrCache) (*router.Stanza, error) {
+func (e *stanzaEncoder) build(kind router.Kind, begin, innerStart, innerEnd int, empty bool, payload payloadName, addr *addrCache) (*router.Stanza, error) {
 	raw := e.sc.raw
 	st := &router.Stanza{Kind: kind, From: addr.from}
 	var badTo, hasTo bool

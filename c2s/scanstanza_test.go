@@ -340,3 +340,15 @@ func TestScanSlowPath(t *testing.T) {
 		}
 	}
 }
+
+// TestScanKeepalive checks that white space between stanzas, what clients
+// send as a keepalive, does not count toward the next stanza's size limit.
+func TestScanKeepalive(t *testing.T) {
+	in := strings.Repeat(" \n", 200) + "<presence/>"
+	g := newGuardConn(&chunkConn{r: []byte(in), sizes: []int{16}}, 64)
+	g.ws = nil
+	st, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r")), 8)
+	if err != nil || st == nil || st.Kind != router.KindPresence {
+		t.Fatalf("scan after %d bytes of keepalives, limit 64: %v, %v", len(in)-11, st, err)
+	}
+}

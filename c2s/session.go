@@ -46,8 +46,9 @@ func (r CloseReason) String() string {
 }
 
 // Session is one bound client stream. The read goroutine (readLoop) owns
-// the guard's read side; the writer goroutine alone writes to the connection; other
-// goroutines reach the session only through Deliver and Close.
+// the guard's read side; the writer goroutine alone writes to the
+// connection; other goroutines reach the session only through Deliver and
+// Close.
 type Session struct {
 	srv  *Server    // immutable
 	conn *guardConn // immutable; writes owned by the writer
