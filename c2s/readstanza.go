@@ -4,6 +4,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -88,6 +91,9 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, addr *ad
 	if start.Name.Space != stanza.NSClient || kind == 0 {
 		return nil, errNotStanza
 	}
+	if !namesOK(start) {
+		return nil, errBadName
+	}
 	st := &router.Stanza{Kind: kind, From: from}
 	var badTo bool
 	var toStr string
@@ -141,6 +147,9 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, addr *ad
 			if depth > maxDepth {
 				return nil, errTooDeep
 			}
+			if !namesOK(t) {
+				return nil, errBadName
+			}
 			if depth == 2 {
 				children++
 				if children == 1 {
@@ -186,4 +195,37 @@ func validate(st *router.Stanza, children int) error {
 		}
 	}
 	return nil
+}
+
+// errBadName ends a stream whose stanza has a name that is XML but not
+// namespace-well-formed ("a:0", "a:", ":a"): encoding/xml accepts such
+// names whole or splits them into a local part that is not a name, which,
+// written again, recipients could not parse.
+var errBadName = &xml.SyntaxError{Msg: "element or attribute name is not namespace-well-formed"}
+
+// namesOK reports whether the local names of t and of its attributes (but
+// namespace declarations, which are not written again) can be written as
+// they are: no colon, and not starting with a character a name cannot
+// start with. encoding/xml has checked the rest of each name.
+func namesOK(t xml.StartElement) bool {
+	if !ncName(t.Name.Local) {
+		return false
+	}
+	for _, a := range t.Attr {
+		if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
+			continue
+		}
+		if !ncName(a.Name.Local) {
+			return false
+		}
+	}
+	return true
+}
+
+func ncName(s string) bool {
+	if s == "" || strings.IndexByte(s, ':') >= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	return r == '_' || unicode.IsLetter(r)
 }
