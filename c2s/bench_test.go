@@ -32,7 +32,7 @@ func BenchmarkReadStanza(b *testing.B) {
 		b.SetBytes(int64(len(benchStanza)))
 		b.ReportAllocs()
 		for i := 0; i < b.N; {
-			g := newGuardConn(readerConn{r: bytes.NewReader(input)}, 0)
+			g := newGuardConn(&chunkConn{r: input, sizes: []int{readBufSize}}, 0)
 			g.ws = nil
 			for k := 0; k < n && i < b.N; k, i = k+1, i+1 {
 				if _, _, err := enc.scan(g, addr, 64); err != nil {
@@ -60,14 +60,6 @@ func BenchmarkReadStanza(b *testing.B) {
 		}
 	})
 }
-
-// readerConn is a net.Conn that only reads, from r.
-type readerConn struct {
-	net.Conn
-	r *bytes.Reader
-}
-
-func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // tlsSession returns the server side of a TLS connection over net.Pipe,
 // handshake done, as a secure xmpp.Session like the one the SASL feature

@@ -321,7 +321,9 @@ func (sc *stanzaScanner) startTag(top bool) (name, xmlns span, empty, ok bool) {
 			return name, xmlns, true, true
 		}
 		if !sp {
-			return span{}, span{}, false, false // attributes must be separated
+			// An attribute must follow white space (encoding/xml would
+			// take <a x='1'y='2'>, which copied verbatim is not XML).
+			return span{}, span{}, false, false
 		}
 		an, ok := sc.name(true)
 		if !ok {
@@ -360,11 +362,6 @@ func (sc *stanzaScanner) startTag(top bool) (name, xmlns span, empty, ok bool) {
 				return span{}, span{}, false, false // decoded by the slow path
 			}
 			sc.attrs = append(sc.attrs, scanAttr{an, v})
-		}
-		// A following attribute must be preceded by white space; the
-		// loop checks it.
-		if c, ok := sc.byteAt(sc.i); !ok || !(isSpace(c) || c == '>' || c == '/') {
-			return span{}, span{}, false, false
 		}
 	}
 }
