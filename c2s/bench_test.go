@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -26,7 +27,7 @@ const benchStanza = "<message to='bob@localhost/b' type='chat' id='abc123'><body
 func BenchmarkReadStanza(b *testing.B) {
 	const n = 1000
 	input := bytes.Repeat([]byte(benchStanza), n)
-	addr := newAddrCache(jid.MustParse("alice@localhost/a"))
+	addr := newAddrCache(jid.MustParse("alice@localhost/a"), &jidCache{})
 	b.Run("fast", func(b *testing.B) {
 		enc := newStanzaEncoder()
 		b.SetBytes(int64(len(benchStanza)))
@@ -59,6 +60,46 @@ func BenchmarkReadStanza(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReadStanzaManyPeers is the fast read path for a client that
+// writes to a different peer each time (1,000 of them, in turn), as the
+// load generator's clients do: the session's own last-address cache
+// misses. shared is the server's jidCache, warm after the first round;
+// parse is a miss in both caches on every stanza (the server's emptied
+// each time, which adds its map's allocation to what a miss cost before
+// the shared cache).
+func BenchmarkReadStanzaManyPeers(b *testing.B) {
+	const n = 1000
+	var input []byte
+	for k := range n {
+		input = fmt.Appendf(input, "<message to='peer%d@localhost/b' type='chat' id='abc123'><body>Hello, how are you today?</body></message>", k)
+	}
+	for _, c := range []struct {
+		name  string
+		fresh bool
+	}{{"shared", false}, {"parse", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			enc := newStanzaEncoder()
+			shared := &jidCache{}
+			addr := newAddrCache(jid.MustParse("alice@localhost/a"), shared)
+			b.ReportAllocs()
+			for i := 0; i < b.N; {
+				g := newGuardConn(&chunkConn{r: input, sizes: []int{readBufSize}}, 0)
+				g.ws = nil
+				for k := 0; k < n && i < b.N; k, i = k+1, i+1 {
+					if c.fresh {
+						for s := range shared.shards {
+							shared.shards[s].m = nil
+						}
+					}
+					if _, _, err := enc.scan(g, addr, 64); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }
 
 // tlsSession returns the server side of a TLS connection over net.Pipe,

@@ -42,48 +42,48 @@ func newStanzaEncoder() *stanzaEncoder {
 // addrCache remembers, for one session, its own JID as a string and the
 // last to it parsed: a client mostly writes to the same few addresses, and
 // PRECIS normalisation is a good part of the cost of reading a stanza.
-// Owned by the read loop.
+// Other addresses come from the server's jidCache. Owned by the read loop.
 type addrCache struct {
 	from     jid.JID
 	fromStr  string
-	fromAttr []byte  // ` from='…'`, escaped, for the fast path's start tag
-	toRaw    string  // the last to attribute as the client wrote it
-	to       jid.JID // its parsed form
-	toStr    string  // its canonical string
-	toAttr   []byte  // ` to='…'`, escaped
+	fromAttr []byte // ` from='…'`, escaped, for the fast path's start tag
+	shared   *jidCache
+	to       *parsedJID // the last to attribute, as written and parsed
 }
 
-func newAddrCache(from jid.JID) *addrCache {
+func newAddrCache(from jid.JID, shared *jidCache) *addrCache {
 	s := from.String()
-	return &addrCache{from: from, fromStr: s, fromAttr: xmlenc.AppendAttr(nil, "from", s)}
+	return &addrCache{from: from, fromStr: s, fromAttr: xmlenc.AppendAttr(nil, "from", s), shared: shared}
 }
 
 // parseTo parses a to attribute, from the cache when it is the last one.
 func (c *addrCache) parseTo(raw string) (jid.JID, string, error) {
-	if raw == c.toRaw && c.toRaw != "" {
-		return c.to, c.toStr, nil
+	if c.to != nil && raw == c.to.raw {
+		return c.to.j, c.to.str, nil
 	}
-	return c.parse(raw)
+	return c.parse([]byte(raw))
 }
 
 // parseToBytes is parseTo for the fast path, which has the attribute as
 // bytes: a hit costs no allocation.
 func (c *addrCache) parseToBytes(raw []byte) (jid.JID, string, error) {
-	if string(raw) == c.toRaw && c.toRaw != "" {
-		return c.to, c.toStr, nil
+	if c.to != nil && string(raw) == c.to.raw {
+		return c.to.j, c.to.str, nil
 	}
-	return c.parse(string(raw))
+	return c.parse(raw)
 }
 
-func (c *addrCache) parse(raw string) (jid.JID, string, error) {
-	j, err := jid.Parse(raw)
+func (c *addrCache) parse(raw []byte) (jid.JID, string, error) {
+	p, err := c.shared.get(raw)
 	if err != nil {
 		return jid.JID{}, "", err
 	}
-	c.toRaw, c.to, c.toStr = raw, j, j.String()
-	c.toAttr = xmlenc.AppendAttr(c.toAttr[:0], "to", c.toStr)
-	return j, c.toStr, nil
+	c.to = p
+	return p.j, p.str, nil
 }
+
+// toAttr is ` to='…'` of the last to parsed.
+func (c *addrCache) toAttr() []byte { return c.to.attr }
 
 func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, addr *addrCache, maxDepth int) (*router.Stanza, error) {
 	from := addr.from

@@ -546,7 +546,7 @@ func (e *stanzaEncoder) build(kind router.Kind, begin, innerStart, innerEnd int,
 		hdr = append(hdr, '\'')
 	}
 	if hasTo {
-		hdr = append(hdr, addr.toAttr...)
+		hdr = append(hdr, addr.toAttr()...)
 	}
 	hdr = append(hdr, addr.fromAttr...)
 	e.enc.Buf = hdr

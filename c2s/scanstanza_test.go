@@ -289,7 +289,7 @@ func FuzzScan(f *testing.F) {
 
 func checkScan(t *testing.T, in []byte, sizes []int) {
 	t.Helper()
-	newAddr := func() *addrCache { return newAddrCache(jid.MustParse("alice@localhost/r")) }
+	newAddr := func() *addrCache { return newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}) }
 	fast := readFast(in, sizes, newAddr())
 	slow := readDecoder(in, sizes, newAddr())
 	if why := sameRead(fast, slow); why != "" {
@@ -308,7 +308,7 @@ func TestScanFastPath(t *testing.T) {
 	} {
 		g := newGuardConn(&chunkConn{r: []byte(in), sizes: []int{5}}, 0)
 		g.ws = nil
-		st, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r")), 8)
+		st, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8)
 		if err != nil || st == nil {
 			t.Errorf("%q: %v", in, err)
 		}
@@ -335,7 +335,7 @@ func TestScanSlowPath(t *testing.T) {
 	} {
 		g := newGuardConn(&chunkConn{r: []byte(in), sizes: []int{512}}, 0)
 		g.ws = nil
-		if _, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r")), 8); err != errSlowPath {
+		if _, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8); err != errSlowPath {
 			t.Errorf("%q: got %v, want the slow path", in, err)
 		}
 	}
@@ -347,7 +347,7 @@ func TestScanKeepalive(t *testing.T) {
 	in := strings.Repeat(" \n", 200) + "<presence/>"
 	g := newGuardConn(&chunkConn{r: []byte(in), sizes: []int{16}}, 64)
 	g.ws = nil
-	st, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r")), 8)
+	st, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8)
 	if err != nil || st == nil || st.Kind != router.KindPresence {
 		t.Fatalf("scan after %d bytes of keepalives, limit 64: %v, %v", len(in)-11, st, err)
 	}

@@ -98,6 +98,7 @@ type Server struct {
 	cancelCtx context.CancelFunc
 	lot       *parkingLot // nil: sessions do not park
 	workers   *workers
+	jids      jidCache // parsed to addresses, shared by the read loops
 
 	mu        sync.Mutex
 	closed    bool                      // guarded by mu
@@ -428,7 +429,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 
 // run starts a bound session: its writer and its read loop.
 func (sess *Session) run() {
-	sess.addr = newAddrCache(sess.jid)
+	sess.addr = newAddrCache(sess.jid, &sess.srv.jids)
 	sess.sock = newSendRoom(sess.conn.Conn)
 	sess.start()
 	sess.debug("session bound")
