@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -35,6 +36,17 @@ func TestJIDCache(t *testing.T) {
 			if k == "" || k == "juliet@" {
 				t.Errorf("a bad address was cached: %q", k)
 			}
+		}
+	}
+
+	// Long addresses are parsed, not kept.
+	long := []byte("juliet@example.com/" + strings.Repeat("r", jidCacheMaxLen))
+	if p, err := c.get(long); err != nil || p.str != string(long) {
+		t.Fatalf("long address: %v", err)
+	}
+	for i := range c.shards {
+		if _, ok := c.shards[i].m[string(long)]; ok {
+			t.Fatal("a long address was cached")
 		}
 	}
 
