@@ -42,6 +42,9 @@ type parsedJID struct {
 
 // get returns the parsed form of raw, parsing it on a miss.
 func (c *jidCache) get(raw []byte) (*parsedJID, error) {
+	if len(raw) > jidCacheMaxLen {
+		return parseJID(raw)
+	}
 	// FNV-1a: raw is short, and the map hashes it again anyway.
 	h := uint32(2166136261)
 	for _, b := range raw {
@@ -54,15 +57,10 @@ func (c *jidCache) get(raw []byte) (*parsedJID, error) {
 	if p != nil {
 		return p, nil
 	}
-	j, err := jid.Parse(string(raw))
+	p, err := parseJID(raw)
 	if err != nil {
 		return nil, err // not cached: bad input is rare and may be hostile
 	}
-	s := j.String()
-	if len(raw) > jidCacheMaxLen {
-		return &parsedJID{raw: string(raw), j: j, str: s, attr: xmlenc.AppendAttr(nil, "to", s)}, nil
-	}
-	p = &parsedJID{raw: string(raw), j: j, str: s, attr: xmlenc.AppendAttr(nil, "to", s)}
 	sh.mu.Lock()
 	if sh.m == nil || len(sh.m) >= jidShardEntries {
 		sh.m = make(map[string]*parsedJID)
@@ -70,4 +68,13 @@ func (c *jidCache) get(raw []byte) (*parsedJID, error) {
 	sh.m[p.raw] = p
 	sh.mu.Unlock()
 	return p, nil
+}
+
+func parseJID(raw []byte) (*parsedJID, error) {
+	j, err := jid.Parse(string(raw))
+	if err != nil {
+		return nil, err
+	}
+	s := j.String()
+	return &parsedJID{raw: string(raw), j: j, str: s, attr: xmlenc.AppendAttr(nil, "to", s)}, nil
 }
