@@ -2,15 +2,12 @@ package c2s
 
 import (
 	"context"
-	"encoding/xml"
 	"io"
 	"log/slog"
 	"net"
 	"testing"
 	"time"
 
-	"mellium.im/xmlstream"
-	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
 	"xmppd.dev/xmppd/disco"
@@ -18,37 +15,15 @@ import (
 	"xmppd.dev/xmppd/router"
 )
 
-// clientHeader opens the stream and completes negotiation (goFeature).
-const clientHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' to='localhost'><go xmlns='urn:xmppd:test'/>"
-
-// goFeature is a required feature that completes at once: mellium's
-// server always reads one feature element, so a stream that should skip
-// TLS, SASL and bind still needs one to negotiate.
-var goFeature = xmpp.StreamFeature{
-	Name: xml.Name{Space: "urn:xmppd:test", Local: "go"},
-	List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-		if err := e.EncodeToken(start); err != nil {
-			return true, err
-		}
-		return true, e.EncodeToken(start.End())
-	},
-	Parse: func(ctx context.Context, d *xml.Decoder, start *xml.StartElement) (bool, interface{}, error) {
-		return true, nil, d.Skip()
-	},
-	Negotiate: func(ctx context.Context, s *xmpp.Session, _ interface{}) (xmpp.SessionState, io.ReadWriter, error) {
-		r := s.TokenReader()
-		defer r.Close()
-		if _, err := r.Token(); err != nil {
-			return 0, nil, err
-		}
-		return xmpp.Ready, nil, xmlstream.Skip(r)
-	},
-}
+// clientHeader opens the stream and binds the resource r; pipeSession's
+// negotiation starts authenticated, as after SASL.
+const clientHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' to='localhost'>" +
+	"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>"
 
 // pipeSession runs a bound session of alice@localhost/r over an in-memory
-// connection, skipping TLS and SASL (negotiated with no features), so
-// that the read loop, the router and the writer see exactly the bytes
-// given. It returns the client's end.
+// connection, its negotiation starting after TLS and SASL, so that the
+// read loop, the router and the writer see exactly the bytes given. It
+// returns the client's end.
 func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struct{}) {
 	tb.Helper()
 	c, s := net.Pipe()
@@ -56,21 +31,23 @@ func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struc
 	go func() {
 		defer close(finished)
 		g := newGuardConn(s, int64(srv.Limits.MaxStanzaBytes))
+		sess := &Session{srv: srv, writerDone: make(chan struct{})}
+		n := &negotiation{srv: srv, log: srv.Log, raw: s, g: g, domain: srv.Router.Domain(),
+			secure: true, user: jid.MustParse("alice@localhost"),
+			bound: func(j jid.JID) error {
+				sess.jid = j
+				srv.Router.Bind(context.Background(), sess)
+				return nil
+			}}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		xs, err := xmpp.ReceiveSession(ctx, g, xmpp.Secure|xmpp.Authn, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{goFeature}}
-		}))
+		err := n.run(ctx)
 		cancel()
 		if err != nil {
 			tb.Logf("negotiation: %v", err)
 			s.Close()
 			return
 		}
-		_ = xs
-		g.ws = nil
-		sess := &Session{srv: srv, conn: g, jid: jid.MustParse("alice@localhost/r"),
-			writerDone: make(chan struct{})}
-		srv.Router.Bind(context.Background(), sess)
+		sess.conn = g
 		srv.wg.Add(1)
 		sess.run()
 	}()

@@ -1,8 +1,6 @@
 package c2s
 
 import (
-	"bytes"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -30,7 +28,6 @@ var (
 // settings can be changed from that same goroutine's callers safely.
 type guardConn struct {
 	net.Conn
-	tls *tls.Conn // nil on a plaintext stream
 
 	max  atomic.Int64 // byte limit since the last reset; 0 = none
 	n    atomic.Int64 // bytes read since the last reset
@@ -55,17 +52,8 @@ type guardConn struct {
 	// Owned by Read.
 	shape *shaper
 
-	// ws drops whitespace between the stream's children while mellium
-	// negotiates: its server expects the next element at once and fails on
-	// the newline many clients send after each element. nil once the
-	// session reads with its own decoder, which takes whitespace as it is.
-	ws   *wsFilter
 	rerr error // the error that ended the last fill, returned once rbuf is drained
 
-	// held is a stream header not yet written: see Write. Only the
-	// negotiating goroutine writes one; it is nil before anyone else
-	// writes.
-	held []byte
 }
 
 // readBufSize is the size of a guard's read buffer.
@@ -75,59 +63,10 @@ const readBufSize = 512
 var readBufs = sync.Pool{New: func() any { return new([readBufSize]byte) }}
 
 func newGuardConn(c net.Conn, max int64) *guardConn {
-	g := &guardConn{Conn: c, ws: &wsFilter{}}
-	g.tls, _ = c.(*tls.Conn)
+	g := &guardConn{Conn: c}
 	g.max.Store(max)
 	return g
 }
-
-// ConnectionState lets mellium and SASL see the TLS state through the
-// guard; it is the zero value on a plaintext stream.
-func (g *guardConn) ConnectionState() tls.ConnectionState {
-	if g.tls == nil {
-		return tls.ConnectionState{}
-	}
-	return g.tls.ConnectionState()
-}
-
-// Write writes p, except that a stream header is held back and written
-// together with whatever comes next. A server always follows its header
-// with the stream features (RFC 6120 §4.3.2), but mellium flushes the two
-// separately: holding the header saves a system call (and under TLS a
-// record) at each of the three stream starts of a login, and the client
-// wakes once for both.
-func (g *guardConn) Write(p []byte) (int, error) {
-	if g.held != nil {
-		b := append(g.held, p...)
-		g.held = nil
-		n, err := g.Conn.Write(b)
-		return max(0, n-(len(b)-len(p))), err
-	}
-	if isStreamHeader(p) {
-		g.held = append(make([]byte, 0, len(p)+512), p...)
-		return len(p), nil
-	}
-	return g.Conn.Write(p)
-}
-
-// Close writes a held stream header, then closes.
-func (g *guardConn) Close() error {
-	if g.held != nil {
-		g.Write(nil)
-	}
-	return g.Conn.Close()
-}
-
-// isStreamHeader reports whether p is a whole stream header as mellium
-// writes it: the XML declaration and the open <stream:stream> tag.
-func isStreamHeader(p []byte) bool {
-	return len(p) > 0 && bytes.HasPrefix(p, xmlDecl) && bytes.Contains(p, streamOpen) && p[len(p)-1] == '>' && !bytes.HasSuffix(p, []byte("/>"))
-}
-
-var (
-	xmlDecl    = []byte("<?xml")
-	streamOpen = []byte("<stream:stream ")
-)
 
 // Reset starts a new stanza's byte count.
 func (g *guardConn) Reset() { g.n.Store(0) }
@@ -139,12 +78,7 @@ func (g *guardConn) ReadByte() (byte, error) {
 		g.prefix = g.prefix[1:]
 		return b, nil
 	}
-	for {
-		b, err := g.readByte()
-		if err != nil || g.ws == nil || !g.ws.drop(b) {
-			return b, err
-		}
-	}
+	return g.readByte()
 }
 
 func (g *guardConn) readByte() (byte, error) {
@@ -387,104 +321,6 @@ func predefinedEntity(name []byte) bool {
 		return true
 	}
 	return len(name) > 1 && name[0] == '#'
-}
-
-// wsFilter follows the element depth of a byte stream closely enough to
-// know when it is between two children of the stream element (depth 1),
-// where whitespace means nothing and is dropped. A new stream header
-// (after SASL the client opens a new stream without closing the old one)
-// sets the depth back to 1.
-type wsFilter struct {
-	depth int
-	state uint8
-	quote byte     // the quote that ends the attribute value being read
-	slash bool     // the last byte of the start tag so far was '/'
-	name  [16]byte // the start of the tag's name
-	nlen  int
-}
-
-const (
-	wsText    uint8 = iota // between tags
-	wsOpen                 // just after '<'
-	wsStart                // in a start tag's name
-	wsAttrs                // in a start tag after its name
-	wsQuoted               // in an attribute value
-	wsEnd                  // in an end tag
-	wsSpecial              // in <?…> or <!…>
-)
-
-// drop takes the next byte and reports whether to leave it out.
-func (f *wsFilter) drop(b byte) bool {
-	switch f.state {
-	case wsText:
-		if b == '<' {
-			f.state = wsOpen
-			return false
-		}
-		return f.depth == 1 && (b == ' ' || b == '\t' || b == '\r' || b == '\n')
-	case wsOpen:
-		switch b {
-		case '/':
-			f.state = wsEnd
-		case '?', '!':
-			f.state = wsSpecial
-		default:
-			f.state, f.nlen, f.slash = wsStart, 0, false
-			f.name[0] = b
-			f.nlen = 1
-		}
-	case wsStart:
-		switch b {
-		case ' ', '\t', '\r', '\n':
-			f.state = wsAttrs
-		case '>':
-			f.startTag(false)
-		case '/':
-			f.state, f.slash = wsAttrs, true
-		default:
-			if f.nlen < len(f.name) {
-				f.name[f.nlen] = b
-				f.nlen++
-			}
-		}
-	case wsAttrs:
-		switch b {
-		case '\'', '"':
-			f.state, f.quote, f.slash = wsQuoted, b, false
-		case '>':
-			f.startTag(f.slash)
-		case '/':
-			f.slash = true
-		case ' ', '\t', '\r', '\n':
-		default:
-			f.slash = false
-		}
-	case wsQuoted:
-		if b == f.quote {
-			f.state = wsAttrs
-		}
-	case wsEnd:
-		if b == '>' {
-			f.depth--
-			f.state = wsText
-		}
-	case wsSpecial:
-		if b == '>' {
-			f.state = wsText
-		}
-	}
-	return false
-}
-
-func (f *wsFilter) startTag(selfClosing bool) {
-	f.state = wsText
-	name := string(f.name[:f.nlen])
-	switch {
-	case name == "stream:stream" || name == "stream":
-		f.depth = 1
-	case !selfClosing:
-		f.depth++
-	}
 }
 
 // shaper is a token bucket over the bytes a session sends (what ejabberd's

@@ -1,9 +1,7 @@
 package c2s
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base32"
 	"encoding/xml"
 	"errors"
@@ -13,10 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"mellium.im/xmlstream"
-	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
 
@@ -28,136 +22,11 @@ const (
 	nsStreams = "urn:ietf:params:xml:ns:xmpp-streams"
 )
 
-// startTLS is the STARTTLS feature (RFC 6120 §5). mellium's own cannot be
-// made optional and would hand the decoder a tls.Conn we cannot guard, so
-// the server side is kept here: answer <proceed/> and wrap the socket in
-// TLS and then in a fresh guard.
-func startTLS(cfg *tls.Config, required bool, raw net.Conn, max int64) xmpp.StreamFeature {
-	return xmpp.StreamFeature{
-		Name:       xml.Name{Space: nsTLS, Local: "starttls"},
-		Prohibited: xmpp.Secure,
-		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			if err := e.EncodeToken(start); err != nil {
-				return required, err
-			}
-			if required {
-				req := xml.StartElement{Name: xml.Name{Local: "required"}}
-				if err := e.EncodeToken(req); err != nil {
-					return required, err
-				}
-				if err := e.EncodeToken(req.End()); err != nil {
-					return required, err
-				}
-			}
-			return required, e.EncodeToken(start.End())
-		},
-		Parse: func(ctx context.Context, d *xml.Decoder, start *xml.StartElement) (bool, interface{}, error) {
-			return required, nil, d.Skip()
-		},
-		Negotiate: func(ctx context.Context, s *xmpp.Session, _ interface{}) (xmpp.SessionState, io.ReadWriter, error) {
-			r := s.TokenReader()
-			defer r.Close()
-			// mellium pushed the <starttls/> start element back; consume it
-			// and its end.
-			if _, err := r.Token(); err != nil {
-				return 0, nil, err
-			}
-			if err := xmlstream.Skip(r); err != nil {
-				return 0, nil, err
-			}
-			if _, err := io.WriteString(s.Conn(), "<proceed xmlns='"+nsTLS+"'/>"); err != nil {
-				return 0, nil, err
-			}
-			tc := tls.Server(raw, cfg)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				return 0, nil, err
-			}
-			return xmpp.Secure, newGuardConn(tc, max), nil
-		},
-	}
-}
-
-// info returns an informational feature (listed, never negotiated).
-func info(name xml.Name, necessary, prohibited xmpp.SessionState, body func(e xmlstream.TokenWriter) error) xmpp.StreamFeature {
-	return xmpp.StreamFeature{
-		Name:       name,
-		Necessary:  necessary,
-		Prohibited: prohibited,
-		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			if err := e.EncodeToken(start); err != nil {
-				return false, err
-			}
-			if body != nil {
-				if err := body(e); err != nil {
-					return false, err
-				}
-			}
-			return false, e.EncodeToken(start.End())
-		},
-		Parse: func(ctx context.Context, d *xml.Decoder, start *xml.StartElement) (bool, interface{}, error) {
-			return false, nil, d.Skip()
-		},
-	}
-}
-
-func element(e xmlstream.TokenWriter, name, text string) error {
-	start := xml.StartElement{Name: xml.Name{Local: name}}
-	if err := e.EncodeToken(start); err != nil {
-		return err
-	}
-	if text != "" {
-		if err := e.EncodeToken(xml.CharData(text)); err != nil {
-			return err
-		}
-	}
-	return e.EncodeToken(start.End())
-}
-
-// sessionFeature advertises the legacy session establishment as optional
-// (RFC 6121 Appendix E); old clients send the IQ and get a result.
-func sessionFeature() xmpp.StreamFeature {
-	return info(xml.Name{Space: nsSession, Local: "session"}, xmpp.Authn, xmpp.Ready, func(e xmlstream.TokenWriter) error {
-		return element(e, "optional", "")
-	})
-}
-
-// limitsFeature advertises the stanza size limit (XEP-0478).
-func limitsFeature(maxBytes int) xmpp.StreamFeature {
-	return info(xml.Name{Space: nsLimits, Local: "limits"}, xmpp.Authn, xmpp.Ready, func(e xmlstream.TokenWriter) error {
-		return element(e, "max-bytes", strconv.Itoa(maxBytes))
-	})
-}
-
 // randomID returns 16 random characters for resources and ids.
 func randomID() string {
 	var b [10]byte
 	rand.Read(b[:])
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
-}
-
-// bindFeature binds the resource (RFC 6120 §7): the client's choice when it
-// is a valid resourcepart, otherwise one the server makes up (§7.7.2.1 lets
-// the server override it).
-func bindFeature(user func() jid.JID, bound func(jid.JID)) xmpp.StreamFeature {
-	return xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
-		u := user()
-		if u.Equal(jid.JID{}) {
-			return jid.JID{}, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized}
-		}
-		var j jid.JID
-		var err error
-		if res != "" {
-			j, err = u.WithResource(res)
-		}
-		if res == "" || err != nil {
-			j, err = u.WithResource("xmppd-" + randomID())
-			if err != nil {
-				return jid.JID{}, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
-			}
-		}
-		bound(j)
-		return j, nil
-	})
 }
 
 // streamHeader is what the server sends before a stream error when the

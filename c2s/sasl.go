@@ -24,12 +24,11 @@ import (
 
 	"github.com/xdg-go/scram"
 	"mellium.im/sasl"
-	"mellium.im/xmlstream"
-	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
 	"xmppd.dev/xmppd/auth"
+	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/storage"
 )
 
@@ -132,12 +131,6 @@ type saslConfig struct {
 	// OnSuccess records the authenticated bare JID on the connection.
 	OnSuccess func(user jid.JID)
 
-	// Session is the session being negotiated, as handed to the
-	// xmpp.NewNegotiator callback. The feature's List function gets no
-	// session from mellium, yet which mechanisms may be offered depends on
-	// the TLS state, so it is taken from here. When nil only SCRAM-SHA-256
-	// and SCRAM-SHA-1 without channel binding are offered.
-	Session *xmpp.Session
 	// FakeSaltKey is a per-process random secret (32 bytes is plenty) from
 	// which the salts of unknown users are derived, so that asking twice for
 	// the same unknown name yields the same salt, as it would for a real
@@ -154,106 +147,6 @@ type saslConfig struct {
 	FakeIterations int
 }
 
-// saslFeature returns the stream feature. Necessary: xmpp.Secure (0 when
-// AllowInsecure), Prohibited: xmpp.Authn.
-//
-// Unlike mellium's xmpp.SASLServer it lets the client retry after a failure
-// (RFC 6120 §6.4.5), verifies SCRAM from StoredKey/ServerKey rather than a
-// password-equivalent SaltedPassword, and supports the -PLUS variants with
-// tls-exporter (TLS 1.3) and tls-unique (TLS 1.2) channel binding.
-func saslFeature(cfg saslConfig) xmpp.StreamFeature {
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	necessary := xmpp.Secure
-	if cfg.AllowInsecure {
-		necessary = 0
-	}
-	return xmpp.StreamFeature{
-		Name:       xml.Name{Space: nsSASL, Local: "mechanisms"},
-		Necessary:  necessary,
-		Prohibited: xmpp.Authn,
-		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			mechs := newSASLOffer(cfg.Session, cfg.EndPoint.IsSupported()).mechs
-			inner := make([]xml.TokenReader, 0, len(mechs))
-			for _, m := range mechs {
-				inner = append(inner, xmlstream.Wrap(
-					xmlstream.Token(xml.CharData(m)),
-					xml.StartElement{Name: xml.Name{Local: "mechanism"}},
-				))
-			}
-			start = xml.StartElement{Name: xml.Name{Space: nsSASL, Local: "mechanisms"}}
-			if _, err := xmlstream.Copy(e, xmlstream.Wrap(xmlstream.MultiReader(inner...), start)); err != nil {
-				return true, fmt.Errorf("c2s: list SASL mechanisms: %w", err)
-			}
-			// SASL is mandatory-to-negotiate (RFC 6120 §6.4.1).
-			return true, nil
-		},
-		Parse: func(ctx context.Context, d *xml.Decoder, start *xml.StartElement) (bool, any, error) {
-			// Only clients parse feature lists; this feature is server-only.
-			return true, nil, d.Skip()
-		},
-		Negotiate: func(ctx context.Context, session *xmpp.Session, _ any) (xmpp.SessionState, io.ReadWriter, error) {
-			w := session.TokenWriter()
-			defer w.Close()
-			r := session.TokenReader()
-			defer r.Close()
-			// The offer comes from cfg.Session, like List's, so that
-			// Negotiate judges a client by exactly what it was shown.
-			run := &saslRun{
-				cfg:     cfg,
-				offer:   newSASLOffer(cfg.Session, cfg.EndPoint.IsSupported()),
-				tlsConn: session.ConnectionState(),
-				w:       w,
-				d:       xml.NewTokenDecoder(r),
-			}
-			if err := run.negotiate(ctx); err != nil {
-				return 0, nil, err
-			}
-			// Returning the conn restarts the stream (RFC 6120 §6.4.6).
-			return xmpp.Authn, session.Conn(), nil
-		},
-	}
-}
-
-// channelBindingFeature returns the XEP-0440 informational feature
-// <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'> listing the
-// channel-binding types the TLS connection of s supports (Negotiate nil).
-// Necessary: xmpp.Secure, Prohibited: xmpp.Authn. Nothing is written when
-// there is no channel binding to offer.
-//
-// It takes the session for the same reason saslConfig has one: mellium's List
-// callback does not receive it. endPoint tells whether tls-server-end-point
-// is offered (saslConfig.EndPoint).
-func channelBindingFeature(s *xmpp.Session, endPoint bool) xmpp.StreamFeature {
-	return xmpp.StreamFeature{
-		Name:       xml.Name{Space: nsSASLCB, Local: "sasl-channel-binding"},
-		Necessary:  xmpp.Secure,
-		Prohibited: xmpp.Authn,
-		List: func(ctx context.Context, e xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			bindings := newSASLOffer(s, endPoint).bindings
-			if len(bindings) == 0 {
-				return false, nil
-			}
-			inner := make([]xml.TokenReader, 0, len(bindings))
-			for _, t := range bindings {
-				inner = append(inner, xmlstream.Wrap(nil, xml.StartElement{
-					Name: xml.Name{Local: "channel-binding"},
-					Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: string(t)}},
-				}))
-			}
-			start = xml.StartElement{Name: xml.Name{Space: nsSASLCB, Local: "sasl-channel-binding"}}
-			if _, err := xmlstream.Copy(e, xmlstream.Wrap(xmlstream.MultiReader(inner...), start)); err != nil {
-				return false, fmt.Errorf("c2s: list channel bindings: %w", err)
-			}
-			return false, nil
-		},
-		Parse: func(ctx context.Context, d *xml.Decoder, start *xml.StartElement) (bool, any, error) {
-			return false, nil, d.Skip()
-		},
-	}
-}
-
 // saslOffer is what one stream offers: the mechanisms in order of preference
 // and the types of the channel bindings behind the -PLUS ones.
 type saslOffer struct {
@@ -261,19 +154,15 @@ type saslOffer struct {
 	bindings []scram.ChannelBindingType // best first; empty: no -PLUS mechanism offered
 }
 
-// newSASLOffer decides what to offer on the stream of s (nil: no TLS);
-// endPoint tells whether the tls-server-end-point binding is known.
-// Mechanisms are listed only if they can succeed: -PLUS needs a channel
-// binding of this TLS connection, PLAIN needs TLS (RFC 6120 §13.8).
-func newSASLOffer(s *xmpp.Session, endPoint bool) saslOffer {
+// newSASLOffer decides what to offer on a stream whose TLS state is cs
+// (nil: no TLS); endPoint tells whether the tls-server-end-point binding
+// is known. Mechanisms are listed only if they can succeed: -PLUS needs a
+// channel binding of this TLS connection, PLAIN needs TLS (RFC 6120 §13.8).
+func newSASLOffer(cs *tls.ConnectionState, endPoint bool) saslOffer {
 	var o saslOffer
-	var secure bool
-	if s != nil {
-		cs := s.ConnectionState()
-		secure = s.State()&xmpp.Secure != 0 && cs.Version != 0
-		if secure {
-			o.bindings = channelBindingTypes(&cs, endPoint)
-		}
+	secure := cs != nil && cs.Version != 0
+	if secure {
+		o.bindings = channelBindingTypes(cs, endPoint)
 	}
 	if len(o.bindings) > 0 {
 		o.mechs = append(o.mechs, mechSCRAMSHA256P, mechSCRAMSHA1P)
@@ -359,7 +248,7 @@ type saslRun struct {
 	offer    saslOffer
 	tlsConn  tls.ConnectionState    // zero without TLS
 	bindings []scram.ChannelBinding // nil until channelBindings derives them
-	w        xmlstream.TokenWriteFlusher
+	g        io.Writer              // the transport; each answer is one Write
 	d        *xml.Decoder
 	failures int // <failure/> answers sent so far
 }
@@ -381,18 +270,16 @@ func (f *saslFailure) Error() string {
 	return "c2s: SASL failure " + f.cond + ": " + f.reason
 }
 
-// negotiate answers <auth/> elements until one succeeds. A nil error means
-// success has been sent; any error ends the stream.
-func (r *saslRun) negotiate(ctx context.Context) error {
-	for {
+// negotiate answers <auth/> elements, starting with the SASL element
+// first, until one succeeds. A nil error means success has been sent; any
+// error ends the stream.
+func (r *saslRun) negotiate(ctx context.Context, first xml.StartElement) error {
+	for start := first; ; {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("c2s: SASL: %w", err)
 		}
-		start, err := r.nextElement()
-		if err != nil {
-			return err
-		}
 		var res saslResult
+		var err error
 		switch start.Name.Local {
 		case "auth":
 			res, err = r.attempt(ctx, start)
@@ -411,6 +298,9 @@ func (r *saslRun) negotiate(ctx context.Context) error {
 				return err
 			}
 		default:
+			return err
+		}
+		if start, err = r.nextElement(); err != nil {
 			return err
 		}
 	}
@@ -568,14 +458,19 @@ func (r *saslRun) nextElement() (xml.StartElement, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if t.Name.Space == stream.NS && t.Name.Local == "error" {
+				return xml.StartElement{}, errPeerStreamError
+			}
 			if t.Name.Space != nsSASL {
 				return xml.StartElement{}, fmt.Errorf("c2s: SASL: unexpected <%s xmlns='%s'/>: %w", t.Name.Local, t.Name.Space, stream.NotAuthorized)
 			}
 			return t, nil
 		case xml.CharData:
 			if len(bytes.TrimLeft(t, " \t\r\n")) != 0 {
-				return xml.StartElement{}, fmt.Errorf("c2s: SASL: text between elements: %w", stream.NotAuthorized)
+				return xml.StartElement{}, fmt.Errorf("c2s: SASL: text between elements: %w", errTextAtTop)
 			}
+		case xml.EndElement:
+			return xml.StartElement{}, errStreamEnd
 		default:
 			return xml.StartElement{}, fmt.Errorf("c2s: SASL: unexpected %T: %w", tok, stream.NotAuthorized)
 		}
@@ -658,35 +553,36 @@ func decodeSASLPayload(payload []byte) ([]byte, error) {
 // write sends <local xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/> with data
 // base64-encoded as its text; empty data gives an empty element.
 func (r *saslRun) write(local string, data []byte) error {
-	var inner xml.TokenReader
-	if len(data) > 0 {
-		inner = xmlstream.Token(xml.CharData(base64.StdEncoding.EncodeToString(data)))
+	b := make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(data)))
+	b = append(b, '<')
+	b = append(b, local...)
+	b = append(b, " xmlns='"+nsSASL+"'"...)
+	if len(data) == 0 {
+		b = append(b, "/>"...)
+	} else {
+		b = append(b, '>')
+		b = base64.StdEncoding.AppendEncode(b, data)
+		b = append(b, "</"...)
+		b = append(b, local...)
+		b = append(b, '>')
 	}
-	return r.send(local, inner)
+	return r.send(local, b)
 }
 
 // writeFailure sends <failure/> with f's condition and text (RFC 6120 §6.4.5).
 func (r *saslRun) writeFailure(f *saslFailure) error {
-	parts := []xml.TokenReader{xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: f.cond}})}
+	b := []byte("<failure xmlns='" + nsSASL + "'><" + f.cond + "/>")
 	if f.text != "" {
-		parts = append(parts, xmlstream.Wrap(
-			xmlstream.Token(xml.CharData(f.text)),
-			xml.StartElement{
-				Name: xml.Name{Local: "text"},
-				Attr: []xml.Attr{{Name: xml.Name{Space: nsXML, Local: "lang"}, Value: "en"}},
-			},
-		))
+		b = append(b, "<text xml:lang='en'>"...)
+		b = xmlenc.AppendEscaped(b, []byte(f.text), false)
+		b = append(b, "</text>"...)
 	}
-	return r.send("failure", xmlstream.MultiReader(parts...))
+	return r.send("failure", append(b, "</failure>"...))
 }
 
-// send writes <local/> in the SASL namespace around inner and flushes.
-func (r *saslRun) send(local string, inner xml.TokenReader) error {
-	start := xml.StartElement{Name: xml.Name{Space: nsSASL, Local: local}}
-	if _, err := xmlstream.Copy(r.w, xmlstream.Wrap(inner, start)); err != nil {
-		return fmt.Errorf("c2s: SASL: write <%s/>: %w", local, err)
-	}
-	if err := r.w.Flush(); err != nil {
+// send writes one SASL element.
+func (r *saslRun) send(local string, b []byte) error {
+	if _, err := r.g.Write(b); err != nil {
 		return fmt.Errorf("c2s: SASL: write <%s/>: %w", local, err)
 	}
 	return nil

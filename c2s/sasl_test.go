@@ -35,15 +35,15 @@ import (
 	"xmppd.dev/xmppd/storage"
 )
 
-// The failures the server sends, byte for byte as encoding/xml writes them.
+// The failures the server sends, byte for byte.
 const (
-	failNotAuthorized  = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized></not-authorized></failure>`
-	failInvalidMech    = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><invalid-mechanism></invalid-mechanism></failure>`
-	failAborted        = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><aborted></aborted></failure>`
-	failIncorrectEnc   = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><incorrect-encoding></incorrect-encoding></failure>`
-	failInvalidAuthzID = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><invalid-authzid></invalid-authzid></failure>`
-	failMalformed      = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><malformed-request></malformed-request></failure>`
-	emptyChallenge     = `<challenge xmlns="urn:ietf:params:xml:ns:xmpp-sasl"></challenge>`
+	failNotAuthorized  = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>`
+	failInvalidMech    = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><invalid-mechanism/></failure>`
+	failAborted        = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>`
+	failIncorrectEnc   = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><incorrect-encoding/></failure>`
+	failInvalidAuthzID = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><invalid-authzid/></failure>`
+	failMalformed      = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><malformed-request/></failure>`
+	emptyChallenge     = `<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`
 )
 
 const (
@@ -169,7 +169,7 @@ type serverOpts struct {
 // serverResult is how one server-side negotiation ended.
 type serverResult struct {
 	user jid.JID // passed to OnSuccess; zero if it was not called
-	err  error   // from xmpp.ReceiveSession
+	err  error   // from the negotiation
 }
 
 // startServer accepts one connection on loopback and negotiates it with
@@ -203,37 +203,29 @@ func startServer(t *testing.T, o serverOpts) (string, *syncBuffer, <-chan server
 		defer conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		// OnSuccess and bind run on this goroutine, inside ReceiveSession.
-		var user jid.JID
-		neg := xmpp.NewNegotiator(func(s *xmpp.Session, _ *xmpp.StreamConfig) xmpp.StreamConfig {
-			var feats []xmpp.StreamFeature
-			if !o.plaintext {
-				feats = append(feats, xmpp.StartTLS(tlsCfg))
-			}
-			feats = append(feats,
-				saslFeature(saslConfig{
-					Domain:        testDomain,
-					Store:         o.store,
-					Throttle:      o.throttle,
-					RemoteIP:      o.remoteIP,
-					AllowInsecure: o.plaintext,
-					Log:           log,
-					OnSuccess:     func(u jid.JID) { user = u },
-					Session:       s,
-					FakeSaltKey:   fakeKey,
-					EndPoint:      endPoint,
-				}),
-				channelBindingFeature(s, endPoint.IsSupported()),
-				xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
-					if res == "" {
-						res = "test"
-					}
-					return user.WithResource(res)
-				}),
-			)
-			return xmpp.StreamConfig{Features: feats}
-		})
-		_, err = xmpp.ReceiveSession(ctx, conn, 0, neg)
+		srv := &Server{TLS: tlsCfg, RequireTLS: !o.plaintext, Limits: Limits{MaxStanzaBytes: 64 << 10}}
+		n := &negotiation{
+			srv:      srv,
+			log:      log,
+			raw:      conn,
+			g:        newGuardConn(conn, 64<<10),
+			ip:       o.remoteIP,
+			domain:   testDomain,
+			offerTLS: !o.plaintext,
+			bound:    func(jid.JID) error { return nil },
+			sasl: saslConfig{
+				Domain:        testDomain,
+				Store:         o.store,
+				Throttle:      o.throttle,
+				RemoteIP:      o.remoteIP,
+				AllowInsecure: o.plaintext,
+				Log:           log,
+				FakeSaltKey:   fakeKey,
+				EndPoint:      endPoint,
+			},
+		}
+		err = n.run(ctx)
+		user := n.user
 		result <- serverResult{user: user, err: err}
 	}()
 	t.Cleanup(func() {
@@ -562,7 +554,7 @@ func (c *rawClient) exporter() scram.ChannelBinding {
 }
 
 func isSuccess(raw string) bool {
-	return strings.HasPrefix(raw, `<success xmlns="urn:ietf:params:xml:ns:xmpp-sasl">`)
+	return strings.HasPrefix(raw, `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'`)
 }
 
 // want fails the test unless got is want.
@@ -668,7 +660,7 @@ func TestSASLRaw(t *testing.T) {
 			c.auth("DIGEST-MD5", nil)
 			_, raw := c.next()
 			want(t, "DIGEST-MD5", raw, failInvalidMech)
-			if raw := c.plain("", "alice", alicePassword); raw != `<success xmlns="urn:ietf:params:xml:ns:xmpp-sasl"></success>` {
+			if raw := c.plain("", "alice", alicePassword); raw != `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>` {
 				t.Errorf("PLAIN: %s", raw)
 			}
 		},
@@ -852,7 +844,7 @@ func TestSASLUnknownUserLooksReal(t *testing.T) {
 // TestSASLStoreFault checks that a store that cannot answer gets
 // temporary-auth-failure, which the throttle does not count.
 func TestSASLStoreFault(t *testing.T) {
-	const unavailable = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><temporary-auth-failure></temporary-auth-failure><text xml:lang="en">Authentication is temporarily unavailable; try again later</text></failure>`
+	const unavailable = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><temporary-auth-failure/><text xml:lang='en'>Authentication is temporarily unavailable; try again later</text></failure>`
 	store := newFakeStore(t, map[string]string{"alice": alicePassword})
 	store.fault = errors.New("database is down")
 	th := newAuthThrottle(1, time.Minute, time.Minute, 0, nil)
@@ -886,7 +878,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 func TestSASLThrottle(t *testing.T) {
-	const tempFailure = `<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><temporary-auth-failure></temporary-auth-failure><text xml:lang="en">Too many failed authentication attempts; try again in 300 seconds</text></failure>`
+	const tempFailure = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><temporary-auth-failure/><text xml:lang='en'>Too many failed authentication attempts; try again in 300 seconds</text></failure>`
 	tls13 := &tls.Config{InsecureSkipVerify: true}
 	tests := []struct {
 		name string

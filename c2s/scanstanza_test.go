@@ -75,7 +75,6 @@ func classify(st *router.Stanza, err error) readResult {
 // encoding/xml for what it leaves.
 func readFast(in []byte, sizes []int, addr *addrCache) []readResult {
 	g := newGuardConn(&chunkConn{r: in, sizes: sizes}, testMaxStanza)
-	g.ws = nil
 	s := &Session{srv: &Server{Limits: Limits{MaxDepth: 8}}, conn: g, addr: addr}
 	var out []readResult
 	for {
@@ -96,7 +95,6 @@ func readFast(in []byte, sizes []int, addr *addrCache) []readResult {
 // stream, as the read loop did before it had a fast path.
 func readDecoder(in []byte, sizes []int, addr *addrCache) []readResult {
 	g := newGuardConn(&chunkConn{r: in, sizes: sizes}, testMaxStanza)
-	g.ws = nil
 	g.prefix = []byte(streamPrefix)
 	d := xml.NewDecoder(g)
 	var out []readResult
@@ -307,7 +305,6 @@ func TestScanFastPath(t *testing.T) {
 		"<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://gajim.org' ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/></presence>",
 	} {
 		g := newGuardConn(&chunkConn{r: []byte(in), sizes: []int{5}}, 0)
-		g.ws = nil
 		st, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8)
 		if err != nil || st == nil {
 			t.Errorf("%q: %v", in, err)
@@ -334,7 +331,6 @@ func TestScanSlowPath(t *testing.T) {
 		"<stream:error/>",
 	} {
 		g := newGuardConn(&chunkConn{r: []byte(in), sizes: []int{512}}, 0)
-		g.ws = nil
 		if _, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8); err != errSlowPath {
 			t.Errorf("%q: got %v, want the slow path", in, err)
 		}
@@ -346,7 +342,6 @@ func TestScanSlowPath(t *testing.T) {
 func TestScanKeepalive(t *testing.T) {
 	in := strings.Repeat(" \n", 200) + "<presence/>"
 	g := newGuardConn(&chunkConn{r: []byte(in), sizes: []int{16}}, 64)
-	g.ws = nil
 	st, _, err := newStanzaEncoder().scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8)
 	if err != nil || st == nil || st.Kind != router.KindPresence {
 		t.Fatalf("scan after %d bytes of keepalives, limit 64: %v, %v", len(in)-11, st, err)

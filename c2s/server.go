@@ -17,10 +17,7 @@ import (
 	"time"
 
 	"github.com/xdg-go/scram"
-	"mellium.im/xmlstream"
-	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
 	"xmppd.dev/xmppd/router"
@@ -231,18 +228,6 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
-// connState is what negotiation learns about a connection.
-type connState struct {
-	mu   sync.Mutex
-	user jid.JID // set by SASL on success
-	full jid.JID // set by bind
-}
-
-func (c *connState) setUser(j jid.JID) { c.mu.Lock(); c.user = j; c.mu.Unlock() }
-func (c *connState) getUser() jid.JID  { c.mu.Lock(); defer c.mu.Unlock(); return c.user }
-func (c *connState) setFull(j jid.JID) { c.mu.Lock(); c.full = j; c.mu.Unlock() }
-func (c *connState) getFull() jid.JID  { c.mu.Lock(); defer c.mu.Unlock(); return c.full }
-
 // handle negotiates one connection and, once bound, starts its session.
 func (s *Server) handle(conn net.Conn, direct bool) {
 	started := false
@@ -259,38 +244,36 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		}
 	}()
 	log := s.Log.With("remote", conn.RemoteAddr().String())
-	// The handshake limit is enforced by the timer below; the context only
-	// backs it up. mellium reacts to the context by setting a deadline in
-	// the past and clearing it at once, which would clear ours too if it
-	// came first.
+	// The handshake limit is enforced by the timer below, which fails
+	// the reads; the context bounds what SASL waits for (the account
+	// store, the throttle's delay).
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.Limits.HandshakeTimeout+5*time.Second)
 	defer cancel()
 
-	max := int64(s.Limits.MaxStanzaBytes)
-	var state xmpp.SessionState
-	raw := conn
-	if direct {
-		tc := tls.Server(conn, s.directTLS)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			log.Debug("TLS handshake failed", "err", err)
-			conn.Close()
-			return
-		}
-		raw = tc
-		state |= xmpp.Secure
-	}
-	g := newGuardConn(raw, max)
-	// The handshake deadline. mellium's own (from ctx) sets a deadline in
-	// the past and clears it at once, which a blocked read can miss; this
-	// one stays set until negotiation is over.
+	// The handshake deadline: it fails whatever read is under way, and
+	// stays set until negotiation is over.
 	var timedOut atomic.Bool
 	deadline := time.AfterFunc(s.Limits.HandshakeTimeout, func() {
 		timedOut.Store(true)
 		conn.SetReadDeadline(time.Unix(1, 0))
 	})
+	max := int64(s.Limits.MaxStanzaBytes)
+	raw := conn
+	if direct {
+		tc := tls.Server(conn, s.directTLS)
+		// Handshake, not HandshakeContext: a context that can end costs
+		// a goroutine per handshake, and the deadline below and Shutdown
+		// (which closes pending connections) already bound it.
+		if err := tc.Handshake(); err != nil {
+			deadline.Stop()
+			log.Debug("TLS handshake failed", "err", err)
+			conn.Close()
+			return
+		}
+		raw = tc
+	}
+	g := newGuardConn(raw, max)
 	ip, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
-	cs := &connState{}
-	var reject *stream.Error // set when the stream header is unacceptable
 	// The session exists before negotiation ends so that binding puts it
 	// in the router at once: the router's order of binds then matches the
 	// order clients learn of them, and a conflicting older session is
@@ -301,8 +284,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		peer:       conn.RemoteAddr(),
 		writerDone: make(chan struct{}),
 	}
-	bound := func(j jid.JID) {
-		cs.setFull(j)
+	bound := func(j jid.JID) error {
 		sess.jid = j
 		// From here on Shutdown treats the connection as a session (it
 		// ends it with system-shutdown once its writer runs).
@@ -314,103 +296,64 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		}
 		s.mu.Unlock()
 		if closed {
-			sess.closeWith(CloseShutdown, streamError(stream.SystemShutdown, "the server is shutting down"), false)
-			return
+			return withText(stream.SystemShutdown, "the server is shutting down")
 		}
 		if old := s.Router.Bind(s.baseCtx, sess); old != nil {
 			old.Close(withText(stream.Conflict, "replaced by a new connection with the same resource"))
 		}
+		return nil
 	}
 	domain := s.Router.Domain()
-	// Listing this feature fails, which ends negotiation before any
-	// feature is offered on a stream we refuse.
-	rejectFeature := info(xml.Name{Space: nsStreams, Local: "reject"}, 0, 0, func(xmlstream.TokenWriter) error { return errHostUnknown })
-	// The features are made anew for every stream (restart) because what
-	// SASL offers depends on the TLS state of the session at that point.
-	features := func(xs *xmpp.Session) []xmpp.StreamFeature {
-		var f []xmpp.StreamFeature
-		if !direct {
-			f = append(f, startTLS(s.TLS, s.RequireTLS, conn, max))
-		}
-		for _, name := range s.Features {
-			f = append(f, info(name, xmpp.Authn, xmpp.Ready, nil))
-		}
-		return append(f,
-			saslFeature(saslConfig{
-				Domain:         domain,
-				Store:          s.Store,
-				Throttle:       s.throttle,
-				RemoteIP:       ip,
-				AllowInsecure:  s.AllowInsecureAuth || !s.RequireTLS,
-				Log:            log,
-				OnSuccess:      cs.setUser,
-				Session:        xs,
-				FakeSaltKey:    s.fakeKey,
-				EndPoint:       s.endPoint,
-				FakeIterations: s.SCRAMIterations,
-			}),
-			channelBindingFeature(xs, s.endPoint.IsSupported()),
-			bindFeature(cs.getUser, bound),
-			sessionFeature(),
-			limitsFeature(s.Limits.MaxStanzaBytes),
-		)
+	n := &negotiation{
+		srv:      s,
+		log:      log,
+		raw:      conn,
+		g:        g,
+		ip:       ip,
+		domain:   domain,
+		secure:   direct,
+		offerTLS: !direct && s.TLS != nil,
+		bound:    bound,
+		sasl: saslConfig{
+			Domain:         domain,
+			Store:          s.Store,
+			Throttle:       s.throttle,
+			RemoteIP:       ip,
+			AllowInsecure:  s.AllowInsecureAuth || !s.RequireTLS,
+			Log:            log,
+			FakeSaltKey:    s.fakeKey,
+			EndPoint:       s.endPoint,
+			FakeIterations: s.SCRAMIterations,
+		},
 	}
-	neg := xmpp.NewNegotiator(func(xs *xmpp.Session, _ *xmpp.StreamConfig) xmpp.StreamConfig {
-		if xs == nil {
-			return xmpp.StreamConfig{}
-		}
-		// mellium accepts any 'to' and jabber:server too; a c2s stream
-		// must be jabber:client for our domain.
-		switch in := xs.In(); {
-		case in.XMLNS != stanza.NSClient:
-			e := withText(stream.InvalidNamespace, "expected a jabber:client stream")
-			reject = &e
-		case !in.To.Equal(jid.JID{}) && !in.To.Equal(domain):
-			e := withText(stream.HostUnknown, "this server does not serve that domain")
-			reject = &e
-		}
-		if reject != nil {
-			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{rejectFeature}}
-		}
-		return xmpp.StreamConfig{Features: features(xs)}
-	})
-	xs, err := xmpp.ReceiveSession(ctx, g, state, neg)
+	if direct {
+		n.tlsState = raw.(*tls.Conn).ConnectionState()
+	}
+	err := n.run(ctx)
 	if !deadline.Stop() && err == nil {
 		err = withText(stream.ConnectionTimeout, "negotiation took too long")
 	}
 	conn.SetReadDeadline(time.Time{})
-	if err == nil && cs.getFull().Equal(jid.JID{}) {
-		err = withText(stream.NotAuthorized, "resource binding failed")
-	}
 	if err != nil {
-		switch {
-		case reject != nil:
-			err = *reject
-		case timedOut.Load():
+		if timedOut.Load() {
 			err = withText(stream.ConnectionTimeout, "negotiation took too long")
 		}
-		if !cs.getFull().Equal(jid.JID{}) {
+		if n.full.Localpart() != "" {
 			s.Router.Unbind(s.baseCtx, sess)
 			sess.closeWith(CloseReadError, nil, true)
 			s.mu.Lock()
 			delete(s.sessions, sess)
 			s.mu.Unlock()
 		}
-		s.negotiationFailed(log, xs, g, err)
+		s.negotiationFailed(log, n, err)
 		return
 	}
-	cur, _ := xs.Conn().(*guardConn)
-	if cur == nil {
-		cur = g
-	}
+	cur := n.g
 	cur.Reset()
-	// The session reads with its own parser from here on (readLoop), which
-	// takes white space between stanzas as it is. mellium's session is let
-	// go: its encoder (with a 4 KiB buffer we never use) and decoder would
-	// otherwise live as long as the session. Nothing is lost: its decoder
-	// read through the guard's ReadByte and no byte beyond the end of the
-	// bind IQ, so whatever the client sent after it is in the guard's buffer.
-	cur.ws = nil
+	// The session reads with its own parser from here on (readLoop).
+	// Nothing is lost: the negotiation's decoder read through the guard's
+	// ReadByte and no byte beyond the end of the bind IQ, so whatever the
+	// client sent after it is in the guard's buffer.
 	sess.mu.Lock()
 	sess.conn = cur
 	sess.mu.Unlock()
@@ -482,26 +425,17 @@ func (sess *Session) finish() {
 
 // negotiationFailed sends the stream error that matches err (a header
 // first when none was sent) and closes the connection.
-func (s *Server) negotiationFailed(log *slog.Logger, xs *xmpp.Session, g *guardConn, err error) {
-	var w io.Writer = g
-	headerSent := false
-	var state xmpp.SessionState
-	if xs != nil {
-		w = xs.Conn()
-		headerSent = xs.Out().ID != ""
-		state = xs.State()
-	}
+func (s *Server) negotiationFailed(log *slog.Logger, n *negotiation, err error) {
+	g := n.g
 	var final []byte
 	var se stream.Error
 	switch {
-	case errors.As(err, &se) && se.Err == stream.PolicyViolation.Err && len(se.Text) == 0 && state&xmpp.Ready == 0:
-		// mellium reports anything but an offered feature this way; before
-		// bind that is a stanza sent too early (RFC 6120 §4.9.3.12).
-		final = streamError(stream.NotAuthorized, "authenticate and bind a resource first")
-	case errors.Is(err, stream.InvalidNamespace):
-		final = streamError(stream.InvalidNamespace, "expected a jabber:client stream")
-	case errors.Is(err, stream.UnsupportedVersion):
-		final = streamError(stream.UnsupportedVersion, "version 1.0 is required")
+	case errors.Is(err, errStreamEnd):
+		log.Debug("client closed the stream during negotiation")
+		final = closeTag
+	case errors.Is(err, errPeerStreamError):
+		log.Debug("client sent a stream error during negotiation")
+		final = closeTag
 	case errors.As(err, &se):
 		final = streamErrorFrom(se)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errIdle):
@@ -516,11 +450,11 @@ func (s *Server) negotiationFailed(log *slog.Logger, xs *xmpp.Session, g *guardC
 		}
 	}
 	log.Debug("negotiation failed", "err", err)
-	if !headerSent {
-		w.Write(streamHeader(s.Router.Domain().String()))
+	if !n.headerSent {
+		final = append(streamHeader(s.Router.Domain().String()), final...)
 	}
 	g.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	w.Write(final)
+	g.Write(final)
 	lingerClose(g)
 }
 
