@@ -284,3 +284,88 @@ func TestReadRate(t *testing.T) {
 	default:
 	}
 }
+
+// TestNegotiationEdges covers what a client may do during negotiation
+// besides logging in: close its stream, send SASL before a required
+// STARTTLS, and retry a refused bind.
+func TestNegotiationEdges(t *testing.T) {
+	srv := xmpptest.Start(t)
+	srv.AddUser(t, "alice", "pw")
+
+	t.Run("client closes before TLS", func(t *testing.T) {
+		r := srv.DialRaw(t)
+		r.Send(srv.Header())
+		r.ReadUntil("</stream:features>", wait)
+		r.Reset()
+		r.Send("</stream:stream>")
+		got, closed := r.ReadAll(wait)
+		if got != "</stream:stream>" || !closed {
+			t.Fatalf("got %q (closed %v), want the closing tag and the end", got, closed)
+		}
+	})
+	t.Run("client closes during SASL", func(t *testing.T) {
+		r := srv.DialTLS(t)
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>" + b64("n,,n=alice,r=abcdefgh") + "</auth>")
+		r.ReadUntil("</challenge>", wait)
+		r.Reset()
+		r.Send("</stream:stream>")
+		got, closed := r.ReadAll(wait)
+		if got != "</stream:stream>" || !closed {
+			t.Fatalf("got %q (closed %v), want the closing tag and the end", got, closed)
+		}
+	})
+	t.Run("SASL before required STARTTLS", func(t *testing.T) {
+		r := srv.DialRaw(t)
+		r.Send(srv.Header())
+		if got := r.ReadUntil("</stream:features>", wait); strings.Contains(got, "<mechanisms") {
+			t.Fatalf("SASL offered before TLS: %q", got)
+		}
+		r.Reset()
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00pw") + "</auth>")
+		want := "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/></failure>"
+		if got := r.ReadUntil("</failure>", wait); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		// The stream goes on: STARTTLS still works.
+		r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+		if got := r.ReadUntil("<proceed", wait); !strings.Contains(got, "<proceed") {
+			t.Fatalf("STARTTLS after the failure: %q", got)
+		}
+	})
+	t.Run("bind refused, then retried", func(t *testing.T) {
+		r := srv.DialTLS(t)
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00pw") + "</auth>")
+		r.ReadUntil("<success", wait)
+		r.Reset()
+		r.Send(srv.Header())
+		r.ReadUntil("</stream:features>", wait)
+		r.Reset()
+		r.Send("<iq type='get' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+		if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "type='error' id='b1'") || !strings.Contains(got, "<bad-request") {
+			t.Fatalf("bind with type get: %q, want a bad-request error", got)
+		}
+		r.Reset()
+		r.Send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>again</resource></bind></iq>")
+		if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "<jid>alice@localhost/again</jid>") {
+			t.Fatalf("second bind: %q", got)
+		}
+		r.Reset()
+		r.Send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "type='result'") {
+			t.Fatalf("ping after bind: %q", got)
+		}
+	})
+	t.Run("stanza after SASL, before bind", func(t *testing.T) {
+		r := srv.DialTLS(t)
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00pw") + "</auth>")
+		r.ReadUntil("<success", wait)
+		r.Reset()
+		r.Send(srv.Header())
+		r.ReadUntil("</stream:features>", wait)
+		r.Send("<message to='alice@localhost'><body>early</body></message>")
+		got, closed := r.ReadAll(wait)
+		if streamErrorOf(got) != "not-authorized" || !closed {
+			t.Fatalf("got %q (closed %v), want not-authorized", got, closed)
+		}
+	})
+}
