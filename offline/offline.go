@@ -22,6 +22,8 @@ type Store interface {
 	List(ctx context.Context, jid string, after int64, limit int) ([]storage.OfflineMessage, error)
 	Delete(ctx context.Context, ids ...int64) error
 	DeleteOlderThan(ctx context.Context, t time.Time) (int64, error)
+	// Queues lists the accounts that have messages (Start reads it once).
+	Queues(ctx context.Context) ([]storage.OfflineQueue, error)
 }
 
 // Presence tells the service the priority of an available resource;
@@ -73,11 +75,17 @@ type Service struct {
 	sweepCtx    context.Context
 	sweepCancel context.CancelFunc
 
-	mu      sync.Mutex
-	users   map[string]*user // by bare JID: accounts online or being delivered to; guarded by mu
-	started bool             // Start ran; guarded by mu
-	stopped bool             // Stop began: no new goroutine; guarded by mu
-	wg      sync.WaitGroup   // the sweep and every delivery goroutine
+	mu    sync.Mutex
+	users map[string]*user // by bare JID: accounts online or being delivered to; guarded by mu
+	// waiting holds the accounts that may have stored messages, so that a
+	// login of one that has none (nearly every login) costs no query.
+	// nil until Start has read it: then every login looks in storage.
+	// It assumes this process is the only writer of the table, which
+	// xmppd is (one server per database). Guarded by mu.
+	waiting map[string]struct{}
+	started bool           // Start ran; guarded by mu
+	stopped bool           // Stop began: no new goroutine; guarded by mu
+	wg      sync.WaitGroup // the sweep and every delivery goroutine
 }
 
 // user is the delivery state of one account. All fields are guarded by
@@ -129,16 +137,42 @@ func (s *Service) Register(r *router.Registry) {
 	r.OnUnavailable(s.unavailable)
 }
 
-// Start starts the sweep of expired messages: one at once, then one every
-// SweepInterval until Stop.
+// Start learns which accounts have stored messages, then starts the sweep
+// of expired messages: one at once, then one every SweepInterval until
+// Stop. If storage cannot say, every login looks for messages.
 func (s *Service) Start() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.started || s.stopped {
+		s.mu.Unlock()
 		return
 	}
 	s.started = true
-	s.wg.Go(s.sweepLoop)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	qs, err := s.store.Queues(ctx)
+	cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.log.Error("accounts with offline messages not read; every login will look for them", "err", err)
+	} else {
+		s.waiting = make(map[string]struct{}, len(qs))
+		for _, q := range qs {
+			s.waiting[q.JID] = struct{}{}
+		}
+	}
+	if !s.stopped {
+		s.wg.Go(s.sweepLoop)
+	}
+}
+
+// mayHaveLocked reports whether the account bare may have stored messages.
+func (s *Service) mayHaveLocked(bare string) bool {
+	if s.waiting == nil {
+		return true
+	}
+	_, ok := s.waiting[bare]
+	return ok
 }
 
 // Stop ends the sweep and waits for deliveries in progress to finish; call
@@ -195,6 +229,9 @@ func (s *Service) undeliverable(ctx context.Context, st *router.Stanza) router.R
 	// The account may have come online since the router looked; if so,
 	// deliver now rather than at its next login.
 	s.mu.Lock()
+	if s.waiting != nil {
+		s.waiting[bare] = struct{}{}
+	}
 	if u := s.users[bare]; u != nil {
 		s.deliverLocked(bare, u)
 	}
@@ -218,7 +255,9 @@ func (s *Service) available(_ context.Context, sess router.Session) {
 		s.users[bare] = u
 	}
 	u.sessions = append(u.sessions, sess)
-	s.deliverLocked(bare, u)
+	if s.mayHaveLocked(bare) {
+		s.deliverLocked(bare, u)
+	}
 }
 
 // unavailable is the OnUnavailable hook.
@@ -284,6 +323,11 @@ func (s *Service) deliverLoop(bare string, u *user) {
 			// The session may not have gone unavailable in the router
 			// yet; it is no use either way.
 			u.sessions = slices.DeleteFunc(u.sessions, func(x router.Session) bool { return x == sess })
+		}
+		if res == delivered && !u.again && s.waiting != nil {
+			// Nothing stored since this pass looked (a message stored
+			// meanwhile sets again).
+			delete(s.waiting, bare)
 		}
 		if res == failed || (res == delivered && !u.again) {
 			u.delivering = false

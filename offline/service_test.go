@@ -155,3 +155,86 @@ func TestNegativePriorityIgnored(t *testing.T) {
 		t.Fatalf("tracking %v", s.users)
 	}
 }
+
+// listCounter counts the List calls per account on a real store.
+type listCounter struct {
+	Store
+	mu    sync.Mutex
+	lists map[string]int
+}
+
+func (c *listCounter) List(ctx context.Context, jid string, after int64, limit int) ([]storage.OfflineMessage, error) {
+	c.mu.Lock()
+	c.lists[jid]++
+	c.mu.Unlock()
+	return c.Store.List(ctx, jid, after, limit)
+}
+
+func (c *listCounter) count(jid string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lists[jid]
+}
+
+// TestLoginWithoutMessagesReadsNothing: the service learns at Start which
+// accounts have stored messages, so a login of any other account reads
+// nothing from storage; messages stored before the start, and while the
+// service runs, are still delivered, and an account whose messages were
+// delivered is not looked up again.
+func TestLoginWithoutMessagesReadsNothing(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		for _, a := range []string{"bob@localhost", "carol@localhost"} {
+			if err := db.Accounts().Create(ctx, storage.Account{JID: a}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Stored by an earlier run of the server.
+		if _, err := db.Offline().Push(ctx, "carol@localhost", time.Now(), []byte("<message to='carol@localhost'><body>before</body></message>"), 100); err != nil {
+			t.Fatal(err)
+		}
+		store := &listCounter{Store: db.Offline(), lists: map[string]int{}}
+		s := New(store, priorities{"bob@localhost/b": 0, "carol@localhost/c": 0, "carol@localhost/c2": 0},
+			jid.MustParse("localhost"), Limits{MaxMessages: 100, MaxAge: time.Hour, SweepInterval: time.Hour}, nil)
+		s.Start()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.Stop(ctx)
+		})
+
+		bob := &session{j: jid.MustParse("bob@localhost/b")}
+		s.available(ctx, bob)
+		carol := &session{j: jid.MustParse("carol@localhost/c")}
+		s.available(ctx, carol)
+		waitFor(t, "carol's stored message", func() bool { return len(carol.messages()) == 1 })
+		if !strings.Contains(carol.messages()[0], "<body>before</body>") {
+			t.Errorf("carol got %q", carol.messages())
+		}
+		waitFor(t, "carol's delivery to end", func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			u := s.users["carol@localhost"]
+			return u != nil && !u.delivering
+		})
+		if n := store.count("bob@localhost"); n != 0 {
+			t.Errorf("bob's login read storage %d times, want 0", n)
+		}
+		// A message stored for an account while it is offline is
+		// delivered at its next login.
+		s.unavailable(ctx, bob)
+		if got := s.undeliverable(ctx, message(t, "while away")); got != router.Handled {
+			t.Fatalf("undeliverable = %v", got)
+		}
+		bob2 := &session{j: jid.MustParse("bob@localhost/b")}
+		s.available(ctx, bob2)
+		waitFor(t, "bob's stored message", func() bool { return len(bob2.messages()) == 1 })
+		// Carol's queue was emptied: her next resource reads nothing.
+		before := store.count("carol@localhost")
+		s.available(ctx, &session{j: jid.MustParse("carol@localhost/c2")})
+		time.Sleep(50 * time.Millisecond)
+		if n := store.count("carol@localhost"); n != before {
+			t.Errorf("carol's second login read storage %d more times, want 0", n-before)
+		}
+	})
+}
