@@ -32,7 +32,7 @@ func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struc
 		defer close(finished)
 		g := newGuardConn(s, int64(srv.Limits.MaxStanzaBytes))
 		sess := &Session{srv: srv, writerDone: make(chan struct{})}
-		n := &negotiation{srv: srv, log: srv.Log, raw: s, g: g, domain: srv.Router.Domain(),
+		n := &negotiation{srv: srv, raw: s, g: g, domain: srv.Router.Domain(),
 			secure: true, user: jid.MustParse("alice@localhost"),
 			bound: func(j jid.JID) error {
 				sess.jid = j

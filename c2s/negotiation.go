@@ -7,7 +7,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 
@@ -48,11 +47,9 @@ const maxBindAttempts = 5
 // error conditions and the SASL mechanism machinery (mellium.im/sasl).
 type negotiation struct {
 	srv    *Server
-	log    *slog.Logger
 	raw    net.Conn   // the TCP connection: STARTTLS wraps it
 	g      *guardConn // the current transport (over raw, or over TLS)
 	d      *xml.Decoder
-	ip     string
 	domain jid.JID
 
 	secure     bool                // TLS is on

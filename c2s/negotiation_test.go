@@ -35,7 +35,7 @@ func TestNegotiationOneWritePerTurn(t *testing.T) {
 	rc := &recordConn{r: strings.NewReader(in)}
 	srv := testServer()
 	var bound jid.JID
-	n := &negotiation{srv: srv, log: srv.Log, raw: rc, g: newGuardConn(rc, 0), domain: jid.MustParse("localhost"),
+	n := &negotiation{srv: srv, raw: rc, g: newGuardConn(rc, 0), domain: jid.MustParse("localhost"),
 		secure: true, user: jid.MustParse("alice@localhost"),
 		bound: func(j jid.JID) error { bound = j; return nil }}
 	if err := n.run(context.Background()); err != nil {

@@ -206,10 +206,8 @@ func startServer(t *testing.T, o serverOpts) (string, *syncBuffer, <-chan server
 		srv := &Server{TLS: tlsCfg, RequireTLS: !o.plaintext, Limits: Limits{MaxStanzaBytes: 64 << 10}}
 		n := &negotiation{
 			srv:      srv,
-			log:      log,
 			raw:      conn,
 			g:        newGuardConn(conn, 64<<10),
-			ip:       o.remoteIP,
 			domain:   testDomain,
 			offerTLS: !o.plaintext,
 			bound:    func(jid.JID) error { return nil },

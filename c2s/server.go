@@ -26,10 +26,6 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("c2s: server closed")
 
-// errHostUnknown ends negotiation when the stream is for a domain not
-// served here.
-var errHostUnknown = errors.New("c2s: host unknown")
-
 // Limits bound what one client may cost the server. Each has a key in the
 // [c2s] section of the configuration.
 type Limits struct {
@@ -262,7 +258,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	if direct {
 		tc := tls.Server(conn, s.directTLS)
 		// Handshake, not HandshakeContext: a context that can end costs
-		// a goroutine per handshake, and the deadline below and Shutdown
+		// a goroutine per handshake, and the deadline above and Shutdown
 		// (which closes pending connections) already bound it.
 		if err := tc.Handshake(); err != nil {
 			deadline.Stop()
@@ -306,10 +302,8 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	domain := s.Router.Domain()
 	n := &negotiation{
 		srv:      s,
-		log:      log,
 		raw:      conn,
 		g:        g,
-		ip:       ip,
 		domain:   domain,
 		secure:   direct,
 		offerTLS: !direct && s.TLS != nil,
