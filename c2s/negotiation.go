@@ -55,7 +55,7 @@ type negotiation struct {
 	secure     bool                // TLS is on
 	tlsState   tls.ConnectionState // zero without TLS
 	offerTLS   bool                // STARTTLS is offered while !secure
-	sasl       saslConfig          // without OnSuccess and TLS, which run sets
+	sasl       saslConfig          // without OnSuccess, which beforeAuth sets
 	headerSent bool                // the current stream has our header
 
 	user jid.JID // authenticated bare JID; zero before SASL success
@@ -73,20 +73,13 @@ func (n *negotiation) run(ctx context.Context) error {
 		if err := n.openStream(); err != nil {
 			return err
 		}
-		var err error
-		switch {
-		case n.user.Localpart() == "":
-			err = n.beforeAuth(ctx)
-		default:
-			err = n.bind(ctx)
-			if err == nil {
-				return nil
-			}
+		if n.user.Localpart() != "" {
+			return n.bind(ctx)
 		}
-		if err != nil {
+		// STARTTLS or SASL succeeded: the client opens a new stream.
+		if err := n.beforeAuth(ctx); err != nil {
 			return err
 		}
-		// A restart: the client opens a new stream on the transport.
 		n.headerSent = false
 	}
 }
@@ -294,8 +287,8 @@ func tooEarly() error {
 	return withText(stream.NotAuthorized, "authenticate and bind a resource first")
 }
 
-// beforeAuth handles the stream's elements until SASL succeeds (nil: the
-// client restarts the stream) or STARTTLS replaced the transport (nil too).
+// beforeAuth handles the stream's elements until SASL succeeds or STARTTLS
+// replaces the transport (nil: either way the client restarts the stream).
 func (n *negotiation) beforeAuth(ctx context.Context) error {
 	for {
 		start, err := n.next()
