@@ -51,6 +51,8 @@ type negotiation struct {
 	g      *guardConn // the current transport (over raw, or over TLS)
 	d      *xml.Decoder
 	domain jid.JID
+	// domainStr is domain as a string, set by openStream.
+	domainStr string
 
 	secure     bool                // TLS is on
 	tlsState   tls.ConnectionState // zero without TLS
@@ -87,6 +89,9 @@ func (n *negotiation) run(ctx context.Context) error {
 // openStream reads the client's stream header and answers with ours and
 // the stream features (RFC 6120 §4.2–§4.3), in one write.
 func (n *negotiation) openStream() error {
+	if n.domainStr == "" {
+		n.domainStr = n.domain.String()
+	}
 	n.d = xml.NewDecoder(n.g)
 	start, err := n.readHeader()
 	if err != nil {
@@ -96,6 +101,10 @@ func (n *negotiation) openStream() error {
 	for _, a := range start.Attr {
 		switch {
 		case a.Name.Space == "" && a.Name.Local == "to":
+			// The exact spelling, nearly always, needs no PRECIS parse.
+			if a.Value == n.domainStr {
+				continue
+			}
 			if to, err := jid.Parse(a.Value); err != nil || !to.Equal(n.domain) {
 				return withText(stream.HostUnknown, "this server does not serve that domain")
 			}
@@ -111,7 +120,7 @@ func (n *negotiation) openStream() error {
 	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='"...)
 	b = append(b, randomID()...)
 	b = append(b, '\'')
-	b = xmlenc.AppendAttr(b, "from", n.domain.String())
+	b = xmlenc.AppendAttr(b, "from", n.domainStr)
 	if from != "" {
 		b = xmlenc.AppendAttr(b, "to", from)
 	}

@@ -285,6 +285,24 @@ func TestReadRate(t *testing.T) {
 	}
 }
 
+// dialAuthenticated logs alice in with PLAIN over STARTTLS and returns with
+// the restarted stream's features read, before resource binding.
+func dialAuthenticated(t *testing.T, srv *xmpptest.Server) *xmpptest.Raw {
+	t.Helper()
+	r := srv.DialTLS(t)
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00pw") + "</auth>")
+	if got := r.ReadUntil("<success", wait); !strings.Contains(got, "<success") {
+		t.Fatalf("PLAIN: %q", got)
+	}
+	r.Reset()
+	r.Send(srv.Header())
+	if got := r.ReadUntil("</stream:features>", wait); !strings.Contains(got, "<bind ") {
+		t.Fatalf("features after SASL: %q", got)
+	}
+	r.Reset()
+	return r
+}
+
 // TestNegotiationEdges covers what a client may do during negotiation
 // besides logging in: close its stream, send SASL before a required
 // STARTTLS, and retry a refused bind.
@@ -333,13 +351,7 @@ func TestNegotiationEdges(t *testing.T) {
 		}
 	})
 	t.Run("bind refused, then retried", func(t *testing.T) {
-		r := srv.DialTLS(t)
-		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00pw") + "</auth>")
-		r.ReadUntil("<success", wait)
-		r.Reset()
-		r.Send(srv.Header())
-		r.ReadUntil("</stream:features>", wait)
-		r.Reset()
+		r := dialAuthenticated(t, srv)
 		r.Send("<iq type='get' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
 		if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "type='error' id='b1'") || !strings.Contains(got, "<bad-request") {
 			t.Fatalf("bind with type get: %q, want a bad-request error", got)
@@ -356,12 +368,7 @@ func TestNegotiationEdges(t *testing.T) {
 		}
 	})
 	t.Run("stanza after SASL, before bind", func(t *testing.T) {
-		r := srv.DialTLS(t)
-		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00pw") + "</auth>")
-		r.ReadUntil("<success", wait)
-		r.Reset()
-		r.Send(srv.Header())
-		r.ReadUntil("</stream:features>", wait)
+		r := dialAuthenticated(t, srv)
 		r.Send("<message to='alice@localhost'><body>early</body></message>")
 		got, closed := r.ReadAll(wait)
 		if streamErrorOf(got) != "not-authorized" || !closed {
