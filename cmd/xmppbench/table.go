@@ -13,7 +13,7 @@ import (
 
 // tableServers are the columns of the comparison table, by label, in order;
 // labels starting with "xmppd" get ratio columns against the others.
-var tableServers = []string{"prosody", "ejabberd", "xmppd-postgres", "xmppd-sqlite"}
+var tableServers = []string{"prosody", "ejabberd", "ejabberd-postgres", "xmppd-postgres", "xmppd-sqlite"}
 
 // row is one figure of the table: which phase line it comes from and how
 // to read it.
