@@ -49,6 +49,7 @@ var (
 type Store interface {
 	Create(ctx context.Context, acct storage.Account) error
 	Get(ctx context.Context, jid string) (storage.Account, error)
+	Credential(ctx context.Context, jid, mechanism string) (storage.Credential, error)
 	SetCredentials(ctx context.Context, jid string, creds []storage.Credential) error
 	Delete(ctx context.Context, jid string) error
 	List(ctx context.Context) ([]storage.Account, error)
@@ -172,19 +173,14 @@ func (s *Service) Credential(ctx context.Context, j jid.JID, mechanism string) (
 	if err := checkAccountJID(j); err != nil {
 		return storage.Credential{}, err
 	}
-	acct, err := s.store.Get(ctx, j.String())
+	c, err := s.store.Credential(ctx, j.String(), mechanism)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Credential{}, fmt.Errorf("%w: %s", ErrUnknownUser, j)
+		return storage.Credential{}, fmt.Errorf("%w: %s has no %s credential", ErrUnknownUser, j, mechanism)
 	}
 	if err != nil {
 		return storage.Credential{}, fmt.Errorf("auth: credential of %s: %w", j, err)
 	}
-	for _, c := range acct.Credentials {
-		if c.Mechanism == mechanism {
-			return c, nil
-		}
-	}
-	return storage.Credential{}, fmt.Errorf("%w: %s has no %s credential", ErrUnknownUser, j, mechanism)
+	return c, nil
 }
 
 // VerifyPlain checks a password given through SASL PLAIN (RFC 4616). It

@@ -82,6 +82,34 @@ func (a *Accounts) Create(ctx context.Context, acct Account) (err error) {
 	return nil
 }
 
+// Credential returns jid's credential for one SCRAM mechanism, or an error
+// wrapping [ErrNotFound] when the account does not exist or has none for
+// that mechanism (a credential row exists only with its account).
+//
+// It is what every SASL exchange reads: one primary-key lookup in one
+// table, where [Accounts.Get] joins the accounts table too, which on
+// PostgreSQL costs a second relation to lock and scan per login.
+func (a *Accounts) Credential(ctx context.Context, jid, mechanism string) (Credential, error) {
+	rows, err := a.db.query(ctx, `
+		SELECT salt, iterations, stored_key, server_key
+		FROM account_credentials WHERE jid = $1 AND mechanism = $2`, jid, mechanism)
+	if err != nil {
+		return Credential{}, fmt.Errorf("storage: %s credential of %s: %w", mechanism, jid, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Credential{}, fmt.Errorf("storage: %s credential of %s: %w", mechanism, jid, err)
+		}
+		return Credential{}, fmt.Errorf("storage: %s credential of %s: %w", mechanism, jid, ErrNotFound)
+	}
+	c := Credential{Mechanism: mechanism}
+	if err := rows.Scan(&c.Salt, &c.Iterations, &c.StoredKey, &c.ServerKey); err != nil {
+		return Credential{}, fmt.Errorf("storage: %s credential of %s: %w", mechanism, jid, err)
+	}
+	return c, rows.Close()
+}
+
 // Get returns the account with its credentials, sorted by mechanism, or an
 // error wrapping [ErrNotFound].
 func (a *Accounts) Get(ctx context.Context, jid string) (Account, error) {

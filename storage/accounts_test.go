@@ -82,6 +82,25 @@ func TestAccounts(t *testing.T) {
 		{"get alice", func(ctx context.Context, a *storage.Accounts) error {
 			return wantAccount(a, ctx, alice)
 		}},
+		{"credential of alice per mechanism", func(ctx context.Context, a *storage.Accounts) error {
+			for _, want := range alice.Credentials {
+				got, err := a.Credential(ctx, alice.JID, want.Mechanism)
+				if err != nil {
+					return err
+				}
+				if !reflect.DeepEqual(got, want) {
+					return fmt.Errorf("Credential(%s, %s) =\n%+v\nwant\n%+v", alice.JID, want.Mechanism, got, want)
+				}
+			}
+			return nil
+		}},
+		{"credential of a missing account or mechanism", func(ctx context.Context, a *storage.Accounts) error {
+			if _, err := a.Credential(ctx, "nobody@localhost", "SCRAM-SHA-1"); !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("missing account: err = %v, want ErrNotFound", err)
+			}
+			_, err := a.Credential(ctx, alice.JID, "SCRAM-SHA-512")
+			return wantErr(err, storage.ErrNotFound)
+		}},
 		{"exists alice", func(ctx context.Context, a *storage.Accounts) error {
 			if ok, err := a.Exists(ctx, alice.JID); err != nil || !ok {
 				return fmt.Errorf("Exists = %v, %v; want true, nil", ok, err)
@@ -140,6 +159,17 @@ func TestAccounts(t *testing.T) {
 			want.Credentials = creds
 			return wantAccount(a, ctx, want)
 		}},
+		{"credential after set credentials", func(ctx context.Context, a *storage.Accounts) error {
+			got, err := a.Credential(ctx, alice.JID, "SCRAM-SHA-256")
+			if err != nil {
+				return err
+			}
+			if want := cred("SCRAM-SHA-256", 7); !reflect.DeepEqual(got, want) {
+				return fmt.Errorf("Credential = %+v, want %+v", got, want)
+			}
+			_, err = a.Credential(ctx, alice.JID, "SCRAM-SHA-1") // replaced: gone
+			return wantErr(err, storage.ErrNotFound)
+		}},
 		{"set credentials to none", func(ctx context.Context, a *storage.Accounts) error {
 			if err := a.SetCredentials(ctx, bob.JID, nil); err != nil {
 				return err
@@ -154,6 +184,10 @@ func TestAccounts(t *testing.T) {
 		}},
 		{"get deleted", func(ctx context.Context, a *storage.Accounts) error {
 			_, err := a.Get(ctx, alice.JID)
+			return wantErr(err, storage.ErrNotFound)
+		}},
+		{"no credential after delete", func(ctx context.Context, a *storage.Accounts) error {
+			_, err := a.Credential(ctx, alice.JID, "SCRAM-SHA-256")
 			return wantErr(err, storage.ErrNotFound)
 		}},
 		{"delete deleted", func(ctx context.Context, a *storage.Accounts) error {
