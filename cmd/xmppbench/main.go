@@ -8,7 +8,8 @@
 //	xmppbench table RESULTS.jsonl...
 //
 // The second form prints the comparison table of bench/compare from result
-// lines labelled prosody, ejabberd, xmppd-postgres and xmppd-sqlite.
+// lines labelled prosody, ejabberd, ejabberd-postgres, xmppd-postgres and
+// xmppd-sqlite.
 //
 // Phases run in the order given, on one set of connections, and each prints
 // one JSON line on standard output:
