@@ -303,6 +303,18 @@ func dialAuthenticated(t *testing.T, srv *xmpptest.Server) *xmpptest.Raw {
 	return r
 }
 
+// closeAndExpectEnd closes the client's stream and wants the server's
+// closing tag, alone, and then the end of the connection.
+func closeAndExpectEnd(t *testing.T, r *xmpptest.Raw) {
+	t.Helper()
+	r.Reset()
+	r.Send("</stream:stream>")
+	got, closed := r.ReadAll(wait)
+	if got != "</stream:stream>" || !closed {
+		t.Fatalf("got %q (closed %v), want the closing tag and the end", got, closed)
+	}
+}
+
 // TestNegotiationEdges covers what a client may do during negotiation
 // besides logging in: close its stream, send SASL before a required
 // STARTTLS, and retry a refused bind.
@@ -314,23 +326,13 @@ func TestNegotiationEdges(t *testing.T) {
 		r := srv.DialRaw(t)
 		r.Send(srv.Header())
 		r.ReadUntil("</stream:features>", wait)
-		r.Reset()
-		r.Send("</stream:stream>")
-		got, closed := r.ReadAll(wait)
-		if got != "</stream:stream>" || !closed {
-			t.Fatalf("got %q (closed %v), want the closing tag and the end", got, closed)
-		}
+		closeAndExpectEnd(t, r)
 	})
 	t.Run("client closes during SASL", func(t *testing.T) {
 		r := srv.DialTLS(t)
 		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>" + b64("n,,n=alice,r=abcdefgh") + "</auth>")
 		r.ReadUntil("</challenge>", wait)
-		r.Reset()
-		r.Send("</stream:stream>")
-		got, closed := r.ReadAll(wait)
-		if got != "</stream:stream>" || !closed {
-			t.Fatalf("got %q (closed %v), want the closing tag and the end", got, closed)
-		}
+		closeAndExpectEnd(t, r)
 	})
 	t.Run("SASL before required STARTTLS", func(t *testing.T) {
 		r := srv.DialRaw(t)
