@@ -371,12 +371,14 @@ func (n *negotiation) bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var cond stanza.Condition
+		var text string
 		switch {
 		case !req.bind:
 			return tooEarly()
-		case req.typ != "set" || req.id == "":
-			cond = stanza.BadRequest
+		case req.id == "":
+			text = "an iq needs an id"
+		case req.typ != "set":
+			text = "resource binding is an iq of type set"
 		default:
 			full := n.resource(req.resource)
 			if err := n.bound(full); err != nil {
@@ -396,11 +398,15 @@ func (n *negotiation) bind(ctx context.Context) error {
 		if refused >= maxBindAttempts {
 			return withText(stream.PolicyViolation, "too many failed resource binding attempts")
 		}
+		// The answer carries the request's id, and none when it had none
+		// (RFC 6120 §8.3.1), like every error the router returns.
 		b := append(n.buf[:0], "<iq type='error'"...)
-		b = xmlenc.AppendAttr(b, "id", req.id)
-		b = append(b, "><error type='modify'><"...)
-		b = append(b, cond...)
-		b = append(b, " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"...)
+		if req.id != "" {
+			b = xmlenc.AppendAttr(b, "id", req.id)
+		}
+		b = append(b, "><error type='modify'><bad-request xmlns='"+stanza.NSError+"'/><text xmlns='"+stanza.NSError+"'>"...)
+		b = append(b, text...)
+		b = append(b, "</text></error></iq>"...)
 		n.buf = b
 		if _, err := n.g.Write(b); err != nil {
 			return err

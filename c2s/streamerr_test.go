@@ -359,6 +359,14 @@ func TestNegotiationEdges(t *testing.T) {
 			t.Fatalf("bind with type get: %q, want a bad-request error", got)
 		}
 		r.Reset()
+		// Without an id the error has none either, rather than an empty one.
+		r.Send("<iq type='set'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+		want := "<iq type='error'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>" +
+			"<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>an iq needs an id</text></error></iq>"
+		if got := r.ReadUntil("</iq>", wait); got != want {
+			t.Fatalf("bind without an id: %q, want %q", got, want)
+		}
+		r.Reset()
 		r.Send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>again</resource></bind></iq>")
 		if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "<jid>alice@localhost/again</jid>") {
 			t.Fatalf("second bind: %q", got)
