@@ -114,6 +114,53 @@ func commCPU(comm string) (float64, error) {
 	return total, nil
 }
 
+// procsCPU returns the CPU seconds of every live process but those skip
+// rejects, by PID, each with its waited-for children's (a short-lived
+// process is thus counted in its parent once reaped). Kernel threads are
+// processes here too.
+func procsCPU(skip func(pid, comm string) bool) (map[string]float64, error) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	cpu := make(map[string]float64, len(dirs))
+	for _, d := range dirs {
+		pid := d.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if i < 0 || j < i || skip(pid, string(b[i+1:j])) {
+			continue
+		}
+		if s, err := parseStatCPU(b, true); err == nil {
+			cpu[pid] = s
+		}
+	}
+	return cpu, nil
+}
+
+// cpuSince is the CPU the processes in after used since before: the growth
+// of each process present in both, and all of a process that started in
+// between. A process that exited takes its time along unless its parent
+// waited for it.
+func cpuSince(before, after map[string]float64) float64 {
+	var total float64
+	for pid, a := range after {
+		b, ok := before[pid]
+		if !ok {
+			total += a
+			continue
+		}
+		total += max(a-b, 0)
+	}
+	return total
+}
+
 // machineBusy returns the CPU seconds all CPUs have spent busy since boot,
 // from the first line of /proc/stat: user, nice, system, irq, softirq and
 // steal (guest time is already in user).

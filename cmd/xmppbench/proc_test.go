@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -75,5 +77,55 @@ func TestParseProcStat(t *testing.T) {
 	}
 	if v, err := machineBusy(); err != nil || v <= 0 {
 		t.Errorf("machineBusy = %v, %v", v, err)
+	}
+}
+
+func TestCPUSince(t *testing.T) {
+	before := map[string]float64{"1": 10, "2": 5, "3": 7, "4": 2}
+	after := map[string]float64{"1": 10.5, "2": 5, "4": 1.5, "9": 0.25}
+	// 1 grew by 0.5, 2 not at all, 3 exited (its time is its parent's),
+	// 4 went down (a reused PID: counted as nothing), 9 started: all of it.
+	if got, want := cpuSince(before, after), 0.75; got != want {
+		t.Errorf("cpuSince = %v, want %v", got, want)
+	}
+}
+
+// TestProcsCPU runs a busy child and finds its CPU among the others, and
+// not once skip names it.
+func TestProcsCPU(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no /bin/sh:", err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	child := strconv.Itoa(cmd.Process.Pid)
+	none := func(pid, comm string) bool { return false }
+	before, err := procsCPU(none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after, err := procsCPU(none)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after[child]-before[child] >= 0.05 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("busy child %s: %v s of CPU after 10 s", child, after[child]-before[child])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	skipped, err := procsCPU(func(pid, comm string) bool { return pid == child })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := skipped[child]; ok {
+		t.Errorf("skipped process %s still counted", child)
+	}
+	if len(skipped) == 0 {
+		t.Error("no other process found")
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -24,10 +26,15 @@ type Common struct {
 	// MachineCores is the whole machine's busy CPU during the phase, and
 	// OtherCores what neither the generator, the server nor the extra
 	// processes used: other work on the machine, which makes a figure
-	// suspect when it is more than a few hundredths.
-	MachineCores float64        `json:"machine_cores"`
-	OtherCores   float64        `json:"other_cores"`
-	Errors       map[string]int `json:"errors,omitempty"`
+	// suspect when it is more than a few hundredths. Both come from
+	// /proc/stat, which a kernel without IRQ_TIME_ACCOUNTING counts by
+	// sampling at the tick: with both CPUs waking thousands of times a
+	// second OtherCores then shows tenths of a core that no process used.
+	// OtherProcsCores is the other processes' own CPU, counted exactly.
+	MachineCores    float64        `json:"machine_cores"`
+	OtherCores      float64        `json:"other_cores"`
+	OtherProcsCores *float64       `json:"other_procs_cores,omitempty"`
+	Errors          map[string]int `json:"errors,omitempty"`
 }
 
 // LoginResult is the login phase (and the untimed prime pass).
@@ -145,12 +152,14 @@ type meter struct {
 	start                 time.Time
 	gen, srv, extra, mach float64
 	srvErr, extraErr      error
+	others                map[string]float64 // CPU of every other process, by PID
 }
 
 func (b *bench) meter() *meter {
 	m := &meter{b: b, start: time.Now()}
 	m.gen, _ = procCPU("self")
 	m.mach, _ = machineBusy()
+	m.others, _ = procsCPU(b.notOther)
 	if b.o.pid != "" {
 		m.srv, m.srvErr = procCPU(b.o.pid)
 	}
@@ -193,4 +202,16 @@ func (m *meter) finish(c *Common, phase string, n int) {
 		c.MachineCores = round3(busy / wall)
 		c.OtherCores = round3(max(other, 0) / wall)
 	}
+	if m.others != nil {
+		if after, err := procsCPU(m.b.notOther); err == nil {
+			cores := round3(cpuSince(m.others, after) / wall)
+			c.OtherProcsCores = &cores
+		}
+	}
+}
+
+// notOther tells the processes whose CPU a phase reports on its own (the
+// generator, the server, the -extra-comm ones) from the other processes.
+func (b *bench) notOther(pid, comm string) bool {
+	return pid == strconv.Itoa(os.Getpid()) || pid == b.o.pid || (b.o.extraComm != "" && comm == b.o.extraComm)
 }
