@@ -371,7 +371,7 @@ func (n *negotiation) bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var text string
+		text, typ, cond := "", "modify", "bad-request"
 		switch {
 		case !req.bind:
 			return tooEarly()
@@ -382,7 +382,12 @@ func (n *negotiation) bind(ctx context.Context) error {
 		default:
 			full := n.resource(req.resource)
 			if err := n.bound(full); err != nil {
-				return err
+				var r *bindRefusal
+				if !errors.As(err, &r) {
+					return err
+				}
+				text, typ, cond = r.text, r.typ, r.cond
+				break
 			}
 			n.full = full
 			b := append(n.buf[:0], "<iq type='result'"...)
@@ -404,7 +409,7 @@ func (n *negotiation) bind(ctx context.Context) error {
 		if req.id != "" {
 			b = xmlenc.AppendAttr(b, "id", req.id)
 		}
-		b = append(b, "><error type='modify'><bad-request xmlns='"+stanza.NSError+"'/><text xmlns='"+stanza.NSError+"'>"...)
+		b = append(b, "><error type='"+typ+"'><"+cond+" xmlns='"+stanza.NSError+"'/><text xmlns='"+stanza.NSError+"'>"...)
 		b = append(b, text...)
 		b = append(b, "</text></error></iq>"...)
 		n.buf = b
@@ -413,6 +418,14 @@ func (n *negotiation) bind(ctx context.Context) error {
 		}
 	}
 }
+
+// bindRefusal is an error of negotiation.bound that refuses this bind
+// request only: the client gets an error and may try again.
+type bindRefusal struct {
+	typ, cond, text string // the stanza error (RFC 6120 §8.3)
+}
+
+func (r *bindRefusal) Error() string { return "c2s: bind refused: " + r.cond + ": " + r.text }
 
 // resource returns the full JID to bind: the client's resource when it is
 // a valid resourcepart, otherwise one the server makes up (RFC 6120

@@ -41,6 +41,7 @@ func isChat(body string) func(xmpptest.Element) bool {
 func TestParking(t *testing.T) {
 	srv := xmpptest.Start(t, func(c *config.Config) {
 		c.C2S.ParkAfter = config.Duration{Duration: 50 * time.Millisecond}
+		c.C2S.MaxResourcesPerAccount = 0 // bob has 21
 	})
 	alice := srv.AddUser(t, "alice", "pw")
 	bob := srv.AddUser(t, "bob", "pw")

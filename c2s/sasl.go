@@ -260,6 +260,7 @@ type saslFailure struct {
 	// authn marks a failed credential check, which is throttled, delayed
 	// and logged at Warn.
 	authn   bool
+	refused bool   // a throttle refusal, delayed like a failure
 	account string // the bare JID tried, "" if not known: the throttle key
 	user    string // for the log: account, or the raw name if it is none
 	reason  string // for the log only, never sent
@@ -322,7 +323,7 @@ func (r *saslRun) succeed(res saslResult) error {
 	r.cfg.Log.Info("c2s: authenticated", "remote", r.cfg.RemoteIP, "user", res.user.String(),
 		"mechanism", res.mech, "channel_binding", string(res.binding))
 	if r.cfg.Throttle != nil {
-		r.cfg.Throttle.Succeeded(r.cfg.RemoteIP, res.user.String())
+		r.cfg.Throttle.Succeeded(attempt{ip: r.cfg.RemoteIP, account: res.user.String()})
 	}
 	if r.cfg.OnSuccess != nil {
 		r.cfg.OnSuccess(res.user)
@@ -341,8 +342,17 @@ func (r *saslRun) fail(ctx context.Context, f *saslFailure) error {
 	}
 	r.cfg.Log.Log(ctx, level, "c2s: SASL failure", "remote", r.cfg.RemoteIP, "user", f.user,
 		"condition", f.cond, "reason", f.reason)
-	if f.authn && r.cfg.Throttle != nil {
-		if err := sleepCtx(ctx, r.cfg.Throttle.Failed(r.cfg.RemoteIP, f.account)); err != nil {
+	if r.cfg.Throttle != nil && (f.authn || f.refused) {
+		var d time.Duration
+		if f.authn {
+			d = r.cfg.Throttle.Failed(attempt{ip: r.cfg.RemoteIP, account: f.account})
+		} else {
+			// A refusal checks no password, but answering it at once
+			// would let a guesser spin; it waits as long as a failure
+			// at most does.
+			d = r.cfg.Throttle.MaxDelay()
+		}
+		if err := sleepCtx(ctx, d); err != nil {
 			return fmt.Errorf("c2s: SASL failure delay: %w", err)
 		}
 	}
@@ -358,20 +368,25 @@ func (r *saslRun) fail(ctx context.Context, f *saslFailure) error {
 	return nil
 }
 
-// throttled returns the failure for a throttle refusal, or nil if the
-// attempt may go ahead.
-func (r *saslRun) throttled(account string) *saslFailure {
+// throttled returns the failure for a throttle refusal, or nil if an
+// attempt at account ("" for a name that is no localpart) may go ahead.
+func (a *saslAttempt) throttled(account string) *saslFailure {
+	r := a.run
 	if r.cfg.Throttle == nil {
 		return nil
 	}
-	ok, after := r.cfg.Throttle.Check(r.cfg.RemoteIP, account)
-	if ok {
+	after, err := r.cfg.Throttle.Check(a.ctx, attempt{ip: r.cfg.RemoteIP, account: account})
+	if err != nil && a.ctx.Err() == nil {
+		return a.storeFault(err)
+	}
+	if after <= 0 {
 		return nil
 	}
 	secs := int64(math.Ceil(after.Seconds()))
 	return &saslFailure{
 		cond:    condTemporaryFailed,
 		text:    "Too many failed authentication attempts; try again in " + strconv.FormatInt(secs, 10) + " seconds",
+		refused: true,
 		account: account,
 		user:    account,
 		reason:  "throttled",
@@ -392,9 +407,6 @@ func (r *saslRun) attempt(ctx context.Context, start xml.StartElement) (saslResu
 	}
 	if !slices.Contains(r.offer.mechs, mechName) {
 		return saslResult{}, &saslFailure{cond: condInvalidMech, reason: "mechanism not offered"}
-	}
-	if f := r.throttled(""); f != nil {
-		return saslResult{}, f
 	}
 	// An <auth/> without text has no initial response (RFC 6120 §6.4.2):
 	// ask for it with an empty challenge. "=" is an empty initial response.
@@ -620,11 +632,16 @@ func (a *saslAttempt) userName() string {
 // while -PLUS was offered) is a client limitation, not a guess, and such
 // clients go on to the next mechanism at once.
 func (a *saslAttempt) failure(cond string, authn bool, reason string) *saslFailure {
-	f := &saslFailure{cond: cond, authn: authn, user: a.userName(), reason: reason}
-	if a.user.Localpart() != "" {
-		f.account = a.user.String()
+	return &saslFailure{cond: cond, authn: authn, user: a.userName(), account: a.account(), reason: reason}
+}
+
+// account is the bare JID tried, "" when the name is not a valid
+// localpart: the throttle's account key.
+func (a *saslAttempt) account() string {
+	if a.user.Localpart() == "" {
+		return ""
 	}
-	return f
+	return a.user.String()
 }
 
 // setUser maps a SASL username to a bare JID at the served domain.
@@ -668,11 +685,11 @@ func (a *saslAttempt) plain() sasl.Mechanism {
 				return false, nil, nil, a.failure(condMalformed, false, "PLAIN message is not authzid NUL authcid NUL passwd")
 			}
 			a.setUser(string(name))
+			if f := a.throttled(a.account()); f != nil {
+				return false, nil, nil, f
+			}
 			if a.user.Localpart() == "" {
 				return false, nil, nil, a.failure(condNotAuthorized, true, "username is not a valid localpart")
-			}
-			if f := a.run.throttled(a.user.String()); f != nil {
-				return false, nil, nil, f
 			}
 			if f := a.checkAuthzID(string(authzID)); f != nil {
 				return false, nil, nil, f
@@ -815,15 +832,19 @@ func (a *saslAttempt) scramFinal(conv *scram.ServerConversation, msg []byte) (bo
 	case err != nil && resp == "":
 		// xdg-go returns no server error for a message it cannot parse.
 		return false, nil, nil, a.failure(condMalformed, false, "bad client-final-message")
+	case resp == scram.ErrChannelBindingsDontMatch:
+		// Checked before the proof, so the attempt learnt nothing about
+		// the password: not a guess.
+		return false, nil, nil, a.failure(condNotAuthorized, false, "channel binding data does not match")
 	case err != nil || !conv.Valid() || !a.known:
 		if !a.known {
 			a.run.cfg.Log.Debug("c2s: SCRAM for unknown user", "remote", a.run.cfg.RemoteIP, "user", a.userName())
 		}
-		reason := "wrong password or unknown user"
-		if resp == scram.ErrChannelBindingsDontMatch {
-			reason = "channel binding data does not match"
+		if err != nil && resp != scram.ErrInvalidProof {
+			// A nonce that does not match, say: a broken client.
+			return false, nil, nil, a.failure(condNotAuthorized, false, "client-final-message refused: "+resp)
 		}
-		return false, nil, nil, a.failure(condNotAuthorized, true, reason)
+		return false, nil, nil, a.failure(condNotAuthorized, true, "wrong password or unknown user")
 	}
 	a.verified = true
 	return false, []byte(resp), nil, nil
@@ -837,11 +858,11 @@ func (a *saslAttempt) scramFinal(conv *scram.ServerConversation, msg []byte) (bo
 func (a *saslAttempt) lookup(base string) scram.CredentialLookup {
 	return func(name string) (scram.StoredCredentials, error) {
 		a.setUser(name)
+		if f := a.throttled(a.account()); f != nil {
+			return scram.StoredCredentials{}, &errSCRAMLookup{failure: f}
+		}
 		if a.user.Localpart() == "" {
 			return a.fakeCredential(base), nil
-		}
-		if f := a.run.throttled(a.user.String()); f != nil {
-			return scram.StoredCredentials{}, &errSCRAMLookup{failure: f}
 		}
 		c, err := a.run.cfg.Store.Credential(a.ctx, a.user, base)
 		if ctxErr := a.ctx.Err(); ctxErr != nil {

@@ -845,7 +845,7 @@ func TestSASLStoreFault(t *testing.T) {
 	const unavailable = `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><temporary-auth-failure/><text xml:lang='en'>Authentication is temporarily unavailable; try again later</text></failure>`
 	store := newFakeStore(t, map[string]string{"alice": alicePassword})
 	store.fault = errors.New("database is down")
-	th := newAuthThrottle(1, time.Minute, time.Minute, 0, nil)
+	th := newAuthThrottle(AuthLimits{MaxFailures: 1, FailureWindow: time.Minute, Lockout: time.Minute}, nil, nil)
 	addr, logs, _ := startServer(t, serverOpts{store: store, throttle: th})
 	c := dialRaw(t, addr, &tls.Config{InsecureSkipVerify: true})
 	want(t, "SCRAM", c.scram(mechSCRAMSHA256, scramConv(t, mechSCRAMSHA256, "alice", alicePassword, "").NewConversation()), unavailable)
@@ -882,7 +882,7 @@ func TestSASLThrottle(t *testing.T) {
 		name string
 		run  func(t *testing.T, store *fakeStore, th *authThrottle, clock *fakeClock)
 	}{{
-		name: "IP locked out after max failures, then let in after the lockout",
+		name: "address locked out for the account after max failures, then let in after the lockout",
 		run: func(t *testing.T, store *fakeStore, th *authThrottle, clock *fakeClock) {
 			addr, _, result := startServer(t, serverOpts{store: store, throttle: th})
 			c := dialRaw(t, addr, tls13)
@@ -891,6 +891,9 @@ func TestSASLThrottle(t *testing.T) {
 			}
 			want(t, "PLAIN while locked", c.plain("", "alice", alicePassword), tempFailure)
 			want(t, "SCRAM while locked", c.scram(mechSCRAMSHA256, scramConv(t, mechSCRAMSHA256, "alice", alicePassword, "").NewConversation()), tempFailure)
+			// Another account from the same address is not refused for
+			// alice's failures (its wrong password is answered as one).
+			want(t, "bob, wrong password, same address", c.plain("", "bob", wrongPassword), failNotAuthorized)
 			clock.Advance(5*time.Minute + time.Second)
 			if raw := c.scram(mechSCRAMSHA256, scramConv(t, mechSCRAMSHA256, "alice", alicePassword, "").NewConversation()); !isSuccess(raw) {
 				t.Errorf("after the lockout: %s", raw)
@@ -920,7 +923,8 @@ func TestSASLThrottle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-			th := newAuthThrottle(3, time.Minute, 5*time.Minute, time.Millisecond, clock.Now)
+			th := newAuthThrottle(AuthLimits{MaxFailures: 3, AccountMaxFailures: 3, FailureWindow: time.Minute,
+				Lockout: 5 * time.Minute, FailureDelay: time.Millisecond}, nil, clock.Now)
 			store := newFakeStore(t, map[string]string{"alice": alicePassword, "bob": "bob's password"})
 			tc.run(t, store, th, clock)
 		})

@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"xmppd.dev/xmppd/internal/proxyproto"
 	"xmppd.dev/xmppd/router"
 )
 
@@ -39,6 +42,15 @@ type Limits struct {
 	PingTimeout      time.Duration // silence after the ping before the session is closed
 	ReadRate         int           // bytes per second a session may send; 0 = no limit
 	ParkAfter        time.Duration // silence after which a session gives back its read goroutine; 0 = never
+
+	// Connections, answered past their bound with <policy-violation/>;
+	// 0 sets no bound. Addresses are counted per IPv4 address and per
+	// IPv6 /64, after the PROXY protocol header where there is one.
+	MaxConnections           int     // open at once, all addresses
+	MaxConnectionsPerAddress int     // open at once from one address
+	ConnectionRate           float64 // new connections per second from one address
+	ConnectionBurst          int     // new connections at once from one address before ConnectionRate applies
+	MaxResources             int     // sessions bound to one account; past it a bind gets <resource-constraint/>
 }
 
 // DefaultLimits are the limits used when a field is zero.
@@ -50,14 +62,6 @@ var DefaultLimits = Limits{
 	WriteTimeout:     30 * time.Second,
 	HandshakeTimeout: 30 * time.Second,
 	PingTimeout:      60 * time.Second,
-}
-
-// AuthLimits throttle failed authentication.
-type AuthLimits struct {
-	MaxFailures   int
-	FailureWindow time.Duration
-	Lockout       time.Duration
-	FailureDelay  time.Duration
 }
 
 // Server accepts client connections (RFC 6120 c2s), negotiates TLS, SASL
@@ -79,13 +83,21 @@ type Server struct {
 	// users are shown the same so that they look like real ones.
 	SCRAMIterations int
 
+	// ProxyNetworks are the proxies that put a PROXY protocol header (v1
+	// or v2) in front of their connections; nil turns the PROXY protocol
+	// off. A connection from them must start with one; one from anywhere
+	// else must not.
+	ProxyNetworks []netip.Prefix
+
 	// AllowInsecureAuth offers SCRAM without TLS; for tests only.
 	AllowInsecureAuth bool
 
 	once      sync.Once
 	directTLS *tls.Config          // TLS with the XEP-0368 ALPN protocol
 	endPoint  scram.ChannelBinding // of the served certificate; zero: not offered
-	throttle  *authThrottle
+	throttle  *authThrottle        // nil: no throttling
+	conns     *connLimits          // nil: no limits per address
+	logins    *loginMemory         // nil: no logins remembered
 	fakeKey   []byte
 	baseCtx   context.Context
 	cancelCtx context.CancelFunc
@@ -124,9 +136,11 @@ func (s *Server) init() {
 				*f.v = f.d
 			}
 		}
-		if s.Auth.MaxFailures > 0 {
-			s.throttle = newAuthThrottle(s.Auth.MaxFailures, s.Auth.FailureWindow, s.Auth.Lockout, s.Auth.FailureDelay, time.Now)
+		if s.Auth.MaxFailures > 0 && s.Auth.Logins != nil && s.Auth.RememberLogins > 0 {
+			s.logins = newLoginMemory(s.Auth.Logins, s.Auth.RememberLogins, s.Log)
 		}
+		s.throttle = newAuthThrottle(s.Auth, s.logins, time.Now)
+		s.conns = newConnLimits(s.Limits, time.Now)
 		if s.TLS != nil {
 			// The end-point binding hashes the certificate only, so it
 			// is derived once, here, with the certificate it stands for:
@@ -227,6 +241,7 @@ func (s *Server) track(c net.Conn) bool {
 // handle negotiates one connection and, once bound, starts its session.
 func (s *Server) handle(conn net.Conn, direct bool) {
 	started := false
+	limitKey := "" // the address admitted by s.conns, to release
 	defer func() {
 		if p := recover(); p != nil {
 			s.Log.Error("panic in connection", "remote", conn.RemoteAddr().String(), "panic", p, "stack", string(debug.Stack()))
@@ -236,16 +251,12 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		delete(s.pending, conn)
 		s.mu.Unlock()
 		if !started {
+			if limitKey != "" {
+				s.conns.release(limitKey)
+			}
 			s.wg.Done()
 		}
 	}()
-	log := s.Log.With("remote", conn.RemoteAddr().String())
-	// The handshake limit is enforced by the timer below, which fails
-	// the reads; the context bounds what SASL waits for (the account
-	// store, the throttle's delay).
-	ctx, cancel := context.WithTimeout(s.baseCtx, s.Limits.HandshakeTimeout+5*time.Second)
-	defer cancel()
-
 	// The handshake deadline: it fails whatever read is under way, and
 	// stays set until negotiation is over.
 	var timedOut atomic.Bool
@@ -253,6 +264,29 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		timedOut.Store(true)
 		conn.SetReadDeadline(time.Unix(1, 0))
 	})
+	remote, err := s.clientAddr(conn)
+	if err != nil {
+		deadline.Stop()
+		s.Log.Warn("connection refused: PROXY protocol", "peer", conn.RemoteAddr().String(), "err", err)
+		if !direct && errors.Is(err, errUntrustedProxy) {
+			s.refuse(conn, false, withText(stream.PolicyViolation, "a PROXY protocol header is not accepted from your address"))
+		} else {
+			conn.Close()
+		}
+		return
+	}
+	log := s.Log.With("remote", remote.String())
+	if err := s.admit(conn, remote.Addr(), &limitKey); err != nil {
+		deadline.Stop()
+		log.Warn("connection refused", "reason", err)
+		s.refuse(conn, direct, err)
+		return
+	}
+	// The context bounds what SASL waits for (the account store, the
+	// throttle's delay); the timer above bounds the reads.
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.Limits.HandshakeTimeout+5*time.Second)
+	defer cancel()
+
 	max := int64(s.Limits.MaxStanzaBytes)
 	raw := conn
 	if direct {
@@ -269,7 +303,6 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		raw = tc
 	}
 	g := newGuardConn(raw, max)
-	ip, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
 	// The session exists before negotiation ends so that binding puts it
 	// in the router at once: the router's order of binds then matches the
 	// order clients learn of them, and a conflicting older session is
@@ -277,7 +310,8 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	// wait in its queue until the writer starts after negotiation.
 	sess := &Session{
 		srv:        s,
-		peer:       conn.RemoteAddr(),
+		peer:       net.TCPAddrFromAddrPort(remote),
+		limitKey:   limitKey,
 		writerDone: make(chan struct{}),
 	}
 	bound := func(j jid.JID) error {
@@ -294,7 +328,19 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		if closed {
 			return withText(stream.SystemShutdown, "the server is shutting down")
 		}
-		if old := s.Router.Bind(s.baseCtx, sess); old != nil {
+		old, err := s.Router.BindAtMost(s.baseCtx, sess, s.Limits.MaxResources)
+		if errors.Is(err, router.ErrTooManyResources) {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			if !s.closed {
+				s.pending[conn] = struct{}{}
+			}
+			s.mu.Unlock()
+			log.Info("bind refused: too many resources", "user", j.Bare().String(), "max", s.Limits.MaxResources)
+			return &bindRefusal{typ: "wait", cond: "resource-constraint",
+				text: "this account has " + strconv.Itoa(s.Limits.MaxResources) + " sessions already; close one first"}
+		}
+		if old != nil {
 			old.Close(withText(stream.Conflict, "replaced by a new connection with the same resource"))
 		}
 		return nil
@@ -312,7 +358,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 			Domain:         domain,
 			Store:          s.Store,
 			Throttle:       s.throttle,
-			RemoteIP:       ip,
+			RemoteIP:       remote.Addr().String(),
 			AllowInsecure:  s.AllowInsecureAuth || !s.RequireTLS,
 			Log:            log,
 			FakeSaltKey:    s.fakeKey,
@@ -323,7 +369,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	if direct {
 		n.tlsState = raw.(*tls.Conn).ConnectionState()
 	}
-	err := n.run(ctx)
+	err = n.run(ctx)
 	if !deadline.Stop() && err == nil {
 		err = withText(stream.ConnectionTimeout, "negotiation took too long")
 	}
@@ -358,7 +404,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		cur.shape = &shaper{rate: float64(s.Limits.ReadRate), burst: 2 * float64(s.Limits.MaxStanzaBytes), last: time.Now()}
 		cur.shape.tokens = cur.shape.burst
 	}
-	started = true // the session's goroutine now owns the WaitGroup slot
+	started = true // the session's goroutine now owns the WaitGroup slot and limitKey
 	// A fresh goroutine keeps the handshake's grown stack out of the
 	// long-lived read loop.
 	go sess.run()
@@ -406,6 +452,9 @@ func (sess *Session) serve(why error) {
 func (sess *Session) finish() {
 	s := sess.srv
 	defer s.wg.Done()
+	if sess.limitKey != "" {
+		defer s.conns.release(sess.limitKey)
+	}
 	s.Router.Unbind(s.baseCtx, sess)
 	<-sess.writerDone
 	sess.mu.Lock()
@@ -415,6 +464,95 @@ func (sess *Session) finish() {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
+}
+
+// errUntrustedProxy refuses a PROXY protocol header from a peer that may
+// not send one.
+var errUntrustedProxy = errors.New("c2s: PROXY protocol header from an address not in c2s.proxy_networks")
+
+// clientAddr returns the client's address: the connection's, or with the
+// PROXY protocol the one its header gives. A trusted proxy must send a
+// header; anyone else must not.
+func (s *Server) clientAddr(conn net.Conn) (netip.AddrPort, error) {
+	peer := addrPortOf(conn.RemoteAddr())
+	if s.ProxyNetworks == nil {
+		return peer, nil
+	}
+	for _, p := range s.ProxyNetworks {
+		if p.Contains(peer.Addr()) {
+			h, err := proxyproto.Read(conn)
+			if err != nil {
+				return peer, err
+			}
+			if h.Source.IsValid() {
+				return netip.AddrPortFrom(h.Source.Addr().Unmap(), h.Source.Port()), nil
+			}
+			return peer, nil // the proxy's own connection (a health check)
+		}
+	}
+	// XMPP clients speak first, with '<' or a TLS record; a header
+	// starts otherwise.
+	if b, ok, err := peekByte(conn); ok && err == nil && proxyproto.MayStart(b) {
+		return peer, errUntrustedProxy
+	}
+	return peer, nil
+}
+
+// addrPortOf returns a TCP address as a netip.AddrPort, IPv4-mapped IPv6
+// as IPv4.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// admit applies the connection limits to a new connection from addr. It
+// records in *key the address that release must be given once the
+// connection ends; it returns the stream error of a refusal.
+func (s *Server) admit(conn net.Conn, addr netip.Addr, key *string) error {
+	if m := s.Limits.MaxConnections; m > 0 {
+		s.mu.Lock()
+		n := len(s.pending) + len(s.sessions) // this connection included
+		s.mu.Unlock()
+		if n > m {
+			return withText(stream.PolicyViolation, "the server has as many connections as it takes; try again later")
+		}
+	}
+	if s.conns == nil {
+		return nil
+	}
+	k := addrKey(addr)
+	if err := s.conns.admit(k); err != nil {
+		return err
+	}
+	*key = k
+	return nil
+}
+
+// refuse answers a connection that is not served with a stream header and
+// the stream error e (after the TLS handshake on a direct TLS listener,
+// which the handshake deadline bounds), and closes it.
+func (s *Server) refuse(conn net.Conn, direct bool, e error) {
+	c := conn
+	if direct {
+		tc := tls.Server(conn, s.directTLS)
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return
+		}
+		c = tc
+	}
+	var se stream.Error
+	if !errors.As(e, &se) {
+		se = stream.InternalServerError
+	}
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.Write(append(streamHeader(s.Router.Domain().String()), streamErrorFrom(se)...))
+	lingerClose(c)
 }
 
 // negotiationFailed sends the stream error that matches err (a header
@@ -521,6 +659,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.lot != nil {
 			s.lot.close()
 		}
+		if s.logins != nil {
+			s.logins.stop(ctx)
+		}
 		return nil
 	case <-ctx.Done():
 		s.cancelCtx()
@@ -534,6 +675,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		if s.lot != nil {
 			s.lot.close()
+		}
+		if s.logins != nil {
+			s.logins.stop(ctx)
 		}
 		return ctx.Err()
 	}

@@ -54,7 +54,10 @@ type Session struct {
 	conn *guardConn // immutable; writes owned by the writer
 	jid  jid.JID    // immutable after bind
 	peer net.Addr   // immutable: the client's address, for logs
-	ws   bool       // immutable: WebSocket framing (no </stream:stream>)
+	// limitKey is the address the connection limits counted, released
+	// when the session ends; "" when none did. Immutable.
+	limitKey string
+	ws       bool // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
 	queue    []outItem   // guarded by mu

@@ -99,3 +99,41 @@ func (c *sockConn) Write(p []byte) (int, error) {
 func (c *sockConn) opError(op string, errno syscall.Errno) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
 }
+
+// peekByte returns the first byte the peer sent, without taking it off
+// the socket; it waits for one like Read. ok is false when c is not a
+// socket it can peek at.
+func peekByte(c net.Conn) (b byte, ok bool, err error) {
+	sc, isSock := c.(syscall.Conn)
+	if !isSock {
+		return 0, false, nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false, nil
+	}
+	var buf [1]byte
+	var n int
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		for {
+			n, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK)
+			switch rerr {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false // wait in the netpoller
+			}
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, true, err
+	case rerr != nil:
+		return 0, true, os.NewSyscallError("recvfrom", rerr)
+	case n == 0:
+		return 0, true, io.EOF
+	}
+	return buf[0], true, nil
+}

@@ -104,25 +104,66 @@ type C2S struct {
 	// gives back its read goroutine and stack until it sends again
 	// (Linux); 0 keeps them.
 	ParkAfter Duration `toml:"park_after"`
+	// ProxyProtocol makes both client listeners accept a PROXY protocol
+	// header (v1 or v2, as HAProxy and cloud load balancers send it) from
+	// the peers in ProxyNetworks, so that throttling, limits and logs see
+	// the client's address rather than the proxy's.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// ProxyNetworks are the CIDRs of the proxies allowed to send the
+	// header; a connection from them must start with one, and one from
+	// anywhere else must not.
+	ProxyNetworks []string `toml:"proxy_networks"`
+	// MaxConnections bounds the client connections open at once; past it a
+	// new one gets <policy-violation/>. 0 sets no bound.
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerAddress bounds the connections open at once from one
+	// address (an IPv6 /64); 0 sets no bound.
+	MaxConnectionsPerAddress int `toml:"max_connections_per_address"`
+	// ConnectionRatePerAddress is how many new connections per second one
+	// address may open once ConnectionBurstPerAddress is spent; 0 sets no
+	// limit.
+	ConnectionRatePerAddress int `toml:"connection_rate_per_address"`
+	// ConnectionBurstPerAddress is how many connections one address may
+	// open at once before ConnectionRatePerAddress applies.
+	ConnectionBurstPerAddress int `toml:"connection_burst_per_address"`
+	// MaxResourcesPerAccount bounds the sessions bound to one account at
+	// once; binding one more gets <resource-constraint/>. 0 sets no bound.
+	MaxResourcesPerAccount int `toml:"max_resources_per_account"`
 }
 
-// Auth is the [auth] table: SASL and the throttling of failed attempts.
+// Auth is the [auth] table: SASL and the throttling of wrong credentials.
 type Auth struct {
 	// SCRAMIterations is the PBKDF2 iteration count used when a password is
 	// set; existing credentials keep the count they were stored with.
 	SCRAMIterations int `toml:"scram_iterations"`
-	// MaxFailures is the number of failed SASL attempts, from one IP address
-	// or for one account within FailureWindow, after which further attempts
-	// are refused for Lockout.
+	// MaxFailures is how many wrong credentials one address may send for
+	// one account within FailureWindow before that address is refused for
+	// that account for Lockout. Other accounts behind the same address are
+	// not affected. 0 turns all throttling off.
 	MaxFailures int `toml:"max_failures"`
 	// FailureWindow is the period over which failures are counted.
 	FailureWindow Duration `toml:"failure_window"`
-	// Lockout is how long attempts are refused once MaxFailures is reached.
+	// Lockout is how long attempts are refused once a limit is reached.
 	Lockout Duration `toml:"lockout"`
-	// FailureDelay is added to the answer to each failed attempt, multiplied
-	// by the number of recent failures and capped at 5 times FailureDelay;
-	// 0 adds no delay.
+	// FailureDelay is added to the answer to each wrong credential,
+	// multiplied by the address's recent failures for that account and
+	// capped at 5 times FailureDelay; 0 adds no delay.
 	FailureDelay Duration `toml:"failure_delay"`
+	// AccountMaxFailures is how many wrong credentials for one account,
+	// from any addresses within FailureWindow, refuse that account for
+	// Lockout, except from networks it logged in from within
+	// RememberLogins. 0 sets no such limit.
+	AccountMaxFailures int `toml:"account_max_failures"`
+	// AddressFailuresPerMinute is how many wrong credentials one address
+	// may send in a minute, for all accounts together, before it is
+	// refused for a minute, except for accounts that logged in from its
+	// network within RememberLogins. 0 sets no such limit.
+	AddressFailuresPerMinute int `toml:"address_failures_per_minute"`
+	// RememberLogins is how long the network (/24 or /64) of a successful
+	// login is remembered for the exemptions above; 0 remembers none.
+	RememberLogins Duration `toml:"remember_logins"`
+	// TrustedNetworks are CIDRs whose attempts are never throttled.
+	TrustedNetworks []string `toml:"trusted_networks"`
 }
 
 // Roster is the [roster] table: contact lists (RFC 6121).
@@ -250,6 +291,14 @@ func Default() Config {
 			PingTimeout:      Duration{60 * time.Second},
 			ReadRate:         1 << 20,
 			ParkAfter:        Duration{30 * time.Second},
+
+			ProxyProtocol:             false,
+			ProxyNetworks:             []string{},
+			MaxConnections:            50000,
+			MaxConnectionsPerAddress:  100,
+			ConnectionRatePerAddress:  10,
+			ConnectionBurstPerAddress: 50,
+			MaxResourcesPerAccount:    10,
 		},
 		Auth: Auth{
 			SCRAMIterations: 4096,
@@ -257,6 +306,11 @@ func Default() Config {
 			FailureWindow:   Duration{10 * time.Minute},
 			Lockout:         Duration{5 * time.Minute},
 			FailureDelay:    Duration{1 * time.Second},
+
+			AccountMaxFailures:       20,
+			AddressFailuresPerMinute: 30,
+			RememberLogins:           Duration{720 * time.Hour},
+			TrustedNetworks:          []string{},
 		},
 		Roster: Roster{
 			MaxItems: 1000,
@@ -420,14 +474,39 @@ func (s *C2S) validate(p *problems) {
 	p.positive("c2s.ping_timeout", s.PingTimeout)
 	p.atLeast("c2s.read_rate", s.ReadRate, 0, "0 disables the limit")
 	p.notNegative("c2s.park_after", s.ParkAfter, "0s keeps idle sessions' goroutines")
+	p.cidrs("c2s.proxy_networks", s.ProxyNetworks)
+	if s.ProxyProtocol && len(s.ProxyNetworks) == 0 {
+		p.add("c2s.proxy_networks", `must list the proxies' networks when c2s.proxy_protocol is true (want CIDRs such as ["10.0.0.0/8"])`)
+	}
+	p.between("c2s.max_connections", s.MaxConnections, 0, 10_000_000, "0 sets no bound")
+	p.between("c2s.max_connections_per_address", s.MaxConnectionsPerAddress, 0, 10_000_000, "0 sets no bound")
+	if s.MaxConnections > 0 && s.MaxConnectionsPerAddress > s.MaxConnections {
+		p.add("c2s.max_connections_per_address", "%d is more than c2s.max_connections (%d)", s.MaxConnectionsPerAddress, s.MaxConnections)
+	}
+	p.between("c2s.connection_rate_per_address", s.ConnectionRatePerAddress, 0, 1_000_000, "0 sets no limit")
+	if s.ConnectionRatePerAddress > 0 {
+		p.between("c2s.connection_burst_per_address", s.ConnectionBurstPerAddress, 1, 1_000_000, "")
+	}
+	p.between("c2s.max_resources_per_account", s.MaxResourcesPerAccount, 0, 100_000, "0 sets no bound")
 }
 
 func (a *Auth) validate(p *problems) {
 	p.atLeast("auth.scram_iterations", a.SCRAMIterations, 4096, "the least RFC 7677 recommends")
-	p.atLeast("auth.max_failures", a.MaxFailures, 1, "")
+	p.between("auth.max_failures", a.MaxFailures, 0, 1000, "0 turns throttling off")
 	p.positive("auth.failure_window", a.FailureWindow)
 	p.positive("auth.lockout", a.Lockout)
 	p.notNegative("auth.failure_delay", a.FailureDelay, "0s adds no delay")
+	if a.FailureDelay.Duration > time.Minute {
+		p.add("auth.failure_delay", "%q is too long (want at most \"1m\"; it is multiplied by up to 5, and a client waiting that long gives up)", a.FailureDelay.String())
+	}
+	p.between("auth.account_max_failures", a.AccountMaxFailures, 0, 1_000_000, "0 sets no limit")
+	if a.AccountMaxFailures > 0 && a.AccountMaxFailures < a.MaxFailures {
+		p.add("auth.account_max_failures", "%d is less than auth.max_failures (%d), so one address would lock the account for everyone "+
+			"before it is refused itself (want at least %[2]d, or 0)", a.AccountMaxFailures, a.MaxFailures)
+	}
+	p.between("auth.address_failures_per_minute", a.AddressFailuresPerMinute, 0, 1_000_000, "0 sets no limit")
+	p.notNegative("auth.remember_logins", a.RememberLogins, "0s remembers none")
+	p.cidrs("auth.trusted_networks", a.TrustedNetworks)
 }
 
 func (r *Roster) validate(p *problems) {

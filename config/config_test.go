@@ -42,7 +42,7 @@ func TestDefaultIsValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Default().Validate() = %v, want nil", err)
 	}
-	if c != Default() {
+	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("Validate changed the defaults:\n got %+v\nwant %+v", c, Default())
 	}
 }
@@ -52,7 +52,7 @@ func TestLoadNoFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf(`Load("") = %v`, err)
 	}
-	if c != Default() {
+	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("Load(\"\") =\n %+v\nwant Default()\n %+v", c, Default())
 	}
 }
@@ -62,7 +62,7 @@ func TestLoadEmptyFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse(empty) = %v", err)
 	}
-	if c != Default() {
+	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("Parse(empty) =\n %+v\nwant Default()\n %+v", c, Default())
 	}
 }
@@ -72,7 +72,7 @@ func TestLoadExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(%s):\n%v", examplePath, err)
 	}
-	if c != Default() {
+	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("Load(%s) =\n %+v\nwant Default()\n %+v", examplePath, c, Default())
 	}
 }
@@ -135,9 +135,10 @@ func TestSchemaTypes(t *testing.T) {
 			case f.Type == reflect.TypeFor[Duration]():
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type)
-			case f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Bool, f.Type.Kind() == reflect.Int:
+			case f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Bool, f.Type.Kind() == reflect.Int,
+				f.Type == reflect.TypeFor[[]string]():
 			default:
-				t.Errorf("%s.%s has type %s; decodeValue handles string, bool, int, Duration and structs",
+				t.Errorf("%s.%s has type %s; decodeValue handles string, bool, int, []string, Duration and structs",
 					typ.Name(), f.Name, f.Type)
 			}
 		}
@@ -148,10 +149,10 @@ func TestSchemaTypes(t *testing.T) {
 func TestValidateWithoutFile(t *testing.T) {
 	c := Default()
 	c.C2S.Listen = ":99999"
-	c.Auth.MaxFailures = 0
+	c.Auth.MaxFailures = -1
 	err := c.Validate()
 	want := "config: c2s.listen: invalid port \"99999\" (want 1-65535)\n" +
-		"config: auth.max_failures: 0 is too small (want at least 1)"
+		"config: auth.max_failures: must not be negative (got -1; 0 turns throttling off)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Validate() = %v\nwant %s", err, want)
 	}

@@ -147,6 +147,22 @@ func decodeValue(p *problems, path []string, v any, fv reflect.Value) {
 			return
 		}
 		fv.SetString(s)
+	case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+		list, ok := v.([]any)
+		if !ok {
+			bad(`a list of strings such as ["10.0.0.0/8"]`)
+			return
+		}
+		out := reflect.MakeSlice(fv.Type(), 0, len(list))
+		for i, e := range list {
+			s, ok := e.(string)
+			if !ok {
+				*p = append(*p, newKeyError(path, "item %d: want a string in quotes, got %s", i+1, describe(e)))
+				return
+			}
+			out = reflect.Append(out, reflect.ValueOf(s))
+		}
+		fv.Set(out)
 	case fv.Kind() == reflect.Bool:
 		b, ok := v.(bool)
 		if !ok {

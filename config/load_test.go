@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,26 @@ func TestParseErrors(t *testing.T) {
 			[]string{`test.toml:2: c2s.max_depth: 0 is too small (want at least 8)`}},
 		"send_queue_stanzas": {"[c2s]\nsend_queue_stanzas = 0\n",
 			[]string{`test.toml:2: c2s.send_queue_stanzas: 0 is too small (want at least 1)`}},
+		"negative max_failures": {"[auth]\nmax_failures = -5\n",
+			[]string{`test.toml:2: auth.max_failures: must not be negative (got -5; 0 turns throttling off)`}},
+		"absurd max_connections": {"[c2s]\n\nmax_connections = 99999999999\n",
+			[]string{`test.toml:3: c2s.max_connections: 99999999999 is absurdly large (want at most 10000000)`}},
+		"negative connection rate": {"[c2s]\nconnection_rate_per_address = -1\n",
+			[]string{`test.toml:2: c2s.connection_rate_per_address: must not be negative (got -1; 0 sets no limit)`}},
+		"per-address above total": {"[c2s]\nmax_connections = 10\nmax_connections_per_address = 20\n",
+			[]string{`test.toml:3: c2s.max_connections_per_address: 20 is more than c2s.max_connections (10)`}},
+		"absurd failure_delay": {"[auth]\nfailure_delay = \"10m\"\n",
+			[]string{`test.toml:2: auth.failure_delay: "10m0s" is too long`}},
+		"account limit below the pair limit": {"[auth]\nmax_failures = 10\naccount_max_failures = 3\n",
+			[]string{`test.toml:3: auth.account_max_failures: 3 is less than auth.max_failures (10)`}},
+		"bad trusted network": {"[auth]\ntrusted_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+			[]string{`test.toml:2: auth.trusted_networks: item 2: "10.0.0.0/33" is not a network`}},
+		"trusted network not a string": {"[auth]\ntrusted_networks = [10]\n",
+			[]string{`test.toml:2: auth.trusted_networks: item 1: want a string in quotes, got integer 10`}},
+		"trusted networks not a list": {"[auth]\ntrusted_networks = \"10.0.0.0/8\"\n",
+			[]string{`test.toml:2: auth.trusted_networks: want a list of strings`}},
+		"proxy protocol without networks": {"[c2s]\nproxy_protocol = true\n",
+			[]string{`test.toml:1: c2s.proxy_networks: must list the proxies' networks when c2s.proxy_protocol is true`}},
 		"scram iterations": {"[auth]\nscram_iterations = 1000\n",
 			[]string{`test.toml:2: auth.scram_iterations: 1000 is too small (want at least 4096`}},
 		"public_url scheme": {"[http]\npublic_url = \"xmpp.example.com\"\n",
@@ -175,7 +196,7 @@ func TestParseErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c, err := Parse([]byte(tc.in), "test.toml")
 			checkErrorLines(t, err, tc.want)
-			if c != (Config{}) {
+			if !reflect.DeepEqual(c, Config{}) {
 				t.Errorf("Parse() returned a Config with its error: %+v", c)
 			}
 		})
@@ -226,6 +247,11 @@ func TestParseValid(t *testing.T) {
 	}{
 		"pings off":     {"[c2s]\nping_interval = \"0s\"\n", func(c *Config) { c.C2S.PingInterval = Duration{} }},
 		"no delay":      {"[auth]\nfailure_delay = \"0s\"\n", func(c *Config) { c.Auth.FailureDelay = Duration{} }},
+		"no throttling": {"[auth]\nmax_failures = 0\n", func(c *Config) { c.Auth.MaxFailures = 0 }},
+		"trusted networks": {"[auth]\ntrusted_networks = [\"10.0.0.0/8\", \"2001:db8::1\"]\n",
+			func(c *Config) { c.Auth.TrustedNetworks = []string{"10.0.0.0/8", "2001:db8::1"} }},
+		"proxy protocol": {"[c2s]\nproxy_protocol = true\nproxy_networks = [\"127.0.0.1\"]\n",
+			func(c *Config) { c.C2S.ProxyProtocol, c.C2S.ProxyNetworks = true, []string{"127.0.0.1"} }},
 		"no direct tls": {"[c2s]\ndirect_tls_listen = \"\"\n", func(c *Config) { c.C2S.DirectTLSListen = "" }},
 		"no http":       {"[http]\nlisten = \"\"\n", func(c *Config) { c.HTTP.Listen = "" }},
 		"ipv6 listen":   {"[c2s]\nlisten = \"[::1]:5222\"\n", func(c *Config) { c.C2S.Listen = "[::1]:5222" }},
@@ -259,7 +285,7 @@ func TestParseValid(t *testing.T) {
 			}
 			want := Default()
 			tc.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Parse() =\n %+v\nwant\n %+v", got, want)
 			}
 		})

@@ -41,6 +41,68 @@ func (p *problems) atLeast(key string, n, lowest int, why string) {
 	p.add(key, "%d is too small (want at least %d%s)", n, lowest, why)
 }
 
+// between records a problem unless lowest <= n <= highest; why, if not
+// empty, says what the lowest value means.
+func (p *problems) between(key string, n, lowest, highest int, why string) {
+	switch {
+	case n < lowest && n < 0:
+		if why != "" {
+			why = "; " + why
+		}
+		p.add(key, "must not be negative (got %d%s)", n, why)
+	case n < lowest:
+		p.atLeast(key, n, lowest, why)
+	case n > highest:
+		p.add(key, "%d is absurdly large (want at most %d)", n, highest)
+	}
+}
+
+// cidrs records a problem for each item of list that is not a CIDR
+// (192.0.2.0/24, 2001:db8::/32; a bare address stands for itself).
+func (p *problems) cidrs(key string, list []string) {
+	for i, s := range list {
+		if _, err := ParsePrefix(s); err != nil {
+			p.add(key, "item %d: %q is not a network (want CIDR such as \"10.0.0.0/8\" or \"2001:db8::/32\", or an address)", i+1, s)
+		}
+	}
+}
+
+// ParsePrefix parses a network in CIDR notation, or a single address as
+// the network of that address alone.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		pr, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if a := pr.Addr(); a.Is4In6() {
+			if pr.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("IPv4-mapped network %s is wider than IPv4", s)
+			}
+			pr = netip.PrefixFrom(a.Unmap(), pr.Bits()-96)
+		}
+		return pr.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Prefixes parses a list that passed validation (see [ParsePrefix]); an
+// item that does not parse is left out.
+func Prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if pr, err := ParsePrefix(s); err == nil {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
 // positive records a problem unless d > 0.
 func (p *problems) positive(key string, d Duration) {
 	if d.Duration <= 0 {

@@ -51,9 +51,18 @@ func (r *Router) SessionCount() int { return r.table.count() }
 // full JID it is removed from the table and returned: the caller ends its
 // stream with <conflict/> (RFC 6120 §7.7.2.2, the newer session wins).
 func (r *Router) Bind(ctx context.Context, s Session) (replaced Session) {
-	old := r.table.bind(s)
+	replaced, _ = r.BindAtMost(ctx, s, 0)
+	return replaced
+}
+
+// BindAtMost is Bind for an account that may have at most max sessions at
+// once (0: no bound). A session that would be one too many is not bound
+// and the error wraps ErrTooManyResources; one that replaces a session of
+// the same full JID always is.
+func (r *Router) BindAtMost(ctx context.Context, s Session, max int) (replaced Session, err error) {
+	old, err := r.table.bind(s, max)
 	if old == nil {
-		return nil
+		return nil, err
 	}
 	if old.available {
 		r.wentUnavailable(ctx, old, nil)
@@ -61,7 +70,7 @@ func (r *Router) Bind(ctx context.Context, s Session) (replaced Session) {
 	for _, h := range r.reg.onUnbind {
 		h(ctx, old.sess)
 	}
-	return old.sess
+	return old.sess, nil
 }
 
 // Unbind removes a session whose stream has ended. If it was available,

@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"sync"
 
@@ -16,6 +17,10 @@ var ErrQueueFull = errors.New("router: send queue full")
 
 // ErrClosed is returned by Session.Deliver after the session has closed.
 var ErrClosed = errors.New("router: session closed")
+
+// ErrTooManyResources is returned (wrapped) by BindAtMost when the account
+// has as many sessions as it may.
+var ErrTooManyResources = errors.New("router: too many resources")
 
 // Session is the router's handle on a bound client stream. c2s implements
 // it; everything outside c2s reaches a session only through this handle.
@@ -86,8 +91,10 @@ func (t *table) shard(bare string) *shard {
 }
 
 // bind adds s to the table and returns the session it replaces (same full
-// JID), if any.
-func (t *table) bind(s Session) (old *resource) {
+// JID), if any. When the account has max sessions already (max > 0) and s
+// replaces none of them, s is not added and the error wraps
+// ErrTooManyResources.
+func (t *table) bind(s Session, max int) (old *resource, err error) {
 	j := s.JID()
 	bare := j.Bare().String()
 	sh := t.shard(bare)
@@ -102,11 +109,14 @@ func (t *table) bind(s Session) (old *resource) {
 	for i, r := range a.resources {
 		if r.sess.JID().Resourcepart() == j.Resourcepart() {
 			a.resources[i] = nr
-			return r
+			return r, nil
 		}
 	}
+	if max > 0 && len(a.resources) >= max {
+		return nil, fmt.Errorf("router: bind %s: %d sessions: %w", j, len(a.resources), ErrTooManyResources)
+	}
 	a.resources = append(a.resources, nr)
-	return nil
+	return nil, nil
 }
 
 // unbind removes s (and only s: a session that replaced it stays) and

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -158,14 +159,26 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			PingTimeout:      c.PingTimeout.Duration,
 			ReadRate:         c.ReadRate,
 			ParkAfter:        c.ParkAfter.Duration,
+
+			MaxConnections:           c.MaxConnections,
+			MaxConnectionsPerAddress: c.MaxConnectionsPerAddress,
+			ConnectionRate:           float64(c.ConnectionRatePerAddress),
+			ConnectionBurst:          c.ConnectionBurstPerAddress,
+			MaxResources:             c.MaxResourcesPerAccount,
 		},
 		Auth: c2s.AuthLimits{
-			MaxFailures:   cfg.Auth.MaxFailures,
-			FailureWindow: cfg.Auth.FailureWindow.Duration,
-			Lockout:       cfg.Auth.Lockout.Duration,
-			FailureDelay:  cfg.Auth.FailureDelay.Duration,
+			MaxFailures:              cfg.Auth.MaxFailures,
+			FailureWindow:            cfg.Auth.FailureWindow.Duration,
+			Lockout:                  cfg.Auth.Lockout.Duration,
+			FailureDelay:             cfg.Auth.FailureDelay.Duration,
+			AccountMaxFailures:       cfg.Auth.AccountMaxFailures,
+			AddressFailuresPerMinute: cfg.Auth.AddressFailuresPerMinute,
+			RememberLogins:           cfg.Auth.RememberLogins.Duration,
+			TrustedNetworks:          config.Prefixes(cfg.Auth.TrustedNetworks),
+			Logins:                   s.db.LoginNetworks(),
 		},
 		Log:             s.log.With("component", "c2s"),
+		ProxyNetworks:   proxyNetworks(c),
 		Features:        roster.StreamFeatures,
 		SCRAMIterations: max(cfg.Auth.SCRAMIterations, auth.MinIterations),
 	}
@@ -184,6 +197,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.log.Info("serving", "domain", domain.String(), "storage", cfg.Storage.Driver, "data_dir", cfg.Server.DataDir)
 	return nil
+}
+
+// proxyNetworks returns the proxies allowed to send a PROXY protocol
+// header, or nil when the protocol is off.
+func proxyNetworks(c config.C2S) []netip.Prefix {
+	if !c.ProxyProtocol {
+		return nil
+	}
+	return config.Prefixes(c.ProxyNetworks)
 }
 
 func (s *Server) listen(addr, what string, serve func(net.Listener) error) error {

@@ -164,6 +164,22 @@ type LoginOptions struct {
 	Mechs     []sasl.Mechanism // default SCRAM-SHA-256
 	DirectTLS bool
 	TLS       *tls.Config // default: InsecureSkipVerify, TLS 1.2+
+	// From is the loopback address to connect from (127.0.0.2, …), so
+	// that tests can stand for clients at different addresses; "" lets
+	// the system choose.
+	From string
+	// ProxyHeader is sent first, before TLS or XML: a PROXY protocol
+	// header, for tests of a server behind a proxy.
+	ProxyHeader string
+}
+
+// dialer returns a dialer from the loopback address from ("" for any).
+func dialer(from string) *net.Dialer {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	return d
 }
 
 // Client is a logged-in test client. Stanzas it receives are queued and
@@ -223,14 +239,26 @@ func (s *Server) TryLogin(t testing.TB, user jid.JID, password string, o LoginOp
 	var err error
 	if o.DirectTLS {
 		addr = s.DirectTLS
-		c := tlsCfg.Clone()
-		c.NextProtos = []string{"xmpp-client"}
-		conn, err = tls.Dial("tcp", addr, c)
-	} else {
-		conn, err = net.Dial("tcp", addr)
 	}
+	conn, err = dialer(o.From).Dial("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if o.ProxyHeader != "" {
+		if _, err := io.WriteString(conn, o.ProxyHeader); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	if o.DirectTLS {
+		c := tlsCfg.Clone()
+		c.NextProtos = []string{"xmpp-client"}
+		tc := tls.Client(conn, c)
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
 	}
 	feats := []xmpp.StreamFeature{}
 	if !o.DirectTLS {
@@ -423,7 +451,13 @@ type Raw struct {
 // DialRaw opens a plain TCP connection to the STARTTLS port.
 func (s *Server) DialRaw(t testing.TB) *Raw {
 	t.Helper()
-	c, err := net.Dial("tcp", s.Addr)
+	return s.DialRawFrom(t, "")
+}
+
+// DialRawFrom is DialRaw from the loopback address from ("" for any).
+func (s *Server) DialRawFrom(t testing.TB, from string) *Raw {
+	t.Helper()
+	c, err := dialer(from).Dial("tcp", s.Addr)
 	if err != nil {
 		t.Fatalf("xmpptest: dial: %v", err)
 	}
@@ -484,7 +518,13 @@ func (r *Raw) Reset() { r.buf.Reset() }
 // with the post-TLS stream open and its features read, ready for SASL.
 func (s *Server) DialTLS(t testing.TB) *Raw {
 	t.Helper()
-	r := s.DialRaw(t)
+	return s.DialTLSFrom(t, "")
+}
+
+// DialTLSFrom is DialTLS from the loopback address from ("" for any).
+func (s *Server) DialTLSFrom(t testing.TB, from string) *Raw {
+	t.Helper()
+	r := s.DialRawFrom(t, from)
 	r.Send(s.Header())
 	if got := r.ReadUntil("</stream:features>", 5*time.Second); !strings.Contains(got, "starttls") {
 		t.Fatalf("xmpptest: no STARTTLS offered: %q", got)
