@@ -61,8 +61,9 @@ type AuthLimits struct {
 }
 
 // Server accepts client connections (RFC 6120 c2s), negotiates TLS, SASL
-// and resource binding with mellium, and runs each bound session's read
-// loop and writer. It is a value: several can run in one process.
+// and resource binding itself (negotiation.go), and runs each bound
+// session's read loop and writer. It is a value: several can run in one
+// process.
 type Server struct {
 	Router     *router.Router
 	Store      CredentialStore

@@ -54,7 +54,6 @@ type Session struct {
 	conn *guardConn // immutable; writes owned by the writer
 	jid  jid.JID    // immutable after bind
 	peer net.Addr   // immutable: the client's address, for logs
-	ws   bool       // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
 	queue    []outItem   // guarded by mu
@@ -334,7 +333,7 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 	addr := s.addr
 	lot := s.srv.lot
 	for {
-		if lot != nil && !s.noPark && !s.ws {
+		if lot != nil && !s.noPark {
 			if ready, keepalive := s.conn.waitStanza(limit.ParkAfter); !ready {
 				// A parked session keeps no read buffer: at a stanza
 				// boundary it holds nothing.
