@@ -68,7 +68,7 @@ type Server struct {
 	Router     *router.Router
 	Store      CredentialStore
 	TLS        *tls.Config // certificate for STARTTLS and direct TLS
-	RequireTLS bool        // STARTTLS is required before anything else
+	RequireTLS bool        // STARTTLS is required before SASL; false also offers SCRAM (not PLAIN) without TLS
 	Limits     Limits
 	Auth       AuthLimits
 	Log        *slog.Logger
