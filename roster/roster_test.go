@@ -466,6 +466,18 @@ func TestRosterSetErrors(t *testing.T) {
 			t.Fatalf("item %d: %s, want %s", i, r.Raw, want)
 		}
 	}
+	// A full roster sends no subscription request to someone new: it is
+	// dropped, with no error and no push (docs/configuration.md).
+	p.alice.Send("<presence to='bob@localhost' type='subscribe'/>")
+	if got := p.alice.Sync(); len(got) != 0 {
+		t.Fatalf("alice's subscribe with a full roster answered %q, want nothing", got[0].Raw)
+	}
+	if got := presences(p.bob.Sync()); contains(got, "subscribe alice@localhost") {
+		t.Fatalf("bob got %q from a full roster's subscribe", got)
+	}
+	if _, m := fetchRoster(t, p.alice); len(m) != 2 {
+		t.Fatalf("full roster after a subscribe holds %+v, want x and y only", m)
+	}
 	// Another user's roster is out of reach.
 	p.alice.Send("<iq type='get' id='o' to='bob@localhost'><query xmlns='jabber:iq:roster'/></iq>")
 	r := p.alice.Expect(wait, "error", func(e xmpptest.Element) bool { return e.Attr("id") == "o" })
