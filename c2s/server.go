@@ -65,13 +65,14 @@ var DefaultLimits = Limits{
 }
 
 // Server accepts client connections (RFC 6120 c2s), negotiates TLS, SASL
-// and resource binding with mellium, and runs each bound session's read
-// loop and writer. It is a value: several can run in one process.
+// and resource binding itself (negotiation.go), and runs each bound
+// session's read loop and writer. It is a value: several can run in one
+// process.
 type Server struct {
 	Router     *router.Router
 	Store      CredentialStore
 	TLS        *tls.Config // certificate for STARTTLS and direct TLS
-	RequireTLS bool        // STARTTLS is required before anything else
+	RequireTLS bool        // STARTTLS is required before SASL; false also offers SCRAM (not PLAIN) without TLS
 	Limits     Limits
 	Auth       AuthLimits
 	Log        *slog.Logger

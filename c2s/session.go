@@ -57,7 +57,6 @@ type Session struct {
 	// limitKey is the address the connection limits counted, released
 	// when the session ends; "" when none did. Immutable.
 	limitKey string
-	ws       bool // immutable: WebSocket framing (no </stream:stream>)
 
 	mu       sync.Mutex
 	queue    []outItem   // guarded by mu
@@ -337,7 +336,7 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 	addr := s.addr
 	lot := s.srv.lot
 	for {
-		if lot != nil && !s.noPark && !s.ws {
+		if lot != nil && !s.noPark {
 			if ready, keepalive := s.conn.waitStanza(limit.ParkAfter); !ready {
 				// A parked session keeps no read buffer: at a stanza
 				// boundary it holds nothing.

@@ -212,9 +212,10 @@ type MUC struct {
 	MessageBurst int `toml:"message_burst"`
 }
 
-// HTTP is the [http] table: WebSocket, HTTP upload and host-meta.
+// HTTP is the [http] table: the HTTP listeners, which serve XEP-0363
+// uploads and downloads ([HTTPUpload]) and nothing else yet.
 type HTTP struct {
-	// Listen is the host:port of the HTTP listener; "" disables HTTP.
+	// Listen is the host:port of the plain-HTTP listener; "" disables it.
 	Listen string `toml:"listen"`
 	// PublicURL is the absolute http(s) URL clients reach the listener by,
 	// when it differs from the one derived from the domain and port (behind

@@ -2,7 +2,8 @@
 // (TOML v1.1.0), its defaults, strict loading and validation.
 //
 // One struct, [Config], describes the whole file; each TOML table (server,
-// log, storage, c2s, auth, http, tls) is one field, of its own type.
+// log, storage, c2s, auth, roster, offline, muc, http, httpupload, tls) is
+// one field, of its own type.
 // [Default] returns a configuration the server runs with when there is no
 // file at all, and a file only needs the keys it changes.
 //

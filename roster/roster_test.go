@@ -3,6 +3,7 @@ package roster_test
 import (
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -258,6 +259,8 @@ func TestAppendixA(t *testing.T) {
 			for _, s := range tc.setup {
 				p.do(t, s)
 			}
+			aliceBefore := stateOf(t, p.alice, "bob@localhost")
+			bobBefore := stateOf(t, p.bob, "alice@localhost")
 			actorEls, otherEls := p.do(t, tc.action)
 			aliceEls, bobEls := actorEls, otherEls
 			if tc.action.who == "bob" {
@@ -269,22 +272,32 @@ func TestAppendixA(t *testing.T) {
 			if got := stateOf(t, p.bob, "alice@localhost"); got != tc.bob {
 				t.Errorf("bob's item for alice = %s, want %s", got, tc.bob)
 			}
-			// Every change of a side's item was pushed to it.
+			// A side whose item changed was pushed it, and only it; the
+			// last push is the item as it now is.
 			for _, side := range []struct {
-				name string
-				els  []xmpptest.Element
-				want string
-			}{{"alice", aliceEls, tc.alice}, {"bob", bobEls, tc.bob}} {
+				name, contact string
+				els           []xmpptest.Element
+				before, want  string
+			}{{"alice", "bob@localhost", aliceEls, aliceBefore, tc.alice}, {"bob", "alice@localhost", bobEls, bobBefore, tc.bob}} {
 				ps := pushes(t, side.els)
-				if len(ps) > 0 {
-					last := ps[len(ps)-1]
-					got := last.state()
-					if last.Subscription == "remove" {
-						got = "absent"
+				for _, it := range ps {
+					if it.JID != side.contact {
+						t.Errorf("%s was pushed an item for %q, want only %s", side.name, it.JID, side.contact)
 					}
-					if got != side.want {
-						t.Errorf("%s's last push = %s, want %s", side.name, got, side.want)
+				}
+				if len(ps) == 0 {
+					if side.before != side.want {
+						t.Errorf("%s's item went %s → %s with no roster push", side.name, side.before, side.want)
 					}
+					continue
+				}
+				last := ps[len(ps)-1]
+				got := last.state()
+				if last.Subscription == "remove" {
+					got = "absent"
+				}
+				if got != side.want {
+					t.Errorf("%s's last push = %s, want %s", side.name, got, side.want)
 				}
 			}
 			if tc.bobGets != "" && !contains(presences(bobEls), tc.bobGets) {
@@ -350,6 +363,59 @@ func TestPushesAndVersions(t *testing.T) {
 	}
 }
 
+// TestPushesCarryTheWholeItem: every push about a contact carries its jid,
+// name, groups and subscription as they now are, whether a roster set or a
+// subscription stanza changed it: a subscription change keeps the name and
+// groups, and a rename keeps the subscription.
+func TestPushesCarryTheWholeItem(t *testing.T) {
+	p := newPair(t)
+	steps := []struct {
+		name      string
+		who, send string // who sends send: a roster set's item or a presence type
+		// The one push alice then gets about bob.
+		pushName, pushGroups, pushState string
+	}{
+		{"add with name and groups", "alice", "<item jid='bob@localhost' name='Bob'><group>Work</group><group>Friends</group></item>", "Bob", "Friends,Work", "none"},
+		{"subscribe keeps them", "alice", "subscribe", "Bob", "Friends,Work", "none+ask"},
+		{"subscription approved keeps them", "bob", "subscribed", "Bob", "Friends,Work", "to"},
+		{"rename and regroup keep the subscription", "alice", "<item jid='bob@localhost' name='Robert'><group>Family</group></item>", "Robert", "Family", "to"},
+		{"no group at all", "alice", "<item jid='bob@localhost' name='Robert'/>", "Robert", "", "to"},
+		{"subscription cancelled keeps the name", "bob", "unsubscribed", "Robert", "", "none"},
+	}
+	for i, st := range steps {
+		sender, other, contact := p.alice, p.bob, "bob@localhost"
+		if st.who == "bob" {
+			sender, other, contact = p.bob, p.alice, "alice@localhost"
+		}
+		if strings.HasPrefix(st.send, "<item") {
+			sender.Send("<iq type='set' id='set-%d'><query xmlns='jabber:iq:roster'>%s</query></iq>", i, st.send)
+		} else {
+			sender.Send("<presence to='%s' type='%s'/>", contact, st.send)
+		}
+		aliceEls := sender.Sync()
+		if st.who == "bob" {
+			aliceEls = other.Sync()
+		} else {
+			other.Sync()
+		}
+		ps := pushes(t, aliceEls)
+		if len(ps) != 1 {
+			t.Fatalf("%s: alice got %d roster pushes %+v, want 1", st.name, len(ps), ps)
+		}
+		got := ps[0]
+		slices.Sort(got.Groups)
+		if got.JID != "bob@localhost" || got.Name != st.pushName || strings.Join(got.Groups, ",") != st.pushGroups || got.state() != st.pushState {
+			t.Errorf("%s: alice was pushed jid %q name %q groups %q %s, want bob@localhost name %q groups %q %s",
+				st.name, got.JID, got.Name, strings.Join(got.Groups, ","), got.state(), st.pushName, st.pushGroups, st.pushState)
+		}
+	}
+	// The roster as fetched agrees with the last push.
+	_, items := fetchRoster(t, p.alice)
+	if it := items["bob@localhost"]; it.Name != "Robert" || len(it.Groups) != 0 || it.state() != "none" {
+		t.Errorf("alice's roster holds %+v for bob, want name Robert, no group, none", it)
+	}
+}
+
 func findID(els []xmpptest.Element, id string) *xmpptest.Element {
 	for i := range els {
 		if els[i].Attr("id") == id {
@@ -399,6 +465,18 @@ func TestRosterSetErrors(t *testing.T) {
 		if r.Attr("type") != want {
 			t.Fatalf("item %d: %s, want %s", i, r.Raw, want)
 		}
+	}
+	// A full roster sends no subscription request to someone new: it is
+	// dropped, with no error and no push (docs/configuration.md).
+	p.alice.Send("<presence to='bob@localhost' type='subscribe'/>")
+	if got := p.alice.Sync(); len(got) != 0 {
+		t.Fatalf("alice's subscribe with a full roster answered %q, want nothing", got[0].Raw)
+	}
+	if got := presences(p.bob.Sync()); contains(got, "subscribe alice@localhost") {
+		t.Fatalf("bob got %q from a full roster's subscribe", got)
+	}
+	if _, m := fetchRoster(t, p.alice); len(m) != 2 {
+		t.Fatalf("full roster after a subscribe holds %+v, want x and y only", m)
 	}
 	// Another user's roster is out of reach.
 	p.alice.Send("<iq type='get' id='o' to='bob@localhost'><query xmlns='jabber:iq:roster'/></iq>")
