@@ -201,8 +201,10 @@ type bounced struct {
 // TestDatabaseOutage: with PostgreSQL unreachable (its connections cut and
 // new ones refused by a proxy), a message to an offline user is answered
 // wait/internal-server-error, not cancel/service-unavailable; a login
-// fails with temporary-auth-failure; a message to an online user still
-// arrives; the burst is one ERROR line, not one per stanza. When the
+// fails with temporary-auth-failure; a subscription request is answered
+// with the same wait error (the roster could not record it); a message to
+// an online user still arrives; the burst is one ERROR line, not one per
+// stanza. When the
 // database is back, without restarting xmppd, a message is stored and a
 // login succeeds at once, and the recipient gets exactly the messages
 // that were not refused.
@@ -234,18 +236,24 @@ func TestDatabaseOutage(t *testing.T) {
 		alice.Send("%s", chat(fmt.Sprintf("down-%d", i), "sent during the outage"))
 	}
 	alice.Send("<message to='%s' type='chat' id='to-carol'><body>online</body></message>", carolJ)
+	// The roster cannot record a subscription request either.
+	alice.Send("<presence to='%s' type='subscribe' id='sub'/>", bob)
 	got := alice.Sync()
-	if len(got) != n {
-		t.Fatalf("during the outage alice got %d stanzas for %d messages to an offline user, want one error each: %q", len(got), n, got)
+	if len(got) != n+1 {
+		t.Fatalf("during the outage alice got %d stanzas for %d messages to an offline user and a subscription request, want one error each: %q", len(got), n, got)
 	}
 	for i, e := range got {
 		var b bounced
 		if err := xml.Unmarshal([]byte(e.Raw), &b); err != nil {
 			t.Fatalf("%q: %v", e.Raw, err)
 		}
-		if b.ID != fmt.Sprintf("down-%d", i) || b.Type != "error" || b.Error.Type != "wait" || b.Error.Internal == nil ||
+		kind, id := "message", fmt.Sprintf("down-%d", i)
+		if i == n {
+			kind, id = "presence", "sub"
+		}
+		if e.Name.Local != kind || b.ID != id || b.Type != "error" || b.Error.Type != "wait" || b.Error.Internal == nil ||
 			b.Error.Text != "temporary storage failure; try again later" {
-			t.Fatalf("message %d during the outage answered %s, want a wait/internal-server-error with its text", i, e.Raw)
+			t.Fatalf("%s %s during the outage answered %s, want a wait/internal-server-error with its text", kind, id, e.Raw)
 		}
 	}
 	carol.Expect(wait, "the message to an online user", func(e xmpptest.Element) bool {
