@@ -39,7 +39,8 @@ func (a Addressee) String() string {
 
 // IQHandler answers an IQ. It returns the payload of the result (nil for an
 // empty result) or an error; a stanza.Error is sent to the requester as is,
-// any other error is logged and answered with internal-server-error.
+// any other error (storage failed) is logged, once per burst, and answered
+// with wait/internal-server-error so that the client tries again.
 type IQHandler interface {
 	HandleIQ(ctx context.Context, iq *Stanza) (xml.TokenReader, error)
 }
