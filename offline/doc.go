@@ -14,7 +14,13 @@
 //     <store xmlns='urn:xmpp:hints'/> hint; a <no-store/> hint always
 //     wins. groupchat, headline and error messages are never stored. A
 //     message that is not stored goes on down the hook chain, and the
-//     router answers the sender with <service-unavailable/>.
+//     router answers the sender with <service-unavailable/>. When storage
+//     fails (the database is down) the hook returns router.Failed and the
+//     sender gets wait/<internal-server-error/> instead, so that its
+//     client sends again rather than report the recipient unavailable;
+//     the failures are logged once per burst, not once per message. A
+//     commit whose outcome was lost may have stored the message anyway,
+//     so a retry can deliver it twice, never zero times.
 //   - OnAvailable: when a resource sends initial presence with a
 //     non-negative priority, the stored messages are delivered to it,
 //     oldest first, each with a XEP-0203 <delay xmlns='urn:xmpp:delay'/>

@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"xmppd.dev/xmppd/internal/burstlog"
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/storage"
 )
@@ -66,6 +67,10 @@ type Service struct {
 	lim      Limits           // immutable
 	log      *slog.Logger     // immutable
 	now      func() time.Time // immutable
+	// pushLog and readLog log storage failures of storing and of
+	// delivering messages once per burst: an outage fails every one.
+	pushLog *burstlog.Logger // immutable
+	readLog *burstlog.Logger // immutable
 
 	// ctx ends delivery; it is cancelled by Stop when its own ctx runs
 	// out before the deliveries finish.
@@ -118,7 +123,9 @@ func New(store Store, presence Presence, domain jid.JID, lim Limits, log *slog.L
 	}
 	s := &Service{
 		store: store, presence: presence, domain: domain.Domain(), lim: lim, log: log, now: time.Now,
-		users: map[string]*user{},
+		users:   map[string]*user{},
+		pushLog: burstlog.New(log, "offline: message not stored", logPeriod),
+		readLog: burstlog.New(log, "offline: stored messages not delivered", logPeriod),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.sweepCtx, s.sweepCancel = context.WithCancel(s.ctx)
@@ -198,9 +205,14 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 }
 
+// logPeriod is how often a burst of storage failures is logged again.
+const logPeriod = time.Minute
+
 // undeliverable is the router's Undeliverable hook: it stores st if it is
 // worth storing and there is room, and returns Handled once it is
-// committed.
+// committed. When storage fails it returns Failed, and the sender is told
+// to try again: the message may not be taken for refused, since the
+// account exists and the queue may have room.
 func (s *Service) undeliverable(ctx context.Context, st *router.Stanza) router.Result {
 	if !worthStoring(st) {
 		return router.Continue
@@ -215,6 +227,9 @@ func (s *Service) undeliverable(ctx context.Context, st *router.Stanza) router.R
 	}
 	bare := to.String()
 	_, err := s.store.Push(ctx, bare, s.now(), st.Raw, s.lim.MaxMessages)
+	if err != nil && (errors.Is(err, storage.ErrLimit) || errors.Is(err, storage.ErrNotFound)) {
+		s.pushLog.OK() // storage answered
+	}
 	switch {
 	case errors.Is(err, storage.ErrLimit):
 		s.log.Debug("offline queue full; message refused", "to", bare, "max_messages", s.lim.MaxMessages)
@@ -222,9 +237,17 @@ func (s *Service) undeliverable(ctx context.Context, st *router.Stanza) router.R
 	case errors.Is(err, storage.ErrNotFound):
 		return router.Continue // the account was deleted meanwhile
 	case err != nil:
-		s.log.Error("offline message not stored", "to", bare, "err", err)
-		return router.Continue
+		s.pushLog.Fail(err, "to", bare)
+		// A commit whose answer was lost may have stored it all the
+		// same: the account's next login looks.
+		s.mu.Lock()
+		if s.waiting != nil {
+			s.waiting[bare] = struct{}{}
+		}
+		s.mu.Unlock()
+		return router.Failed
 	}
+	s.pushLog.OK()
 	s.log.Debug("offline message stored", "to", bare)
 	// The account may have come online since the router looked; if so,
 	// deliver now rather than at its next login.
@@ -360,10 +383,11 @@ func (s *Service) deliver(bare string, sess router.Session) outcome {
 		msgs, err := s.store.List(ctx, bare, after, s.lim.BatchStanzas)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Error("offline messages not read", "jid", bare, "err", err)
+				s.readLog.Fail(err, "jid", bare, "op", "read")
 			}
 			return failed
 		}
+		s.readLog.OK()
 		if len(msgs) == 0 {
 			return delivered
 		}
@@ -400,7 +424,7 @@ func (s *Service) deliver(bare string, sess router.Session) outcome {
 		if len(written) > 0 {
 			if err := s.store.Delete(ctx, written...); err != nil {
 				if ctx.Err() == nil {
-					s.log.Error("delivered offline messages not deleted; they will be delivered again", "jid", bare, "err", err)
+					s.readLog.Fail(err, "jid", bare, "op", "delete; they will be delivered again")
 				}
 				return failed
 			}

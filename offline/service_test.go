@@ -2,6 +2,7 @@ package offline
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -237,4 +238,40 @@ func TestLoginWithoutMessagesReadsNothing(t *testing.T) {
 			t.Errorf("carol's second login read storage %d more times, want 0", n-before)
 		}
 	})
+}
+
+// lostCommit is a Store whose Push commits the message and then fails, as
+// when the connection to the database breaks before the commit's answer
+// arrives.
+type lostCommit struct {
+	Store
+}
+
+func (l lostCommit) Push(ctx context.Context, jid string, stamp time.Time, stanza []byte, max int) (int64, error) {
+	if _, err := l.Store.Push(ctx, jid, stamp, stanza, max); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("storage: push offline message: commit: driver: bad connection")
+}
+
+// TestPushFailure: when storage fails, the hook returns Failed (the router
+// then answers wait/internal-server-error) rather than Continue (refused:
+// service-unavailable); and a message whose commit landed although Push
+// failed is still delivered at the next login, though Start had found no
+// messages for the account.
+func TestPushFailure(t *testing.T) {
+	db := storagetest.Open(t, storagetest.SQLite(t))
+	if err := db.Accounts().Create(t.Context(), storage.Account{JID: "bob@localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	b := &session{j: jid.MustParse("bob@localhost/b")}
+	s := New(lostCommit{db.Offline()}, priorities{"bob@localhost/b": 0}, jid.MustParse("localhost"),
+		Limits{MaxMessages: 100, MaxAge: time.Hour, SweepInterval: time.Hour}, nil)
+	s.Start()
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if got := s.undeliverable(t.Context(), message(t, "maybe")); got != router.Failed {
+		t.Fatalf("undeliverable = %v, want Failed", got)
+	}
+	s.available(t.Context(), b)
+	waitFor(t, "delivery of the message whose commit landed", func() bool { return len(b.messages()) == 1 })
 }

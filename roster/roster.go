@@ -31,11 +31,13 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"xmppd.dev/xmppd/internal/burstlog"
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/storage"
 )
@@ -68,6 +70,9 @@ type Service struct {
 	router   *router.Router
 	log      *slog.Logger
 	maxItems int
+	// storeLog logs storage failures of presence handling once per
+	// burst: an outage fails every presence stanza.
+	storeLog *burstlog.Logger
 
 	// locks serialise the state changes of one account, so that two
 	// subscription stanzas for the same pair cannot interleave. cache
@@ -87,7 +92,8 @@ func New(store Store, r *router.Router, maxItems int, log *slog.Logger) *Service
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{store: store, router: r, log: log, maxItems: maxItems, seed: maphash.MakeSeed(),
-		interested: map[string]map[string]jid.JID{}}
+		interested: map[string]map[string]jid.JID{},
+		storeLog:   burstlog.New(log, "roster: storage failed", time.Minute)}
 	for i := range s.cache {
 		s.cache[i].m = map[string]*summary{}
 	}
@@ -424,11 +430,21 @@ func (s *Service) unbind(_ context.Context, sess router.Session) {
 // is shared with the cache: the router only reads it.
 func (s *Service) subscribers(ctx context.Context, user jid.JID) []jid.JID {
 	sum, err := s.summary(ctx, user)
-	if err != nil {
-		s.log.Error("roster: subscribers lookup failed", "jid", user.String(), "err", err)
+	if s.failed(err, "subscribers", user) {
 		return nil
 	}
 	return sum.subscribers
+}
+
+// failed reports whether err is a storage failure, logging it once per
+// burst; a nil err records a success, which ends a burst.
+func (s *Service) failed(err error, op string, user jid.JID) bool {
+	if err == nil {
+		s.storeLog.OK()
+		return false
+	}
+	s.storeLog.Fail(err, "op", op, "jid", user.String())
+	return true
 }
 
 // errStore wraps storage failures for logs.

@@ -2,8 +2,10 @@ package roster
 
 import (
 	"context"
+	"errors"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/storage"
@@ -55,10 +57,9 @@ func (s *Service) outbound(ctx context.Context, st *router.Stanza) router.Result
 	}
 	unlock := s.lock(user)
 	it, ok, err := s.store.Get(ctx, user.String(), contact.String())
-	if err != nil {
+	if s.failed(err, "outbound subscription: get", user) {
 		unlock()
-		s.log.Error("roster: outbound subscription", "err", storeErr("get", err))
-		return router.Handled
+		return router.Failed
 	}
 	before := it
 	if !ok {
@@ -108,14 +109,17 @@ func (s *Service) outbound(ctx context.Context, st *router.Stanza) router.Result
 	if !ok && it.Visible {
 		if err := s.checkRoom(ctx, user); err != nil {
 			unlock()
+			var se stanza.Error
+			if !errors.As(err, &se) && s.failed(err, "outbound subscription: count", user) {
+				return router.Failed
+			}
 			return router.Handled
 		}
 	}
 	if changed {
-		if err := s.save(ctx, user, it, before, ok); err != nil {
+		if err := s.save(ctx, user, it, before, ok); s.failed(err, "outbound subscription: save", user) {
 			unlock()
-			s.log.Error("roster: outbound subscription", "err", err)
-			return router.Handled
+			return router.Failed
 		}
 	}
 	unlock()
@@ -176,9 +180,8 @@ func (s *Service) inbound(ctx context.Context, st *router.Stanza) router.Result 
 		st = &router.Stanza{Kind: st.Kind, Type: st.Type, From: contact, To: user}
 	}
 	exists, err := s.exists(ctx, user)
-	if err != nil {
-		s.log.Error("roster: inbound subscription", "err", err)
-		return router.Handled
+	if s.failed(err, "inbound subscription: account", user) {
+		return router.Failed // not "no such user": the sender may try again
 	}
 	if !exists {
 		// §3.1.3: no such user; tell a subscriber it will never be.
@@ -189,10 +192,9 @@ func (s *Service) inbound(ctx context.Context, st *router.Stanza) router.Result 
 	}
 	unlock := s.lock(user)
 	it, ok, err := s.store.Get(ctx, user.String(), contact.String())
-	if err != nil {
+	if s.failed(err, "inbound subscription: get", user) {
 		unlock()
-		s.log.Error("roster: inbound subscription", "err", storeErr("get", err))
-		return router.Handled
+		return router.Failed
 	}
 	before := it
 	if !ok {
@@ -246,10 +248,9 @@ func (s *Service) inbound(ctx context.Context, st *router.Stanza) router.Result 
 		}
 	}
 	if !sameState(it, before) || (!ok && it.PendingIn) {
-		if err := s.save(ctx, user, it, before, ok); err != nil {
+		if err := s.save(ctx, user, it, before, ok); s.failed(err, "inbound subscription: save", user) {
 			unlock()
-			s.log.Error("roster: inbound subscription", "err", err)
-			return router.Handled
+			return router.Failed
 		}
 	}
 	unlock()
@@ -303,9 +304,8 @@ func (s *Service) probe(ctx context.Context, st *router.Stanza) {
 		return
 	}
 	it, ok, err := s.store.Get(ctx, user.String(), prober.String())
-	if err != nil {
-		s.log.Error("roster: probe", "err", storeErr("get", err))
-		return
+	if s.failed(err, "probe", user) {
+		return // a probe is the server's own; nobody to tell
 	}
 	if !ok || !hasFrom(it.Subscription) {
 		return
@@ -328,8 +328,7 @@ func (s *Service) probe(ctx context.Context, st *router.Stanza) {
 func (s *Service) available(ctx context.Context, sess router.Session) {
 	full := sess.JID()
 	sum, err := s.summary(ctx, full.Bare())
-	if err != nil {
-		s.log.Error("roster: probes and pending requests", "jid", full.String(), "err", err)
+	if s.failed(err, "probes and pending requests", full) {
 		return
 	}
 	for _, contact := range sum.subscriptions {

@@ -39,7 +39,8 @@ func (a Addressee) String() string {
 
 // IQHandler answers an IQ. It returns the payload of the result (nil for an
 // empty result) or an error; a stanza.Error is sent to the requester as is,
-// any other error is logged and answered with internal-server-error.
+// any other error (storage failed) is logged, once per burst, and answered
+// with wait/internal-server-error so that the client tries again.
 type IQHandler interface {
 	HandleIQ(ctx context.Context, iq *Stanza) (xml.TokenReader, error)
 }
@@ -59,19 +60,42 @@ type StanzaHandler interface {
 }
 
 // Result tells a hook chain whether to go on.
-type Result bool
+type Result uint8
 
 // Hook results.
 const (
-	Continue Result = false
-	Handled  Result = true
+	// Continue passes the stanza to the next hook, or to the router's own
+	// handling after the last.
+	Continue Result = iota
+	// Handled stops the chain: the hook owns the stanza.
+	Handled
+	// Failed stops the chain because the hook could not do its part for
+	// now (its storage failed): the router answers the sender with
+	// wait/internal-server-error, "temporary storage failure; try again
+	// later", so that the client retries rather than giving up as it
+	// would on cancel/service-unavailable. The hook logs the failure
+	// itself (once per burst: internal/burstlog), and must not have
+	// acknowledged or half-done anything the retry would repeat.
+	Failed
 )
+
+func (r Result) String() string {
+	switch r {
+	case Continue:
+		return "continue"
+	case Handled:
+		return "handled"
+	case Failed:
+		return "failed"
+	}
+	return "unknown"
+}
 
 // SessionHook is called when a session becomes available (initial presence)
 // or unavailable (its last presence, or the end of its stream).
 type SessionHook func(ctx context.Context, s Session)
 
-// StanzaHook sees a stanza; returning Handled stops the chain.
+// StanzaHook sees a stanza; returning Handled or Failed stops the chain.
 type StanzaHook func(ctx context.Context, s *Stanza) Result
 
 // Item is an entry of the server's disco#items (a component or service).
@@ -177,11 +201,13 @@ func (r *Registry) OnUnbind(h SessionHook) { r.onUnbind = append(r.onUnbind, h) 
 // OutboundPresence adds a hook for presence sent by a local session with
 // a to (directed or subscription presence), before the router delivers
 // it. A hook that returns Handled owns the stanza (the roster takes
-// subscription requests and probes this way).
+// subscription requests and probes this way); one that returns Failed
+// has the sender get a presence error, wait/internal-server-error.
 func (r *Registry) OutboundPresence(h StanzaHook) { r.outPresence = append(r.outPresence, h) }
 
 // InboundPresence adds a hook for presence addressed to a local account,
-// before it is delivered to the account's resources.
+// before it is delivered to the account's resources. Handled and Failed
+// mean what they mean for OutboundPresence.
 func (r *Registry) InboundPresence(h StanzaHook) { r.inPresence = append(r.inPresence, h) }
 
 // Subscribers sets the function that names who receives a user's
@@ -196,6 +222,7 @@ func (r *Registry) Subscribers(f SubscribersFunc) {
 
 // Undeliverable adds a hook for a message to a local account with no
 // resource to take it (RFC 6121 §8.5.2.2). The first hook that returns
-// Handled owns the message; when none does, the sender gets
-// service-unavailable.
+// Handled owns the message; one that returns Failed (it could not store
+// the message) has the sender told wait/internal-server-error; when none
+// does either, the sender gets service-unavailable.
 func (r *Registry) Undeliverable(h StanzaHook) { r.undeliverable = append(r.undeliverable, h) }

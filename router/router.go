@@ -8,13 +8,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"xmppd.dev/xmppd/internal/burstlog"
 )
 
 // Accounts tells the router whether a local account exists, so that a
-// stanza to an unknown user is answered as RFC 6121 §8.5.1 says.
+// stanza to an unknown user is answered as RFC 6121 §8.5.1 says. An error
+// (storage failed) is not taken for "no such account": the sender is told
+// to try again later (see [Failed]).
 type Accounts interface {
 	Exists(ctx context.Context, bare jid.JID) (bool, error)
 }
@@ -28,6 +33,23 @@ type Router struct {
 	log      *slog.Logger
 	reg      *Registry
 	table    *table
+
+	// storeLog logs failed account lookups, iqLog IQ handlers that
+	// failed with something other than a stanza error: once per burst,
+	// since an outage of storage fails every stanza that needs it.
+	storeLog *burstlog.Logger
+	iqLog    *burstlog.Logger
+}
+
+// logPeriod is how often a burst of one failure is logged again.
+const logPeriod = time.Minute
+
+// storageFailure answers a stanza the server could not handle because
+// storage failed: wait, so that the client tries again (RFC 6120
+// §8.3.2), rather than cancel/service-unavailable, which says the
+// recipient does not exist.
+func storageFailure() stanza.Error {
+	return ErrorText(stanza.Wait, stanza.InternalServerError, "temporary storage failure; try again later")
 }
 
 // New returns a router for domain.
@@ -35,7 +57,11 @@ func New(domain jid.JID, accounts Accounts, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{domain: domain.Domain(), accounts: accounts, log: log, reg: newRegistry(), table: newTable()}
+	return &Router{
+		domain: domain.Domain(), accounts: accounts, log: log, reg: newRegistry(), table: newTable(),
+		storeLog: burstlog.New(log, "router: account lookup failed", logPeriod),
+		iqLog:    burstlog.New(log, "router: iq handler failed", logPeriod),
+	}
 }
 
 // Domain is the XMPP domain the router serves.
@@ -99,10 +125,8 @@ func (r *Router) FromClient(ctx context.Context, st *Stanza) {
 			r.broadcastPresence(ctx, st)
 			return
 		}
-		for _, h := range r.reg.outPresence {
-			if h(ctx, st) == Handled {
-				return
-			}
+		if r.runHooks(ctx, r.reg.outPresence, st) {
+			return
 		}
 		r.trackDirected(st)
 	}
@@ -180,9 +204,16 @@ func (r *Router) routeIQ(ctx context.Context, st *Stanza) {
 		if to.Equal(st.From.Bare()) {
 			class = ToSelf
 		}
-		if class == ToBare && !r.exists(ctx, to) {
-			r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
-			return
+		if class == ToBare {
+			ok, err := r.exists(ctx, to)
+			switch {
+			case err != nil:
+				r.bounce(ctx, st, storageFailure())
+				return
+			case !ok:
+				r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+				return
+			}
 		}
 		r.handleIQ(ctx, st, class)
 		return
@@ -214,12 +245,13 @@ func (r *Router) handleIQ(ctx context.Context, st *Stanza, class Addressee) {
 	if err != nil {
 		var se stanza.Error
 		if !errors.As(err, &se) {
-			r.log.Error("iq handler failed", "payload", st.Payload.Space+" "+st.Payload.Local, "from", st.From.String(), "err", err)
-			se = ErrorText(stanza.Wait, stanza.InternalServerError, "")
+			r.iqLog.Fail(err, "payload", st.Payload.Space+" "+st.Payload.Local, "from", st.From.String())
+			se = ErrorText(stanza.Wait, stanza.InternalServerError, "temporary server failure; try again later")
 		}
 		r.bounce(ctx, st, se)
 		return
 	}
+	r.iqLog.OK()
 	reply, err := Build(KindIQ, "result", st.ID, st.To, st.From, payload)
 	if err != nil {
 		r.log.Error("iq result failed to encode", "payload", st.Payload.Local, "err", err)
@@ -284,9 +316,16 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 	if delivered || st.Type == "headline" {
 		return
 	}
-	if len(sessions) == 0 && !r.exists(ctx, to.Bare()) {
-		r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
-		return
+	if len(sessions) == 0 {
+		ok, err := r.exists(ctx, to.Bare())
+		switch {
+		case err != nil:
+			r.bounce(ctx, st, storageFailure())
+			return
+		case !ok:
+			r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+			return
+		}
 	}
 	r.undeliverable(ctx, st)
 }
@@ -297,12 +336,25 @@ func (r *Router) undeliverable(ctx context.Context, st *Stanza) {
 	if st.Kind != KindMessage || st.Type == "error" || st.Type == "headline" || st.Type == "groupchat" {
 		return
 	}
-	for _, h := range r.reg.undeliverable {
-		if h(ctx, st) == Handled {
-			return
-		}
+	if r.runHooks(ctx, r.reg.undeliverable, st) {
+		return
 	}
 	r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+}
+
+// runHooks runs a hook chain until a hook returns Handled or Failed, and
+// reports whether one did. For Failed, the sender is told to try again.
+func (r *Router) runHooks(ctx context.Context, hooks []StanzaHook, st *Stanza) bool {
+	for _, h := range hooks {
+		switch h(ctx, st) {
+		case Handled:
+			return true
+		case Failed:
+			r.bounce(ctx, st, storageFailure())
+			return true
+		}
+	}
+	return false
 }
 
 // Undeliverable hands a message that could not be written to its
@@ -313,10 +365,8 @@ func (r *Router) Undeliverable(ctx context.Context, st *Stanza) { r.undeliverabl
 // routePresence delivers directed presence to a local account (RFC 6121
 // §4.6, §8.5.2.1.2, §8.5.3.1).
 func (r *Router) routePresence(ctx context.Context, st *Stanza) {
-	for _, h := range r.reg.inPresence {
-		if h(ctx, st) == Handled {
-			return
-		}
+	if r.runHooks(ctx, r.reg.inPresence, st) {
+		return
 	}
 	if st.Type != "" && st.Type != "unavailable" && st.Type != "error" {
 		return // subscription presence and probes without a roster to take them
@@ -526,16 +576,19 @@ func (r *Router) bounce(ctx context.Context, st *Stanza, e stanza.Error) {
 	r.Route(ctx, reply)
 }
 
-func (r *Router) exists(ctx context.Context, bare jid.JID) bool {
+// exists asks Accounts whether bare is a local account. An error is
+// logged once per burst; the caller answers storageFailure.
+func (r *Router) exists(ctx context.Context, bare jid.JID) (bool, error) {
 	if r.accounts == nil {
-		return false
+		return false, nil
 	}
 	ok, err := r.accounts.Exists(ctx, bare)
 	if err != nil {
-		r.log.Error("account lookup failed", "jid", bare.String(), "err", err)
-		return false
+		r.storeLog.Fail(err, "jid", bare.String())
+		return false, err
 	}
-	return ok
+	r.storeLog.OK()
+	return ok, nil
 }
 
 // AccountExists reports whether bare is a local account.

@@ -41,6 +41,13 @@ func openPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
 	// reopens PostgreSQL connections all the time, and each new one is a
 	// server process forked and authenticated. Keep a pool instead, and
 	// bound it well below PostgreSQL's default max_connections (100).
+	//
+	// No ping or lifetime is needed for an outage: a pooled connection
+	// that PostgreSQL or the network closed fails its next query with
+	// driver.ErrBadConn (lib/pq maps EOF and fatal server errors to it),
+	// and database/sql then drops it and runs the query again on another
+	// connection, the last try on a new one. The first query after the
+	// server is back succeeds (offline's TestDatabaseOutage).
 	sqldb.SetMaxOpenConns(postgresMaxConns)
 	sqldb.SetMaxIdleConns(postgresMaxConns)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)

@@ -50,6 +50,14 @@ type Option func(*config.Config)
 // directory and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	return StartLog(t, nil, opts...)
+}
+
+// StartLog is Start with the server's log also handed to h (nil: none),
+// for tests that assert on what is logged; h sees the records of every
+// level it enables.
+func StartLog(t testing.TB, h slog.Handler, opts ...Option) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Server.DataDir = t.TempDir()
 	cfg.C2S.Listen = "127.0.0.1:0"
@@ -64,17 +72,26 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	// Not validated: port 0 (any free port) is refused for admins but is
 	// what tests need.
-	return StartConfig(t, cfg)
+	return startConfig(t, cfg, h)
 }
 
 // StartConfig starts xmppd with cfg as given (ports, data directory).
 func StartConfig(t testing.TB, cfg config.Config) *Server {
 	t.Helper()
+	return startConfig(t, cfg, nil)
+}
+
+func startConfig(t testing.TB, cfg config.Config, extra slog.Handler) *Server {
+	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("XMPPD_TEST_LOG") != "" {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+	var h slog.Handler = slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level})
+	if extra != nil {
+		h = slog.NewMultiHandler(h, extra)
+	}
+	log := slog.New(h)
 	srv := server.New(cfg, log, "test")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
