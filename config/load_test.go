@@ -146,6 +146,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`test.toml:2: c2s.max_depth: 0 is too small (want at least 8)`}},
 		"send_queue_stanzas": {"[c2s]\nsend_queue_stanzas = 0\n",
 			[]string{`test.toml:2: c2s.send_queue_stanzas: 0 is too small (want at least 1)`}},
+		"negative offline max_bytes": {"[offline]\nmax_bytes = -1\n",
+			[]string{`test.toml:2: offline.max_bytes: -1 is too small (want at least 0, 0 sets no bound in bytes)`}},
 		"scram iterations": {"[auth]\nscram_iterations = 1000\n",
 			[]string{`test.toml:2: auth.scram_iterations: 1000 is too small (want at least 4096`}},
 		"public_url scheme": {"[http]\npublic_url = \"xmpp.example.com\"\n",

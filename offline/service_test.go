@@ -190,7 +190,7 @@ func TestLoginWithoutMessagesReadsNothing(t *testing.T) {
 			}
 		}
 		// Stored by an earlier run of the server.
-		if _, err := db.Offline().Push(ctx, "carol@localhost", time.Now(), []byte("<message to='carol@localhost'><body>before</body></message>"), 100); err != nil {
+		if _, err := db.Offline().Push(ctx, "carol@localhost", time.Now(), []byte("<message to='carol@localhost'><body>before</body></message>"), storage.OfflineLimits{Messages: 100}); err != nil {
 			t.Fatal(err)
 		}
 		store := &listCounter{Store: db.Offline(), lists: map[string]int{}}
