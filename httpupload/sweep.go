@@ -124,8 +124,9 @@ func DeleteOwner(ctx context.Context, store OwnerStore, dir, owner string) (file
 	if err := store.Delete(ctx, ids...); err != nil {
 		return 0, 0, fmt.Errorf("httpupload: delete uploads of %s: %w", owner, err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return files, slots, fmt.Errorf("httpupload: delete uploads of %s: %d not deleted: %w", owner, len(errs), err)
+	if len(errs) > 0 {
+		// One line: the first failure, which the others most likely share.
+		return files, slots, fmt.Errorf("httpupload: delete uploads of %s: %d not deleted, the first: %w", owner, len(errs), errs[0])
 	}
 	return files, slots, nil
 }
