@@ -229,9 +229,9 @@ var userHelp = map[string]string{
 	"del": `Deletes the account JID and everything stored for it: its credentials,
 roster, offline messages, uploaded files (from the upload directory) and
 unused upload slots, its affiliations with group chat rooms and its name as
-the creator of rooms. Rooms it alone owned go on without an owner; each is
-named, to be given one with 'xmppd room owner ROOM JID'. Other users'
-roster entries for JID stay, as on other servers.
+the creator of rooms. Other users' roster entries for JID stay, with their
+subscriptions to and from it ended. Rooms it alone owned go on without an
+owner; each is named, to be given one with 'xmppd room owner ROOM JID'.
 
 Run it with the server stopped: a running server keeps the account's
 sessions and its place in the rooms it has loaded until it restarts.
@@ -284,7 +284,9 @@ func (e *env) userChange(ctx context.Context, sub, arg string) error {
 
 // userDelete deletes the account j and everything kept for it, each
 // concern through its own repository: its uploads (files, then rows), its
-// room affiliations and its name as a room's creator, then the account,
+// room affiliations and its name as a room's creator, its subscriptions
+// in other users' rosters (as Prosody and ejabberd unsubscribe the
+// contacts of a deleted account), then the account,
 // whose credentials, roster and offline messages go with it (ON DELETE
 // CASCADE). The account goes last, so that a failure before leaves it
 // there and the command can be run again.
@@ -301,6 +303,9 @@ func (e *env) userDelete(ctx context.Context, db *storage.DB, cfg config.Config,
 	ownerless, err := db.MUC().DeleteUser(ctx, j.String())
 	if err != nil {
 		return fmt.Errorf("%s not deleted (its %d uploaded files are): %w", j, files, err)
+	}
+	if _, err := db.Rosters().Unsubscribe(ctx, j.String()); err != nil {
+		return fmt.Errorf("%s not deleted (its uploads and room affiliations are): %w", j, err)
 	}
 	if err := svc.Delete(ctx, j); err != nil {
 		return userError(j.String(), err)

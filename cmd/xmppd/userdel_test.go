@@ -185,8 +185,10 @@ func TestUserDelete(t *testing.T) {
 			if us, err := db.HTTPUploads().Owned(ctx, bob); err != nil || len(us) != 1 {
 				t.Errorf("bob's uploads: %+v, %v", us, err)
 			}
-			if it, ok, err := db.Rosters().Get(ctx, bob, alice); err != nil || !ok || it.Subscription != "both" {
-				t.Errorf("bob's roster item for alice: %+v, %v, %v; want it kept", it, ok, err)
+			// bob's roster item for alice stays, unsubscribed both ways, so
+			// that a new alice gets none of bob's presence.
+			if it, ok, err := db.Rosters().Get(ctx, bob, alice); err != nil || !ok || it.Subscription != "none" {
+				t.Errorf("bob's roster item for alice: %+v, %v, %v; want it kept with subscription none", it, ok, err)
 			}
 
 			// Re-created, alice has nothing of the old account's.
