@@ -180,6 +180,10 @@ type Offline struct {
 	// is refused with <service-unavailable/> (RFC 6121 §8.5.2.1.1) and not
 	// stored. 0 turns offline storage off.
 	MaxMessages int `toml:"max_messages"`
+	// MaxBytes bounds the bytes of the messages kept for one user (their
+	// stanzas as stored); a message that would take the user past it is
+	// refused like one past MaxMessages. 0 sets no bound in bytes.
+	MaxBytes int `toml:"max_bytes"`
 	// MaxAge is how long a message is kept before it is deleted unread.
 	MaxAge Duration `toml:"max_age"`
 	// SweepInterval is how often messages older than MaxAge are deleted.
@@ -318,6 +322,7 @@ func Default() Config {
 		},
 		Offline: Offline{
 			MaxMessages:   1000,
+			MaxBytes:      10 << 20,
 			MaxAge:        Duration{720 * time.Hour},
 			SweepInterval: Duration{time.Hour},
 		},
@@ -516,6 +521,7 @@ func (r *Roster) validate(p *problems) {
 
 func (o *Offline) validate(p *problems) {
 	p.atLeast("offline.max_messages", o.MaxMessages, 0, "0 turns offline storage off")
+	p.atLeast("offline.max_bytes", o.MaxBytes, 0, "0 sets no bound in bytes")
 	p.positive("offline.max_age", o.MaxAge)
 	p.positive("offline.sweep_interval", o.SweepInterval)
 }

@@ -167,6 +167,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`test.toml:2: auth.trusted_networks: want a list of strings`}},
 		"proxy protocol without networks": {"[c2s]\nproxy_protocol = true\n",
 			[]string{`test.toml:1: c2s.proxy_networks: must list the proxies' networks when c2s.proxy_protocol is true`}},
+		"negative offline max_bytes": {"[offline]\nmax_bytes = -1\n",
+			[]string{`test.toml:2: offline.max_bytes: -1 is too small (want at least 0, 0 sets no bound in bytes)`}},
 		"scram iterations": {"[auth]\nscram_iterations = 1000\n",
 			[]string{`test.toml:2: auth.scram_iterations: 1000 is too small (want at least 4096`}},
 		"public_url scheme": {"[http]\npublic_url = \"xmpp.example.com\"\n",

@@ -69,8 +69,9 @@
 //
 // # What it does not do
 //
-// Files are not deleted when their owner's account is; they expire. There
-// is no per-user listing or deletion of files, no virus scanning, no
+// A deleted account's files and slots are deleted by [DeleteOwner], which
+// xmppd user del calls; a server running meanwhile is not told. There is
+// no per-user listing or deletion of files over XMPP or HTTP, no virus scanning, no
 // thumbnails, and no support for the pre-1.0 namespaces
 // (urn:xmpp:http:upload, eu:siacs:conversations:http:upload).
 package httpupload

@@ -21,6 +21,7 @@ import (
 var _ router.StanzaHandler = (*Service)(nil)
 var _ http.Handler = (*Service)(nil)
 var _ Store = (*storage.HTTPUploads)(nil)
+var _ OwnerStore = (*storage.HTTPUploads)(nil)
 var _ Router = (*router.Router)(nil)
 
 // capture is a Router that keeps what the service sends.

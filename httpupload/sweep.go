@@ -3,9 +3,14 @@ package httpupload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
+
+	"xmppd.dev/xmppd/storage"
 )
 
 // sweepBatch bounds the rows one sweep step reads.
@@ -73,4 +78,55 @@ func (s *Service) sweep(ctx context.Context) {
 	if files+slots > 0 {
 		s.log.Info("deleted expired uploads", "files", files, "slots", slots, "max_age", s.opts.MaxAge.String())
 	}
+}
+
+// OwnerStore is what [DeleteOwner] needs; *storage.HTTPUploads implements
+// it.
+type OwnerStore interface {
+	Owned(ctx context.Context, owner string) ([]storage.Upload, error)
+	Delete(ctx context.Context, ids ...string) error
+}
+
+// DeleteOwner deletes every file and slot of owner (a bare JID), each
+// file from dir before its row, so that nothing of it stays on disk or
+// counts against a quota: for an account being deleted (xmppd user del),
+// with no Service running in this process. It returns how many uploaded
+// files and unused slots it deleted. A file that cannot be removed keeps
+// its row, and the error says so; running it again retries.
+//
+// A server running meanwhile may still be receiving one of owner's
+// uploads: its PUT then finds the slot gone and removes the file itself.
+func DeleteOwner(ctx context.Context, store OwnerStore, dir, owner string) (files, slots int, err error) {
+	us, err := store.Owned(ctx, owner)
+	if err != nil {
+		return 0, 0, fmt.Errorf("httpupload: delete uploads of %s: %w", owner, err)
+	}
+	ids := make([]string, 0, len(us))
+	var errs []error
+	for _, u := range us {
+		// Ids come from the database; one that is not a bare name would
+		// be a path, and nothing is removed for it.
+		if u.ID == "" || u.ID != filepath.Base(u.ID) || strings.HasPrefix(u.ID, ".") {
+			errs = append(errs, fmt.Errorf("upload id %q is not a file name", u.ID))
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, u.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		ids = append(ids, u.ID)
+		if u.Uploaded.IsZero() {
+			slots++
+		} else {
+			files++
+		}
+	}
+	if err := store.Delete(ctx, ids...); err != nil {
+		return 0, 0, fmt.Errorf("httpupload: delete uploads of %s: %w", owner, err)
+	}
+	if len(errs) > 0 {
+		// One line: the first failure, which the others most likely share.
+		return files, slots, fmt.Errorf("httpupload: delete uploads of %s: %d not deleted, the first: %w", owner, len(errs), errs[0])
+	}
+	return files, slots, nil
 }

@@ -41,9 +41,12 @@
 //
 // # Limits
 //
-// [Limits].MaxMessages bounds the messages kept per account; past it the
-// sender gets <service-unavailable/> (RFC 6121 §8.5.2.1.1) and nothing is
-// stored. Messages older than MaxAge are deleted by a sweep every
+// [Limits].MaxMessages bounds the messages kept per account, and
+// MaxBytes the bytes of their stanzas as stored; a message that would
+// take the account past either is refused: the sender gets
+// <service-unavailable/> (RFC 6121 §8.5.2.1.1) and nothing is stored.
+// The count, the sum and the insert are one transaction, with the
+// account's row locked, so concurrent messages cannot both squeeze in. Messages older than MaxAge are deleted by a sweep every
 // SweepInterval, run by the goroutine [Service.Start] starts and
 // [Service.Stop] ends.
 //

@@ -16,10 +16,11 @@ import (
 )
 
 // Store is what offline needs from storage; [storage.Offline] implements
-// it. Push returns an error wrapping [storage.ErrLimit] when the account
-// already has max messages, and only after the row is committed otherwise.
+// it. Push returns an error wrapping [storage.ErrLimit] when the message
+// would take the account over lim, and only after the row is committed
+// otherwise.
 type Store interface {
-	Push(ctx context.Context, jid string, stamp time.Time, stanza []byte, max int) (int64, error)
+	Push(ctx context.Context, jid string, stamp time.Time, stanza []byte, lim storage.OfflineLimits) (int64, error)
 	List(ctx context.Context, jid string, after int64, limit int) ([]storage.OfflineMessage, error)
 	Delete(ctx context.Context, ids ...int64) error
 	DeleteOlderThan(ctx context.Context, t time.Time) (int64, error)
@@ -44,6 +45,10 @@ type Limits struct {
 	// MaxMessages is the most messages kept per account; 0 turns offline
 	// storage off (Register then registers nothing).
 	MaxMessages int
+	// MaxBytes is the most bytes kept per account, counting the stanzas
+	// as stored (without the <delay/> added at delivery); 0 sets no
+	// bound.
+	MaxBytes int
 	// MaxAge is how long a message is kept; older ones are swept.
 	MaxAge time.Duration
 	// SweepInterval is how often the sweep runs.
@@ -226,13 +231,15 @@ func (s *Service) undeliverable(ctx context.Context, st *router.Stanza) router.R
 		return router.Continue
 	}
 	bare := to.String()
-	_, err := s.store.Push(ctx, bare, s.now(), st.Raw, s.lim.MaxMessages)
+	_, err := s.store.Push(ctx, bare, s.now(), st.Raw,
+		storage.OfflineLimits{Messages: s.lim.MaxMessages, Bytes: s.lim.MaxBytes})
 	if err != nil && (errors.Is(err, storage.ErrLimit) || errors.Is(err, storage.ErrNotFound)) {
 		s.pushLog.OK() // storage answered
 	}
 	switch {
 	case errors.Is(err, storage.ErrLimit):
-		s.log.Debug("offline queue full; message refused", "to", bare, "max_messages", s.lim.MaxMessages)
+		s.log.Debug("offline queue full; message refused", "to", bare, "max_messages", s.lim.MaxMessages,
+			"max_bytes", s.lim.MaxBytes, "size", len(st.Raw))
 		return router.Continue
 	case errors.Is(err, storage.ErrNotFound):
 		return router.Continue // the account was deleted meanwhile

@@ -220,6 +220,47 @@ func TestLimit(t *testing.T) {
 	bob.ExpectNone(300*time.Millisecond, "the refused message", isMessage)
 }
 
+// TestByteLimit: a message that would take the user past max_bytes gets
+// the same service-unavailable as one past max_messages and is not
+// stored, while a smaller one that still fits is; on both storage engines.
+func TestByteLimit(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			opts := []xmpptest.Option{func(c *config.Config) { c.Offline.MaxBytes = 3000 }}
+			if driver == "postgres" {
+				opts = append(opts, xmpptest.WithPostgres(t))
+			}
+			e := newEnv(t, opts...)
+			// Each big one is stored as about 1,290 bytes: two fit in
+			// 3,000, a third does not, a small one after them does.
+			big := strings.Repeat("é", 600) // 1,200 bytes
+			if got := e.send(chat("1", big), chat("2", big)); len(got) != 0 {
+				t.Fatalf("alice got %q within the limit", got[0].Raw)
+			}
+			got := e.send(chat("3", big))
+			if len(got) != 1 || got[0].Attr("type") != "error" || got[0].Attr("id") != "3" ||
+				!strings.Contains(got[0].Inner, "service-unavailable") || got[0].Attr("from") != "bob@localhost" {
+				t.Fatalf("alice got %q for the message past max_bytes, want a service-unavailable error from bob@localhost", got)
+			}
+			if got := e.send(chat("4", "small")); len(got) != 0 {
+				t.Fatalf("alice got %q for a small message that fits", got[0].Raw)
+			}
+			if n := e.stored(t); n != 3 {
+				t.Fatalf("%d stored, want 3", n)
+			}
+			bob := e.bobOnline(t, "b", 0)
+			var ids []string
+			for _, m := range expectMessages(t, bob, 3) {
+				ids = append(ids, m.ID)
+			}
+			if strings.Join(ids, " ") != "1 2 4" {
+				t.Errorf("bob got messages %q, want 1 2 4", ids)
+			}
+			bob.ExpectNone(300*time.Millisecond, "the refused message", isMessage)
+		})
+	}
+}
+
 // TestWhatIsStored: which messages are kept (XEP-0160 §3, XEP-0334) and
 // what the sender learns about the others.
 func TestWhatIsStored(t *testing.T) {

@@ -191,7 +191,7 @@ func TestLoginWithoutMessagesReadsNothing(t *testing.T) {
 			}
 		}
 		// Stored by an earlier run of the server.
-		if _, err := db.Offline().Push(ctx, "carol@localhost", time.Now(), []byte("<message to='carol@localhost'><body>before</body></message>"), 100); err != nil {
+		if _, err := db.Offline().Push(ctx, "carol@localhost", time.Now(), []byte("<message to='carol@localhost'><body>before</body></message>"), storage.OfflineLimits{Messages: 100}); err != nil {
 			t.Fatal(err)
 		}
 		store := &listCounter{Store: db.Offline(), lists: map[string]int{}}
@@ -247,8 +247,8 @@ type lostCommit struct {
 	Store
 }
 
-func (l lostCommit) Push(ctx context.Context, jid string, stamp time.Time, stanza []byte, max int) (int64, error) {
-	if _, err := l.Store.Push(ctx, jid, stamp, stanza, max); err != nil {
+func (l lostCommit) Push(ctx context.Context, jid string, stamp time.Time, stanza []byte, lim storage.OfflineLimits) (int64, error) {
+	if _, err := l.Store.Push(ctx, jid, stamp, stanza, lim); err != nil {
 		return 0, err
 	}
 	return 0, errors.New("storage: push offline message: commit: driver: bad connection")

@@ -105,6 +105,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
 		MaxMessages:   cfg.Offline.MaxMessages,
+		MaxBytes:      cfg.Offline.MaxBytes,
 		MaxAge:        cfg.Offline.MaxAge.Duration,
 		SweepInterval: cfg.Offline.SweepInterval.Duration,
 		// Half the send queue at most, so that a batch never overflows it.

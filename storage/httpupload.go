@@ -159,6 +159,20 @@ func (h *HTTPUploads) Expired(ctx context.Context, filesBefore, slotsBefore time
 	return us, nil
 }
 
+// Owned returns every slot and file of owner, sorted by id.
+func (h *HTTPUploads) Owned(ctx context.Context, owner string) ([]Upload, error) {
+	rows, err := h.db.sql.QueryContext(ctx, `SELECT `+uploadColumns+` FROM httpupload_files
+		WHERE owner = $1 ORDER BY id`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("storage: uploads of %s: %w", owner, err)
+	}
+	us, err := scanUploads(rows)
+	if err != nil {
+		return nil, fmt.Errorf("storage: uploads of %s: %w", owner, err)
+	}
+	return us, nil
+}
+
 // Delete removes the rows with the given ids; ids that do not exist are
 // not an error.
 func (h *HTTPUploads) Delete(ctx context.Context, ids ...string) error {

@@ -108,6 +108,22 @@ func TestHTTPUploads(t *testing.T) {
 		if exp, _ := h.Expired(ctx, now, now, 1); len(exp) != 1 {
 			t.Errorf("Expired with limit 1 gave %d rows", len(exp))
 		}
+		for _, tc := range []struct {
+			owner string
+			want  []string
+		}{{alice, []string{"a1", "a2", "a3"}}, {bob, []string{"b1"}}, {"carol@localhost", nil}} {
+			us, err := h.Owned(ctx, tc.owner)
+			var ids []string
+			for _, u := range us {
+				ids = append(ids, u.ID)
+			}
+			if err != nil || !slices.Equal(ids, tc.want) {
+				t.Errorf("Owned(%s) = %q, %v; want %q", tc.owner, ids, err, tc.want)
+			}
+		}
+		if us, _ := h.Owned(ctx, bob); len(us) != 1 || !reflect.DeepEqual(us[0], b1) {
+			t.Errorf("Owned(bob) = %+v, want %+v", us, b1)
+		}
 		if err := h.Delete(ctx, "a1", "a3", "nope"); err != nil {
 			t.Fatal(err)
 		}

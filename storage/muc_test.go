@@ -178,3 +178,67 @@ func testMUC(t *testing.T, db *storage.DB) {
 		}
 	}
 }
+
+// TestMUCDeleteUser: a deleted user's affiliations go from every room,
+// its name from the rooms it created, and the rooms it alone owned are
+// named; other users' affiliations and the rooms themselves stay. On
+// every engine.
+func TestMUCDeleteUser(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		m := db.MUC()
+		room := func(name, creator string, affs ...storage.MUCAffiliation) storage.MUCRoom {
+			return storage.MUCRoom{JID: name + "@conference.localhost", Service: "conference.localhost", Creator: creator,
+				CreatedAt: time.UnixMilli(1_700_000_000_000).UTC(), Whois: "moderators", AllowPM: "anyone", MaxUsers: 10,
+				Affiliations: affs}
+		}
+		aff := func(j, a string) storage.MUCAffiliation { return storage.MUCAffiliation{JID: j, Affiliation: a} }
+		const alice, bob = "alice@localhost", "bob@localhost"
+		all := []storage.MUCRoom{
+			// alice the only owner: left without one.
+			room("alone", alice, aff(alice, "owner"), aff(bob, "member")),
+			// alice and bob own it: bob stays owner.
+			room("shared", alice, aff(alice, "owner"), aff(bob, "owner")),
+			// alice an admin, outcast elsewhere: removed, not listed.
+			room("bobs", bob, aff(alice, "admin"), aff(bob, "owner")),
+			room("banned", bob, aff(alice, "outcast"), aff(bob, "owner")),
+			// Nothing of alice's.
+			room("other", bob, aff(bob, "owner")),
+		}
+		for _, r := range all {
+			if err := m.SaveRoom(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ownerless, err := m.DeleteUser(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"alone@conference.localhost"}; !reflect.DeepEqual(ownerless, want) {
+			t.Errorf("ownerless = %q, want %q", ownerless, want)
+		}
+		got, err := m.Rooms(ctx, "conference.localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]storage.MUCRoom{
+			"alone@conference.localhost":  room("alone", "", aff(bob, "member")),
+			"shared@conference.localhost": room("shared", "", aff(bob, "owner")),
+			"bobs@conference.localhost":   room("bobs", bob, aff(bob, "owner")),
+			"banned@conference.localhost": room("banned", bob, aff(bob, "owner")),
+			"other@conference.localhost":  room("other", bob, aff(bob, "owner")),
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d rooms after DeleteUser, want %d: %+v", len(got), len(want), got)
+		}
+		for _, r := range got {
+			if !reflect.DeepEqual(r, want[r.JID]) {
+				t.Errorf("after DeleteUser:\n%+v\nwant\n%+v", r, want[r.JID])
+			}
+		}
+		// Again: nothing left to delete, nothing to report.
+		if ownerless, err := m.DeleteUser(ctx, alice); err != nil || len(ownerless) != 0 {
+			t.Errorf("second DeleteUser = %q, %v; want nothing", ownerless, err)
+		}
+	})
+}

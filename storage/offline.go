@@ -39,15 +39,26 @@ type Offline struct {
 // Offline returns the offline message repository.
 func (db *DB) Offline() *Offline { return &Offline{db: db} }
 
+// OfflineLimits bound what [Offline.Push] keeps for one account. A field
+// of 0 sets no bound.
+type OfflineLimits struct {
+	// Messages is the most messages kept.
+	Messages int
+	// Bytes is the most bytes kept: the sum of the stored stanzas' sizes.
+	Bytes int
+}
+
 // Push stores stanza for the account jid, stamped stamp, and returns its
-// id once the row is committed. When the account already has max messages
-// or more (max > 0), nothing is stored and the error wraps [ErrLimit]; an
-// unknown account gives an error wrapping [ErrNotFound].
+// id once the row is committed. When storing it would take the account
+// over lim (it already has lim.Messages messages, or its stanzas and this
+// one would come to more than lim.Bytes bytes), nothing is stored and the
+// error wraps [ErrLimit]; an unknown account gives an error wrapping
+// [ErrNotFound].
 //
-// The count and the insert are atomic with respect to other Pushes for
+// The check and the insert are atomic with respect to other Pushes for
 // the same account: the account's row is locked first (on SQLite the
 // transaction's BEGIN IMMEDIATE already excludes other writers).
-func (o *Offline) Push(ctx context.Context, jid string, stamp time.Time, stanza []byte, max int) (id int64, err error) {
+func (o *Offline) Push(ctx context.Context, jid string, stamp time.Time, stanza []byte, lim OfflineLimits) (id int64, err error) {
 	tx, err := o.db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("storage: push offline message for %s: %w", jid, err)
@@ -69,13 +80,32 @@ func (o *Offline) Push(ctx context.Context, jid string, stamp time.Time, stanza 
 	} else if n == 0 {
 		return 0, fmt.Errorf("storage: push offline message for %s: %w", jid, ErrNotFound)
 	}
-	if max > 0 {
+	if lim.Bytes > 0 && len(stanza) > lim.Bytes {
+		return 0, fmt.Errorf("storage: push offline message for %s: %d bytes, more than the %d allowed: %w",
+			jid, len(stanza), lim.Bytes, ErrLimit)
+	}
+	if lim.Messages > 0 || lim.Bytes > 0 {
+		// octet_length is in both engines (SQLite 3.43, PostgreSQL): the
+		// stored text's size in bytes (UTF-8, as len(stanza) counts),
+		// which neither engine reads the whole value to learn. The sum
+		// visits the table's rows where the count alone reads only the
+		// index (on SQLite, 1,000 pushes into one queue: 0.17 → 0.35 s),
+		// so it is left out when there is no byte limit.
+		q := `SELECT COUNT(*), 0 FROM offline_messages WHERE jid = $1`
+		if lim.Bytes > 0 {
+			q = `SELECT COUNT(*), COALESCE(SUM(octet_length(stanza)), 0) FROM offline_messages WHERE jid = $1`
+		}
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM offline_messages WHERE jid = $1`, jid).Scan(&n); err != nil {
+		var size int64
+		if err := tx.QueryRowContext(ctx, q, jid).Scan(&n, &size); err != nil {
 			return 0, fmt.Errorf("storage: push offline message for %s: count: %w", jid, err)
 		}
-		if n >= max {
+		if lim.Messages > 0 && n >= lim.Messages {
 			return 0, fmt.Errorf("storage: push offline message for %s: %d stored: %w", jid, n, ErrLimit)
+		}
+		if lim.Bytes > 0 && size+int64(len(stanza)) > int64(lim.Bytes) {
+			return 0, fmt.Errorf("storage: push offline message for %s: %d bytes stored, %d more would pass %d: %w",
+				jid, size, len(stanza), lim.Bytes, ErrLimit)
 		}
 	}
 	// string, not []byte: lib/pq would send bytes as bytea, and a TEXT

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestOffline(t *testing.T) {
 	}
 	steps := []step{
 		{"push to unknown account", func(ctx context.Context, o *storage.Offline) error {
-			_, err := o.Push(ctx, "nobody@localhost", t0, stanza(0), 10)
+			_, err := o.Push(ctx, "nobody@localhost", t0, stanza(0), storage.OfflineLimits{Messages: 10})
 			if !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("err = %v, want ErrNotFound", err)
 			}
@@ -53,7 +54,7 @@ func TestOffline(t *testing.T) {
 		}},
 		{"push five", func(ctx context.Context, o *storage.Offline) error {
 			for i := range 5 {
-				id, err := o.Push(ctx, alice, t0.Add(time.Duration(i)*time.Hour), stanza(i), 5)
+				id, err := o.Push(ctx, alice, t0.Add(time.Duration(i)*time.Hour), stanza(i), storage.OfflineLimits{Messages: 5})
 				if err != nil {
 					return err
 				}
@@ -65,7 +66,7 @@ func TestOffline(t *testing.T) {
 			return nil
 		}},
 		{"sixth over the limit", func(ctx context.Context, o *storage.Offline) error {
-			_, err := o.Push(ctx, alice, t0, stanza(5), 5)
+			_, err := o.Push(ctx, alice, t0, stanza(5), storage.OfflineLimits{Messages: 5})
 			if !errors.Is(err, storage.ErrLimit) {
 				return fmt.Errorf("err = %v, want ErrLimit", err)
 			}
@@ -105,7 +106,7 @@ func TestOffline(t *testing.T) {
 				return err
 			}
 			for i := range 3 {
-				if _, err := o.Push(ctx, bob, t0.Add(10*time.Hour), stanza(i), 0); err != nil {
+				if _, err := o.Push(ctx, bob, t0.Add(10*time.Hour), stanza(i), storage.OfflineLimits{}); err != nil {
 					return err
 				}
 			}
@@ -170,42 +171,115 @@ func TestOffline(t *testing.T) {
 	})
 }
 
-// TestOfflinePushLimitConcurrent pushes from many goroutines at once: the
+// TestOfflinePushBytes: the byte limit counts the bytes of the stored
+// stanzas (not their characters), refuses a message that would pass it
+// or is larger than it alone, and stores nothing then; on both engines.
+func TestOfflinePushBytes(t *testing.T) {
+	const alice, bob = "alice@localhost", "bob@localhost"
+	// 60 bytes in 30 characters: an engine counting characters would let
+	// the 41-byte message in after it.
+	wide := []byte(strings.Repeat("é", 30))
+	narrow := []byte(strings.Repeat("x", 41))
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		for _, j := range []string{alice, bob} {
+			if err := db.Accounts().Create(ctx, storage.Account{JID: j}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := db.Offline()
+		lim := storage.OfflineLimits{Messages: 10, Bytes: 100}
+		first, err := o.Push(ctx, alice, time.Now(), wide, lim)
+		if err != nil {
+			t.Fatalf("60 bytes of 100: %v", err)
+		}
+		if _, err := o.Push(ctx, alice, time.Now(), narrow, lim); !errors.Is(err, storage.ErrLimit) {
+			t.Fatalf("60 + 41 bytes of 100: err = %v, want ErrLimit", err)
+		}
+		if _, err := o.Push(ctx, alice, time.Now(), narrow[:40], lim); err != nil {
+			t.Fatalf("60 + 40 bytes of 100, exactly the limit: %v", err)
+		}
+		if _, err := o.Push(ctx, alice, time.Now(), []byte("x"), lim); !errors.Is(err, storage.ErrLimit) {
+			t.Fatalf("one byte past a full queue: err = %v, want ErrLimit", err)
+		}
+		msgs, err := o.List(ctx, alice, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range msgs {
+			got = append(got, string(m.Stanza))
+		}
+		if want := []string{string(wide), string(narrow[:40])}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("stored %q, want the 60- and 40-byte messages only: %q", got, want)
+		}
+		// Delivered (deleted) messages make room again.
+		if err := o.Delete(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Push(ctx, alice, time.Now(), narrow, lim); err != nil {
+			t.Fatalf("40 + 41 bytes of 100: %v", err)
+		}
+		// A message larger than the limit alone never fits.
+		if _, err := o.Push(ctx, bob, time.Now(), []byte(strings.Repeat("z", 101)), lim); !errors.Is(err, storage.ErrLimit) {
+			t.Fatalf("101 bytes to an empty queue: err = %v, want ErrLimit", err)
+		}
+		// Bytes: 0 sets no bound; the message count still holds.
+		big := []byte(strings.Repeat("y", 1000))
+		for i := range 3 {
+			if _, err := o.Push(ctx, bob, time.Now(), big, storage.OfflineLimits{Messages: 2}); (err != nil) != (i == 2) {
+				t.Fatalf("push %d of 1000 bytes with only a message limit of 2: err = %v", i+1, err)
+			}
+		}
+		if n, err := o.Count(ctx, bob); err != nil || n != 2 {
+			t.Fatalf("Count(bob) = %d, %v; want 2", n, err)
+		}
+	})
+}
+
+// TestOfflinePushLimitConcurrent pushes from many goroutines at once: each
 // limit holds exactly, on both engines.
 func TestOfflinePushLimitConcurrent(t *testing.T) {
 	const user, max, pushers = "alice@localhost", 10, 30
-	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
-		ctx := t.Context()
-		if err := db.Accounts().Create(ctx, storage.Account{JID: user}); err != nil {
-			t.Fatal(err)
-		}
-		o := db.Offline()
-		var (
-			wg             sync.WaitGroup
-			mu             sync.Mutex
-			stored, denied int
-		)
-		for i := range pushers {
-			wg.Go(func() {
-				_, err := o.Push(ctx, user, time.Now(), fmt.Appendf(nil, "<message><body>%d</body></message>", i), max)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					stored++
-				case errors.Is(err, storage.ErrLimit):
-					denied++
-				default:
-					t.Error(err)
+	// Every stanza is the same size, so the byte limit admits max of them.
+	stanza := func(i int) []byte { return fmt.Appendf(nil, "<message><body>%02d</body></message>", i) }
+	size := len(stanza(0))
+	for _, lim := range []storage.OfflineLimits{{Messages: max}, {Bytes: max * size}, {Messages: max, Bytes: max*size + size/2}} {
+		t.Run(fmt.Sprintf("messages=%d,bytes=%d", lim.Messages, lim.Bytes), func(t *testing.T) {
+			storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+				ctx := t.Context()
+				if err := db.Accounts().Create(ctx, storage.Account{JID: user}); err != nil {
+					t.Fatal(err)
+				}
+				o := db.Offline()
+				var (
+					wg             sync.WaitGroup
+					mu             sync.Mutex
+					stored, denied int
+				)
+				for i := range pushers {
+					wg.Go(func() {
+						_, err := o.Push(ctx, user, time.Now(), stanza(i), lim)
+						mu.Lock()
+						defer mu.Unlock()
+						switch {
+						case err == nil:
+							stored++
+						case errors.Is(err, storage.ErrLimit):
+							denied++
+						default:
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				if stored != max || denied != pushers-max {
+					t.Errorf("stored %d, denied %d; want %d and %d", stored, denied, max, pushers-max)
+				}
+				if n, err := o.Count(ctx, user); err != nil || n != max {
+					t.Errorf("Count = %d, %v; want %d", n, err, max)
 				}
 			})
-		}
-		wg.Wait()
-		if stored != max || denied != pushers-max {
-			t.Errorf("stored %d, denied %d; want %d and %d", stored, denied, max, pushers-max)
-		}
-		if n, err := o.Count(ctx, user); err != nil || n != max {
-			t.Errorf("Count = %d, %v; want %d", n, err, max)
-		}
-	})
+		})
+	}
 }

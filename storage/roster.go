@@ -221,6 +221,58 @@ func (r *Rosters) Delete(ctx context.Context, user, contact string) (ver int64, 
 	return ver, nil
 }
 
+// Unsubscribe ends every subscription between contact (an account being
+// deleted) and the users who have it in their rosters, as the unsubscribe
+// and unsubscribed Prosody and ejabberd send on deletion would: each item
+// stays, with subscription "none" and no pending request either way nor
+// pre-approval, and an item kept only for contact's request (invisible)
+// goes. So an account created later with that JID gets no one's presence
+// and no approval it did not ask for. The roster version of each owner
+// whose visible item changed is bumped. It returns how many owners that
+// is.
+func (r *Rosters) Unsubscribe(ctx context.Context, contact string) (owners int, err error) {
+	tx, err := r.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("storage: unsubscribe %s: %w", contact, err)
+	}
+	defer rollback(tx)
+	rows, err := tx.QueryContext(ctx, `SELECT jid FROM roster_items WHERE contact = $1 AND visible = 1
+		AND (subscription <> 'none' OR ask <> 0 OR pending_in <> 0 OR approved <> 0)`, contact)
+	if err != nil {
+		return 0, fmt.Errorf("storage: unsubscribe %s: %w", contact, err)
+	}
+	var bump []string
+	for rows.Next() {
+		var j string
+		if err := rows.Scan(&j); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("storage: unsubscribe %s: %w", contact, err)
+		}
+		bump = append(bump, j)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return 0, fmt.Errorf("storage: unsubscribe %s: %w", contact, err)
+	}
+	rows.Close()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM roster_items WHERE contact = $1 AND visible = 0`, contact); err != nil {
+		return 0, fmt.Errorf("storage: unsubscribe %s: %w", contact, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE roster_items SET subscription = 'none', ask = 0, pending_in = 0,
+		approved = 0, request = '' WHERE contact = $1`, contact); err != nil {
+		return 0, fmt.Errorf("storage: unsubscribe %s: %w", contact, err)
+	}
+	for _, j := range bump {
+		if _, err := bumpRosterVersion(ctx, tx, j); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("storage: unsubscribe %s: commit: %w", contact, err)
+	}
+	return len(bump), nil
+}
+
 // Count returns the number of rows kept for user, visible or not (both
 // count toward the roster size limit).
 func (r *Rosters) Count(ctx context.Context, user string) (int, error) {

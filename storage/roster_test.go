@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -70,6 +71,72 @@ func TestRosters(t *testing.T) {
 		}
 		if n, err := r.Count(ctx, u); err != nil || n != 0 {
 			t.Fatalf("rows left after the account was deleted: %d, %v", n, err)
+		}
+	})
+}
+
+// TestRostersUnsubscribe: every subscription with a deleted account ends,
+// in both directions, with pending requests and pre-approvals; the items
+// stay, those kept only for its request go, and only the owners whose
+// visible item changed get a new version. On every engine.
+func TestRostersUnsubscribe(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		r := db.Rosters()
+		const alice = "alice@localhost"
+		for _, j := range []string{"bob@localhost", "carol@localhost", "dave@localhost", "erin@localhost"} {
+			if err := db.Accounts().Create(ctx, storage.Account{JID: j}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put := func(owner string, it storage.RosterItem) {
+			t.Helper()
+			if _, err := r.Put(ctx, owner, it, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put("bob@localhost", storage.RosterItem{Contact: alice, Name: "Al", Groups: []string{"friends"}, Subscription: "both", Visible: true})
+		put("carol@localhost", storage.RosterItem{Contact: alice, Subscription: "none", Ask: true, Approved: true, Visible: true})
+		put("dave@localhost", storage.RosterItem{Contact: alice, PendingIn: true, Request: "<presence type='subscribe'/>"})
+		put("erin@localhost", storage.RosterItem{Contact: alice, Subscription: "none", Visible: true})
+		put("bob@localhost", storage.RosterItem{Contact: "zed@localhost", Subscription: "both", Visible: true})
+		vers := map[string]int64{}
+		for _, o := range []string{"bob@localhost", "carol@localhost", "dave@localhost", "erin@localhost"} {
+			vers[o], _ = r.Version(ctx, o)
+		}
+
+		n, err := r.Unsubscribe(ctx, alice)
+		if err != nil || n != 2 {
+			t.Fatalf("Unsubscribe = %d, %v; want 2 owners (bob, carol)", n, err)
+		}
+		for owner, want := range map[string]*storage.RosterItem{
+			"bob@localhost":   {Contact: alice, Name: "Al", Groups: []string{"friends"}, Subscription: "none", Visible: true},
+			"carol@localhost": {Contact: alice, Subscription: "none", Visible: true},
+			"dave@localhost":  nil,
+			"erin@localhost":  {Contact: alice, Subscription: "none", Visible: true},
+		} {
+			it, ok, err := r.Get(ctx, owner, alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want == nil {
+				if ok {
+					t.Errorf("%s still has %+v", owner, it)
+				}
+				continue
+			}
+			if !ok || !reflect.DeepEqual(it, *want) {
+				t.Errorf("%s's item = %+v (%v), want %+v", owner, it, ok, *want)
+			}
+		}
+		for o, before := range vers {
+			v, _ := r.Version(ctx, o)
+			if changed := o == "bob@localhost" || o == "carol@localhost"; (v != before) != changed {
+				t.Errorf("%s's version %d → %d; want a change: %v", o, before, v, changed)
+			}
+		}
+		if it, _, _ := r.Get(ctx, "bob@localhost", "zed@localhost"); it.Subscription != "both" {
+			t.Errorf("bob's item for zed = %+v, want it untouched", it)
 		}
 	})
 }

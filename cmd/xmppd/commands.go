@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"golang.org/x/term"
+	"mellium.im/xmpp/jid"
 
 	"xmppd.dev/xmppd/auth"
 	"xmppd.dev/xmppd/config"
+	"xmppd.dev/xmppd/httpupload"
 	"xmppd.dev/xmppd/server"
 	"xmppd.dev/xmppd/storage"
 )
@@ -185,7 +187,7 @@ const userUsage = `usage: xmppd [-config FILE] user COMMAND
 commands:
   add JID       create an account
   passwd JID    set an account's password
-  del JID       delete an account
+  del JID       delete an account and everything kept for it
   list          list accounts
 
 The password is read as one line from standard input when it is not a
@@ -224,7 +226,16 @@ func (e *env) user(ctx context.Context, args []string) error {
 var userHelp = map[string]string{
 	"add":    "Creates the account JID (e.g. alice@example.org). The password is read\nfrom standard input, or prompted for twice on a terminal.\n",
 	"passwd": "Sets a new password for the account JID.\n",
-	"del":    "Deletes the account JID and everything stored for it.\n",
+	"del": `Deletes the account JID and everything stored for it: its credentials,
+roster, offline messages, uploaded files (from the upload directory) and
+unused upload slots, its affiliations with group chat rooms and its name as
+the creator of rooms. Other users' roster entries for JID stay, with their
+subscriptions to and from it ended. Rooms it alone owned go on without an
+owner; each is named, to be given one with 'xmppd room owner ROOM JID'.
+
+Run it with the server stopped: a running server keeps the account's
+sessions and its place in the rooms it has loaded until it restarts.
+`,
 }
 
 func (e *env) userChange(ctx context.Context, sub, arg string) error {
@@ -266,10 +277,42 @@ func (e *env) userChange(ctx context.Context, sub, arg string) error {
 		verb := map[string]string{"add": "created", "passwd": "changed the password of"}[sub]
 		fmt.Fprintf(e.stdout, "%s %s\n", verb, j)
 	case "del":
-		if err := svc.Delete(ctx, j); err != nil {
-			return userError(j.String(), err)
-		}
-		fmt.Fprintf(e.stdout, "deleted %s\n", j)
+		return e.userDelete(ctx, db, cfg, svc, j)
+	}
+	return nil
+}
+
+// userDelete deletes the account j and everything kept for it, each
+// concern through its own repository: its uploads (files, then rows), its
+// room affiliations and its name as a room's creator, its subscriptions
+// in other users' rosters (as Prosody and ejabberd unsubscribe the
+// contacts of a deleted account), then the account,
+// whose credentials, roster and offline messages go with it (ON DELETE
+// CASCADE). The account goes last, so that a failure before leaves it
+// there and the command can be run again.
+func (e *env) userDelete(ctx context.Context, db *storage.DB, cfg config.Config, svc *auth.Service, j jid.JID) error {
+	if ok, err := svc.Exists(ctx, j); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("no such user %s", j)
+	}
+	files, slots, err := httpupload.DeleteOwner(ctx, db.HTTPUploads(), cfg.UploadDir(), j.String())
+	if err != nil {
+		return fmt.Errorf("%s not deleted: %w", j, err)
+	}
+	ownerless, err := db.MUC().DeleteUser(ctx, j.String())
+	if err != nil {
+		return fmt.Errorf("%s not deleted (its %d uploaded files are): %w", j, files, err)
+	}
+	if _, err := db.Rosters().Unsubscribe(ctx, j.String()); err != nil {
+		return fmt.Errorf("%s not deleted (its uploads and room affiliations are): %w", j, err)
+	}
+	if err := svc.Delete(ctx, j); err != nil {
+		return userError(j.String(), err)
+	}
+	fmt.Fprintf(e.stdout, "deleted %s (%d uploaded files, %d unused upload slots)\n", j, files, slots)
+	for _, r := range ownerless {
+		fmt.Fprintf(e.stdout, "room %s has no owner now; give it one with: xmppd room owner %s JID\n", r, r)
 	}
 	return nil
 }

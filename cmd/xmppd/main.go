@@ -6,6 +6,7 @@
 //	xmppd [-config FILE] user del JID
 //	xmppd [-config FILE] user list
 //	xmppd [-config FILE] offline list  show each account's offline message queue
+//	xmppd [-config FILE] room owner ROOM JID  give a persistent room an owner
 //	xmppd [-config FILE] check-config
 //	xmppd [-config FILE] migrate
 //	xmppd version
@@ -64,9 +65,10 @@ commands:
   serve                run the server (default)
   user add JID         create an account; the password is read from standard input
   user passwd JID      change an account's password
-  user del JID         delete an account
+  user del JID         delete an account and everything kept for it
   user list            list accounts
   offline list         show how many offline messages each account has waiting
+  room owner ROOM JID  make an account an owner of a persistent group chat room
   check-config         load and validate the configuration, then exit
   migrate              bring the database schema up to date, then exit
   version              print the version
@@ -102,6 +104,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.user(ctx, rest)
 	case "offline":
 		err = e.offline(ctx, rest)
+	case "room":
+		err = e.room(ctx, rest)
 	case "check-config":
 		err = e.checkConfig(rest)
 	case "migrate":

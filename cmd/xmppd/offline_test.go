@@ -41,7 +41,7 @@ func TestOfflineList(t *testing.T) {
 			defer db.Close()
 			for u, n := range map[string]int{"alice@localhost": 3, "bob@localhost": 1} {
 				for range n {
-					if _, err := db.Offline().Push(t.Context(), u, time.Now(), []byte("<message><body>x</body></message>"), 0); err != nil {
+					if _, err := db.Offline().Push(t.Context(), u, time.Now(), []byte("<message><body>x</body></message>"), storage.OfflineLimits{}); err != nil {
 						t.Fatal(err)
 					}
 				}
