@@ -31,15 +31,15 @@ var allowedImports = map[string][]string{
 	"server": {"c2s", "router", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
-	"c2s": {"router", "auth", "storage", "internal/xmlenc"},
+	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto"},
 
-	"router": {"internal/xmlenc"},
+	"router": {"internal/xmlenc", "internal/burstlog"},
 
 	"disco":      {"router", "internal/xmlenc"},
 	"ping":       {"router", "internal/xmlenc"},
 	"version":    {"router", "internal/xmlenc"},
-	"roster":     {"router", "storage", "internal/xmlenc"},
-	"offline":    {"router", "storage", "internal/xmlenc"},
+	"roster":     {"router", "storage", "internal/xmlenc", "internal/burstlog"},
+	"offline":    {"router", "storage", "internal/xmlenc", "internal/burstlog"},
 	"muc":        {"router", "storage", "internal/xmlenc"},
 	"httpupload": {"router", "storage", "internal/xmlenc"},
 
@@ -49,7 +49,9 @@ var allowedImports = map[string][]string{
 	"config":              {},
 	"certs":               {},
 
-	"internal/xmlenc": {},
+	"internal/xmlenc":     {},
+	"internal/burstlog":   {}, // one ERROR line per burst of storage failures
+	"internal/proxyproto": {}, // the PROXY protocol header
 	// xmpptest starts whole servers for other packages' tests.
 	"internal/xmpptest": {"server", "config", "auth", "storage", "storage/storagetest", "internal/xmlenc"},
 	"interop":           {}, // tests only

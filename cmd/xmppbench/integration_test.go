@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/internal/xmpptest"
 )
 
@@ -21,7 +22,12 @@ func TestAgainstXMPPD(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	srv := xmpptest.Start(t)
+	// The generator is one address opening many connections at once,
+	// as in bench/compare: no per-address limits.
+	srv := xmpptest.Start(t, func(c *config.Config) {
+		c.C2S.MaxConnectionsPerAddress = 0
+		c.C2S.ConnectionRatePerAddress = 0
+	})
 	const n = 20
 	for i := 1; i <= n; i++ {
 		srv.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
