@@ -31,7 +31,7 @@ var allowedImports = map[string][]string{
 	"server": {"c2s", "router", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
-	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto"},
+	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
 
 	"router": {"internal/xmlenc", "internal/burstlog"},
 

@@ -74,13 +74,15 @@ func TestLoginRefused(t *testing.T) {
 
 // TestSASLRetryAndThrottle speaks SASL by hand: a wrong PLAIN password is
 // refused with not-authorized, the client may retry on the same stream,
-// and after max_failures even the right password is refused for a while.
+// and after max_failures even the right password is refused for a while,
+// for that account from that address only.
 func TestSASLRetryAndThrottle(t *testing.T) {
 	srv := xmpptest.Start(t, func(c *config.Config) {
 		c.Auth.MaxFailures = 3
 		c.Auth.Lockout = config.Duration{Duration: time.Hour}
 	})
 	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "bob's secret")
 	tc := srv.DialTLS(t)
 	plain := func(pw string) string {
 		return "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00alice\x00"+pw) + "</auth>"
@@ -109,6 +111,13 @@ func TestSASLRetryAndThrottle(t *testing.T) {
 	got := tc2.ReadUntil("</failure>", wait)
 	if !strings.Contains(got, "<temporary-auth-failure") || strings.Contains(got, "<success") {
 		t.Fatalf("right password while locked out: %q, want temporary-auth-failure", got)
+	}
+	// The refusal is for alice from this address, not for the address:
+	// bob logs in on the same connection.
+	tc2.Reset()
+	tc2.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + b64("\x00bob\x00bob's secret") + "</auth>")
+	if got := tc2.ReadUntil("<success", wait); !strings.Contains(got, "<success") {
+		t.Fatalf("bob from the same address: %q, want success", got)
 	}
 }
 

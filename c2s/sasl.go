@@ -28,6 +28,7 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"xmppd.dev/xmppd/auth"
+	"xmppd.dev/xmppd/internal/burstlog"
 	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/storage"
 )
@@ -112,10 +113,21 @@ func isAccountRefusal(err error) bool {
 
 // storeFault is the failure for a CredentialStore that could not answer.
 func (a *saslAttempt) storeFault(err error) *saslFailure {
-	a.run.cfg.Log.Error("c2s: account store failed during SASL", "remote", a.run.cfg.RemoteIP, "user", a.userName(), "err", err)
+	if l := a.run.cfg.StoreLog; l != nil {
+		l.Fail(err, "user", a.userName())
+	} else {
+		a.run.cfg.Log.Error("c2s: account store failed during SASL", "user", a.userName(), "err", err)
+	}
 	f := a.failure(condTemporaryFailed, false, "account store failed")
 	f.text = "Authentication is temporarily unavailable; try again later"
 	return f
+}
+
+// storeAnswered ends a burst of store failures, if one was going on.
+func (a *saslAttempt) storeAnswered() {
+	if l := a.run.cfg.StoreLog; l != nil {
+		l.OK()
+	}
 }
 
 // saslConfig configures the SASL stream feature of one stream.
@@ -124,6 +136,9 @@ type saslConfig struct {
 	Store    CredentialStore // never nil
 	Throttle *authThrottle   // may be nil (no throttling)
 	RemoteIP string          // the client's IP, for throttling
+	// StoreLog logs the Store's failures once per burst (an outage fails
+	// every login); nil logs each.
+	StoreLog *burstlog.Logger
 	// AllowInsecure offers SASL on a stream without TLS (tests only; PLAIN is
 	// never offered without TLS).
 	AllowInsecure bool
@@ -320,7 +335,7 @@ func (r *saslRun) succeed(res saslResult) error {
 	if err := r.write("success", res.final); err != nil {
 		return err
 	}
-	r.cfg.Log.Info("c2s: authenticated", "remote", r.cfg.RemoteIP, "user", res.user.String(),
+	r.cfg.Log.Info("c2s: authenticated", "user", res.user.String(),
 		"mechanism", res.mech, "channel_binding", string(res.binding))
 	if r.cfg.Throttle != nil {
 		r.cfg.Throttle.Succeeded(attempt{ip: r.cfg.RemoteIP, account: res.user.String()})
@@ -337,10 +352,10 @@ func (r *saslRun) fail(ctx context.Context, f *saslFailure) error {
 	// Failed credential checks and throttle refusals are what an operator
 	// watches for (fail2ban and the like); protocol slips are Debug.
 	level := slog.LevelDebug
-	if f.authn || f.cond == condTemporaryFailed {
+	if f.authn || f.refused {
 		level = slog.LevelWarn
 	}
-	r.cfg.Log.Log(ctx, level, "c2s: SASL failure", "remote", r.cfg.RemoteIP, "user", f.user,
+	r.cfg.Log.Log(ctx, level, "c2s: SASL failure", "user", f.user,
 		"condition", f.cond, "reason", f.reason)
 	if r.cfg.Throttle != nil && (f.authn || f.refused) {
 		var d time.Duration
@@ -701,12 +716,14 @@ func (a *saslAttempt) plain() sasl.Mechanism {
 				if !isAccountRefusal(err) {
 					return false, nil, nil, a.storeFault(err)
 				}
+				a.storeAnswered()
 				// The store's error may say "no such user"; only the log
 				// at Debug sees it, the client gets the same answer as
 				// for a wrong password.
-				a.run.cfg.Log.Debug("c2s: PLAIN check failed", "remote", a.run.cfg.RemoteIP, "user", a.userName(), "err", err)
+				a.run.cfg.Log.Debug("c2s: PLAIN check failed", "user", a.userName(), "err", err)
 				return false, nil, nil, a.failure(condNotAuthorized, true, "wrong password or unknown user")
 			}
+			a.storeAnswered()
 			a.verified = true
 			return false, nil, nil, nil
 		},
@@ -838,7 +855,7 @@ func (a *saslAttempt) scramFinal(conv *scram.ServerConversation, msg []byte) (bo
 		return false, nil, nil, a.failure(condNotAuthorized, false, "channel binding data does not match")
 	case err != nil || !conv.Valid() || !a.known:
 		if !a.known {
-			a.run.cfg.Log.Debug("c2s: SCRAM for unknown user", "remote", a.run.cfg.RemoteIP, "user", a.userName())
+			a.run.cfg.Log.Debug("c2s: SCRAM for unknown user", "user", a.userName())
 		}
 		if err != nil && resp != scram.ErrInvalidProof {
 			// A nonce that does not match, say: a broken client.
@@ -871,6 +888,7 @@ func (a *saslAttempt) lookup(base string) scram.CredentialLookup {
 		if err != nil && !isAccountRefusal(err) {
 			return scram.StoredCredentials{}, &errSCRAMLookup{failure: a.storeFault(err)}
 		}
+		a.storeAnswered()
 		if err != nil || c.Iterations < 1 || len(c.Salt) == 0 || len(c.StoredKey) == 0 || len(c.ServerKey) == 0 {
 			if err == nil {
 				a.run.cfg.Log.Error("c2s: unusable stored SCRAM credential", "user", a.userName(), "mechanism", base)

@@ -22,6 +22,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"xmppd.dev/xmppd/internal/burstlog"
 	"xmppd.dev/xmppd/internal/proxyproto"
 	"xmppd.dev/xmppd/router"
 )
@@ -98,6 +99,7 @@ type Server struct {
 	endPoint  scram.ChannelBinding // of the served certificate; zero: not offered
 	throttle  *authThrottle        // nil: no throttling
 	conns     *connLimits          // nil: no limits per address
+	storeLog  *burstlog.Logger     // the account store's failures, once per burst
 	logins    *loginMemory         // nil: no logins remembered
 	fakeKey   []byte
 	baseCtx   context.Context
@@ -142,6 +144,7 @@ func (s *Server) init() {
 		}
 		s.throttle = newAuthThrottle(s.Auth, s.logins, time.Now)
 		s.conns = newConnLimits(s.Limits, time.Now)
+		s.storeLog = burstlog.New(s.Log, "c2s: account store failed during SASL", time.Minute)
 		if s.TLS != nil {
 			// The end-point binding hashes the certificate only, so it
 			// is derived once, here, with the certificate it stands for:
@@ -360,6 +363,7 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 			Store:          s.Store,
 			Throttle:       s.throttle,
 			RemoteIP:       remote.Addr().String(),
+			StoreLog:       s.storeLog,
 			AllowInsecure:  s.AllowInsecureAuth || !s.RequireTLS,
 			Log:            log,
 			FakeSaltKey:    s.fakeKey,
