@@ -10,7 +10,9 @@ import (
 )
 
 // connLimitSweepAt is the table size at which admitting a connection first
-// drops the addresses that have no connection open and a full bucket.
+// drops the addresses that have no connection open and a full bucket; the
+// next sweep waits until the table has doubled, so that sweeps cost O(1)
+// per connection however many addresses are busy.
 const connLimitSweepAt = 10_000
 
 // connLimits counts the connections open from each address and the rate at
@@ -22,8 +24,9 @@ type connLimits struct {
 	burst      float64          // immutable; bucket size
 	now        func() time.Time // immutable
 
-	mu    sync.Mutex
-	addrs map[string]*addrConns // by ipPrefix; guarded by mu
+	mu      sync.Mutex
+	addrs   map[string]*addrConns // by addrKey; guarded by mu
+	sweepAt int                   // table size of the next sweep; guarded by mu
 }
 
 // addrConns is what connLimits knows of one address; guarded by
@@ -46,6 +49,7 @@ func newConnLimits(lim Limits, now func() time.Time) *connLimits {
 		burst:      float64(max(lim.ConnectionBurst, 1)),
 		now:        now,
 		addrs:      map[string]*addrConns{},
+		sweepAt:    connLimitSweepAt,
 	}
 }
 
@@ -55,8 +59,9 @@ func (l *connLimits) admit(key string) error {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.addrs) >= connLimitSweepAt {
+	if len(l.addrs) >= l.sweepAt {
 		l.sweepLocked(now)
+		l.sweepAt = max(connLimitSweepAt, 2*len(l.addrs))
 	}
 	a := l.addrs[key]
 	if a == nil {
@@ -84,7 +89,7 @@ func (l *connLimits) release(key string) {
 	defer l.mu.Unlock()
 	if a := l.addrs[key]; a != nil {
 		a.open--
-		if a.open <= 0 && (l.rate <= 0 || a.tokens+l.now().Sub(a.at).Seconds()*l.rate >= l.burst) {
+		if a.open <= 0 && l.idle(a, l.now()) {
 			delete(l.addrs, key)
 		}
 	}
@@ -94,10 +99,16 @@ func (l *connLimits) release(key string) {
 // connection open and a bucket that has filled up again.
 func (l *connLimits) sweepLocked(now time.Time) {
 	for k, a := range l.addrs {
-		if a.open <= 0 && (l.rate <= 0 || a.tokens+now.Sub(a.at).Seconds()*l.rate >= l.burst) {
+		if a.open <= 0 && l.idle(a, now) {
 			delete(l.addrs, k)
 		}
 	}
+}
+
+// idle reports whether a's bucket is full again at now: the address is then
+// as if it had never connected.
+func (l *connLimits) idle(a *addrConns, now time.Time) bool {
+	return l.rate <= 0 || a.tokens+now.Sub(a.at).Seconds()*l.rate >= l.burst
 }
 
 // addrKey is the connection-limit and throttle key of addr: the address for
