@@ -26,8 +26,11 @@ const (
 	// loginQueueLen bounds the logins waiting to be written; past it a
 	// login is not remembered (it will be at a later one).
 	loginQueueLen = 4096
-	// loginBatch is the most logins written in one transaction.
+	// loginBatch is the most logins written in one statement.
 	loginBatch = 256
+	// loginFlushAfter is how long the first login of a batch waits for
+	// others to be written with it.
+	loginFlushAfter = time.Second
 	// loginRewrite is how old the last write of a (account, network) may
 	// get before a login from there is written again: a month-long memory
 	// needs no finer time, and a client that reconnects all day writes
@@ -114,32 +117,35 @@ func (m *loginMemory) known(ctx context.Context, account, network string, now ti
 }
 
 // run writes queued logins in batches, and sweeps old ones, until stop.
+// A batch waits up to loginFlushAfter for more logins to join it: one
+// statement for many logins costs little more than one for one, and a
+// login is known from memory in the meantime.
 func (m *loginMemory) run() {
 	defer close(m.done)
 	sweep := time.NewTicker(loginSweepEvery)
 	defer sweep.Stop()
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
 	batch := make([]storage.Login, 0, loginBatch)
 	for {
 		select {
 		case g, ok := <-m.queue:
 			if !ok {
+				m.write(batch)
 				return
 			}
-			batch = append(batch[:0], g)
-			// Whatever else is queued goes in the same transaction.
-		more:
-			for len(batch) < loginBatch {
-				select {
-				case g, ok := <-m.queue:
-					if !ok {
-						break more
-					}
-					batch = append(batch, g)
-				default:
-					break more
-				}
+			batch = append(batch, g)
+			switch len(batch) {
+			case 1:
+				flush.Reset(loginFlushAfter)
+			case loginBatch:
+				flush.Stop()
+				m.write(batch)
+				batch = batch[:0]
 			}
+		case <-flush.C:
 			m.write(batch)
+			batch = batch[:0]
 		case <-sweep.C:
 			ctx, cancel := context.WithTimeout(context.Background(), loginWriteTimeout)
 			n, err := m.store.DeleteOlderThan(ctx, time.Now().Add(-m.remember))
@@ -156,6 +162,9 @@ func (m *loginMemory) run() {
 // write stores one batch. A failure loses it from storage, not from this
 // process's memory; the next login after loginRewrite writes again.
 func (m *loginMemory) write(batch []storage.Login) {
+	if len(batch) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), loginWriteTimeout)
 	defer cancel()
 	if err := m.store.Record(ctx, batch); err != nil {

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -51,6 +52,25 @@ func TestLoginNetworks(t *testing.T) {
 		case known(alice, "192.0.2.0/24", t0.Add(time.Millisecond)):
 			t.Error("a login older than since counts")
 		}
+		// More than one statement's worth, with repeats: the latest wins.
+		var many []storage.Login
+		for i := range 600 {
+			many = append(many, storage.Login{JID: bob, Network: fmt.Sprintf("10.%d.%d.0/24", i/256, i%256), At: t0})
+		}
+		many = append(many, storage.Login{JID: bob, Network: "10.0.7.0/24", At: t0.Add(time.Minute)})
+		if err := l.Record(ctx, many); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM login_networks WHERE jid = $1 AND network LIKE '10.%'`, bob).Scan(&n); err != nil || n != 600 {
+			t.Fatalf("%d of bob's 600 networks recorded (%v)", n, err)
+		}
+		if !known(bob, "10.0.7.0/24", t0.Add(time.Minute)) || !known(bob, "10.2.87.0/24", t0) {
+			t.Error("a network of the large batch is missing or has the wrong time")
+		}
+		if _, err := db.SQL().ExecContext(ctx, `DELETE FROM login_networks WHERE network LIKE '10.%'`); err != nil {
+			t.Fatal(err)
+		}
 		// An older login does not move the time back; a newer one moves it on.
 		if err := l.Record(ctx, []storage.Login{{JID: alice, Network: "192.0.2.0/24", At: t0.Add(-time.Hour)}}); err != nil {
 			t.Fatal(err)
@@ -75,7 +95,6 @@ func TestLoginNetworks(t *testing.T) {
 		if err := db.Accounts().Delete(ctx, alice); err != nil {
 			t.Fatal(err)
 		}
-		var n int
 		if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM login_networks`).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%d login_networks rows after deleting the accounts' owner, %v", n, err)
 		}
