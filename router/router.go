@@ -204,16 +204,8 @@ func (r *Router) routeIQ(ctx context.Context, st *Stanza) {
 		if to.Equal(st.From.Bare()) {
 			class = ToSelf
 		}
-		if class == ToBare {
-			ok, err := r.exists(ctx, to)
-			switch {
-			case err != nil:
-				r.bounce(ctx, st, storageFailure())
-				return
-			case !ok:
-				r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
-				return
-			}
+		if class == ToBare && !r.existsOrBounce(ctx, st, to) {
+			return
 		}
 		r.handleIQ(ctx, st, class)
 		return
@@ -316,16 +308,8 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 	if delivered || st.Type == "headline" {
 		return
 	}
-	if len(sessions) == 0 {
-		ok, err := r.exists(ctx, to.Bare())
-		switch {
-		case err != nil:
-			r.bounce(ctx, st, storageFailure())
-			return
-		case !ok:
-			r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
-			return
-		}
+	if len(sessions) == 0 && !r.existsOrBounce(ctx, st, to.Bare()) {
+		return
 	}
 	r.undeliverable(ctx, st)
 }
@@ -589,6 +573,21 @@ func (r *Router) exists(ctx context.Context, bare jid.JID) (bool, error) {
 	}
 	r.storeLog.OK()
 	return ok, nil
+}
+
+// existsOrBounce reports whether bare is a local account; when it is not,
+// or the lookup failed, it answers st: cancel/service-unavailable for no
+// such account (RFC 6121 §8.5.1), the wait error of a storage failure
+// otherwise.
+func (r *Router) existsOrBounce(ctx context.Context, st *Stanza, bare jid.JID) bool {
+	ok, err := r.exists(ctx, bare)
+	switch {
+	case err != nil:
+		r.bounce(ctx, st, storageFailure())
+	case !ok:
+		r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+	}
+	return ok && err == nil
 }
 
 // AccountExists reports whether bare is a local account.
