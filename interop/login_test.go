@@ -79,10 +79,10 @@ func TestSlixmppChannelBinding(t *testing.T) {
 // slixmpp 1.8 on TLS 1.3 tries SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS with
 // tls-unique (refused: TLS 1.3 has none), then SCRAM-SHA-256 and SCRAM-SHA-1
 // with the GS2 flag "y" (refused as a downgrade, RFC 5802 §6), then PLAIN.
-// Those four refusals come before any credential is checked, yet xmppd
-// counts them as failed authentication attempts: the first login waits
-// 1+2+3+4 s of failure delay, and the second is locked out
-// (temporary-auth-failure, auth.max_failures = 5) for auth.lockout.
+// Those four refusals come before any credential is checked, and the
+// throttle counts only wrong credentials: neither login waits for a failure
+// delay or is locked out (counted, the four would cost 1+2+3+4 s by
+// default, and the second login would be refused).
 func TestSlixmppDefaultLogin(t *testing.T) {
 	requireSlixmpp(t)
 	srv := xmpptest.Start(t, func(c *config.Config) { c.Auth = config.Default().Auth })
