@@ -55,7 +55,7 @@ func newConnLimits(lim Limits, now func() time.Time) *connLimits {
 
 // admit counts a new connection from the address key, or returns the
 // stream error that refuses it. An admitted connection must be released.
-func (l *connLimits) admit(key string) error {
+func (l *connLimits) admit(key string) *stream.Error {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -69,13 +69,15 @@ func (l *connLimits) admit(key string) error {
 		l.addrs[key] = a
 	}
 	if l.perAddress > 0 && a.open >= l.perAddress {
-		return withText(stream.PolicyViolation, "too many connections from your address (at most "+strconv.Itoa(l.perAddress)+" at once)")
+		e := withText(stream.PolicyViolation, "too many connections from your address (at most "+strconv.Itoa(l.perAddress)+" at once)")
+		return &e
 	}
 	if l.rate > 0 {
 		a.tokens = min(l.burst, a.tokens+now.Sub(a.at).Seconds()*l.rate)
 		a.at = now
 		if a.tokens < 1 {
-			return withText(stream.PolicyViolation, "too many new connections from your address; wait a moment before reconnecting")
+			e := withText(stream.PolicyViolation, "too many new connections from your address; wait a moment before reconnecting")
+			return &e
 		}
 		a.tokens--
 	}

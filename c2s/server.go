@@ -273,16 +273,17 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		deadline.Stop()
 		s.Log.Warn("connection refused: PROXY protocol", "peer", conn.RemoteAddr().String(), "err", err)
 		if !direct && errors.Is(err, errUntrustedProxy) {
-			s.refuse(conn, false, withText(stream.PolicyViolation, "a PROXY protocol header is not accepted from your address"))
+			e := withText(stream.PolicyViolation, "a PROXY protocol header is not accepted from your address")
+			s.refuse(conn, false, &e)
 		} else {
 			conn.Close()
 		}
 		return
 	}
 	log := s.Log.With("remote", remote.String())
-	if err := s.admit(conn, remote.Addr(), &limitKey); err != nil {
+	if err := s.admit(remote.Addr(), &limitKey); err != nil {
 		deadline.Stop()
-		log.Warn("connection refused", "reason", err)
+		log.Warn("connection refused", "reason", err.Text[0].Value)
 		s.refuse(conn, direct, err)
 		return
 	}
@@ -516,31 +517,32 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 // admit applies the connection limits to a new connection from addr. It
 // records in *key the address that release must be given once the
-// connection ends; it returns the stream error of a refusal.
-func (s *Server) admit(conn net.Conn, addr netip.Addr, key *string) error {
+// connection ends; it returns the stream error of a refusal, with a text.
+func (s *Server) admit(addr netip.Addr, key *string) *stream.Error {
 	if m := s.Limits.MaxConnections; m > 0 {
 		s.mu.Lock()
 		n := len(s.pending) + len(s.sessions) // this connection included
 		s.mu.Unlock()
 		if n > m {
-			return withText(stream.PolicyViolation, "the server has as many connections as it takes; try again later")
+			e := withText(stream.PolicyViolation, "the server has as many connections as it takes; try again later")
+			return &e
 		}
 	}
 	if s.conns == nil {
 		return nil
 	}
 	k := addrKey(addr)
-	if err := s.conns.admit(k); err != nil {
-		return err
+	if e := s.conns.admit(k); e != nil {
+		return e
 	}
 	*key = k
 	return nil
 }
 
 // refuse answers a connection that is not served with a stream header and
-// the stream error e (after the TLS handshake on a direct TLS listener,
-// which the handshake deadline bounds), and closes it.
-func (s *Server) refuse(conn net.Conn, direct bool, e error) {
+// the stream error se (after the TLS handshake on a direct TLS listener,
+// bounded by a deadline of its own), and closes it.
+func (s *Server) refuse(conn net.Conn, direct bool, se *stream.Error) {
 	c := conn
 	if direct {
 		tc := tls.Server(conn, s.directTLS)
@@ -551,12 +553,8 @@ func (s *Server) refuse(conn net.Conn, direct bool, e error) {
 		}
 		c = tc
 	}
-	var se stream.Error
-	if !errors.As(e, &se) {
-		se = stream.InternalServerError
-	}
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.Write(append(streamHeader(s.Router.Domain().String()), streamErrorFrom(se)...))
+	c.Write(append(streamHeader(s.Router.Domain().String()), streamErrorFrom(*se)...))
 	lingerClose(c)
 }
 
