@@ -216,7 +216,7 @@ func (n *negotiation) appendFeatures(b []byte) []byte {
 			b = xmlenc.AppendAttr(b, "xmlns", f.Space)
 			b = append(b, "/>"...)
 		}
-		b = append(b, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session><limits xmlns='"+nsLimits+"'><max-bytes>"...)
+		b = append(b, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session><sm xmlns='"+nsSM+"'/><limits xmlns='"+nsLimits+"'><max-bytes>"...)
 		b = strconv.AppendInt(b, int64(n.srv.Limits.MaxStanzaBytes), 10)
 		b = append(b, "</max-bytes></limits>"...)
 	default:
@@ -363,6 +363,16 @@ func (n *negotiation) bind(ctx context.Context) error {
 		start, err := n.next()
 		if err != nil {
 			return err
+		}
+		if start.Name.Space == nsSM && start.Name.Local == "enable" {
+			// XEP-0198 §3: stream management comes after binding.
+			if err := n.d.Skip(); err != nil {
+				return err
+			}
+			if _, err := n.g.Write(smFailed("unexpected-request", 0, false)); err != nil {
+				return err
+			}
+			continue
 		}
 		if start.Name.Space != stanza.NSClient || start.Name.Local != "iq" {
 			return tooEarly()

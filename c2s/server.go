@@ -52,6 +52,11 @@ type Limits struct {
 	ConnectionRate           float64 // new connections per second from one address
 	ConnectionBurst          int     // new connections at once from one address before ConnectionRate applies
 	MaxResources             int     // sessions bound to one account; past it a bind gets <resource-constraint/>
+
+	// MaxUnacked bounds the stanzas a stream-managed session holds until
+	// the client acknowledges them (bytes: SendQueueBytes); past it the
+	// session is closed and they are settled as undelivered.
+	MaxUnacked int
 }
 
 // DefaultLimits are the limits used when a field is zero.
@@ -60,6 +65,7 @@ var DefaultLimits = Limits{
 	MaxDepth:         64,
 	SendQueueStanzas: 1000,
 	SendQueueBytes:   8 << 20,
+	MaxUnacked:       1000,
 	WriteTimeout:     30 * time.Second,
 	HandshakeTimeout: 30 * time.Second,
 	PingTimeout:      60 * time.Second,
@@ -126,7 +132,7 @@ func (s *Server) init() {
 		for _, f := range []struct {
 			v *int
 			d int
-		}{{&l.MaxStanzaBytes, d.MaxStanzaBytes}, {&l.MaxDepth, d.MaxDepth}, {&l.SendQueueStanzas, d.SendQueueStanzas}, {&l.SendQueueBytes, d.SendQueueBytes}} {
+		}{{&l.MaxStanzaBytes, d.MaxStanzaBytes}, {&l.MaxDepth, d.MaxDepth}, {&l.SendQueueStanzas, d.SendQueueStanzas}, {&l.SendQueueBytes, d.SendQueueBytes}, {&l.MaxUnacked, d.MaxUnacked}} {
 			if *f.v <= 0 {
 				*f.v = f.d
 			}
@@ -465,7 +471,12 @@ func (sess *Session) finish() {
 	<-sess.writerDone
 	sess.mu.Lock()
 	reason := sess.reason
+	unacked := sess.takeUnackedLocked()
 	sess.mu.Unlock()
+	// What the client did not acknowledge may not have reached it: its
+	// messages go to offline storage, offline's own deliveries stay
+	// stored (a duplicate is better than a loss).
+	s.notWritten(unacked)
 	sess.debug("session ended", "reason", reason.String())
 	s.mu.Lock()
 	delete(s.sessions, sess)

@@ -67,6 +67,12 @@ type Session struct {
 	started  bool        // guarded by mu: the connection may be written to
 	writing  bool        // guarded by mu: a flush goroutine is running
 	finished bool        // guarded by mu: the final bytes are written
+	// sm is the session's stream management (XEP-0198), nil until the
+	// client enables it; guarded by mu.
+	sm *smState
+	// handled counts the stanzas read from the client since stream
+	// management was enabled (its h), modulo 2^32; owned by the read loop.
+	handled uint32
 
 	writerDone chan struct{} // closed when the last flush has finished
 	pingID     atomic.Value  // string: id of the outstanding keepalive ping
@@ -94,9 +100,10 @@ type outItem struct {
 func (s *Session) Deliver(b []byte) error { return s.DeliverThen(b, nil) }
 
 // DeliverThen is Deliver, and calls done(true) once b has been flushed to
-// the connection, or done(false) if it never will be (the session closed
-// first). Stanzas delivered this way are not handed to the undeliverable
-// path: their owner (the offline store) keeps them until done(true).
+// the connection (with stream management: once the client has acknowledged
+// it), or done(false) if it never will be (the session closed first).
+// Stanzas delivered this way are not handed to the undeliverable path:
+// their owner (the offline store) keeps them until done(true).
 func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 	s.mu.Lock()
 	if s.closing {
@@ -110,7 +117,22 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 		s.closeWith(CloseSlowConsumer, streamError(stream.ResourceConstraint, "your client is not reading fast enough"), true)
 		return router.ErrQueueFull
 	}
-	s.queue = append(s.queue, outItem{b, done})
+	if m := s.sm; m != nil {
+		if len(m.unacked) >= lim.MaxUnacked || m.unackedBytes+len(b) > lim.SendQueueBytes {
+			s.mu.Unlock()
+			s.logger().Warn("too many unacknowledged stanzas; closing", "stanzas", lim.MaxUnacked)
+			s.closeWith(CloseSlowConsumer, streamError(stream.ResourceConstraint, "your client does not acknowledge what it receives (XEP-0198)"), true)
+			return router.ErrQueueFull
+		}
+		// The writer writes the stanza; its callback waits for the
+		// client's acknowledgement.
+		s.queue = append(s.queue, outItem{b: b})
+		if m.push(outItem{b, done}) {
+			s.queue = append(s.queue, outItem{b: smRequest})
+		}
+	} else {
+		s.queue = append(s.queue, outItem{b, done})
+	}
 	s.queued += len(b)
 	inline := s.kickLocked(true)
 	s.mu.Unlock()
@@ -118,6 +140,27 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 		s.flushOnce()
 	}
 	return nil
+}
+
+// sendNonza queues b, an element that is no stanza (stream management's
+// answers): not counted, not kept for acknowledgement.
+func (s *Session) sendNonza(b []byte) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.sendNonzaLocked(b)
+	inline := s.kickLocked(true)
+	s.mu.Unlock()
+	if inline {
+		s.flushOnce()
+	}
+}
+
+func (s *Session) sendNonzaLocked(b []byte) {
+	s.queue = append(s.queue, outItem{b: b})
+	s.queued += len(b)
 }
 
 // kickLocked starts a flush goroutine when there is something to write
@@ -174,10 +217,17 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 	var dropped []outItem
 	if drop {
 		dropped, s.queue, s.queued = s.queue, nil, 0
+		if s.sm != nil {
+			dropped = nil // they are unacknowledged: settled below
+		}
 	}
+	unacked := s.takeUnackedLocked()
 	s.kickLocked(false)
 	s.mu.Unlock()
 	s.srv.notWritten(dropped)
+	// Settled now rather than when the session is gone, so that they are
+	// stored before what arrives for the client meanwhile.
+	s.srv.notWritten(unacked)
 }
 
 // flush is the only goroutine writing to the connection after
@@ -239,9 +289,12 @@ func (s *Session) write(once bool) {
 			rest := s.queue
 			s.queue = nil
 			s.finished = true
+			managed := s.sm != nil
 			s.mu.Unlock()
-			s.srv.notWritten(batch)
-			s.srv.notWritten(rest)
+			if !managed { // otherwise they are unacknowledged: the session's end settles them
+				s.srv.notWritten(batch)
+				s.srv.notWritten(rest)
+			}
 			s.debug("write failed", "err", err)
 			s.closeConn()
 			close(s.writerDone)
@@ -362,14 +415,24 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 		s.conn.Reset()
 		if err != nil {
 			if se, ok := err.(stanzaError); ok {
+				s.handled++
 				if reply := router.ErrorReply(se.st, se.err); reply != nil {
 					s.Deliver(reply.Raw)
+				}
+				continue
+			}
+			if e, ok := err.(*smElement); ok {
+				if final := s.handleSM(e); final != nil {
+					s.srv.Router.Unbind(ctx, s)
+					s.closeWith(CloseStreamError, final, false)
+					return false
 				}
 				continue
 			}
 			s.readFailed(err)
 			return false
 		}
+		s.handled++
 		if s.local(ctx, st) {
 			continue
 		}
@@ -392,8 +455,15 @@ func (s *Session) readSlow(enc *stanzaEncoder, consumed []byte) (*router.Stanza,
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if t.Name.Space == nsStream {
+			switch t.Name.Space {
+			case nsStream:
 				return nil, streamElement(d, t)
+			case nsSM, nsCSI:
+				e, err := parseSMElement(d, t)
+				if err != nil {
+					return nil, err
+				}
+				return nil, e
 			}
 			return enc.read(d, t, s.addr, s.srv.Limits.MaxDepth)
 		case xml.EndElement:
@@ -514,6 +584,12 @@ func xmlAttrEscape(v string) []byte {
 // session leaves the router first, so that its unavailable presence is on
 // its way before the client sees its stream closed.
 func (s *Session) readFailed(err error) {
+	// The unacknowledged first, then whatever comes once the router no
+	// longer has the session: both are stored, in order.
+	s.mu.Lock()
+	unacked := s.takeUnackedLocked()
+	s.mu.Unlock()
+	s.srv.notWritten(unacked)
 	s.srv.Router.Unbind(s.srv.baseCtx, s)
 	reason, final := classifyReadError(err, s.srv.Limits.MaxStanzaBytes)
 	switch reason {

@@ -129,6 +129,10 @@ type C2S struct {
 	// MaxResourcesPerAccount bounds the sessions bound to one account at
 	// once; binding one more gets <resource-constraint/>. 0 sets no bound.
 	MaxResourcesPerAccount int `toml:"max_resources_per_account"`
+	// MaxUnackedStanzas bounds the stanzas a session with stream
+	// management (XEP-0198) keeps until the client acknowledges them; past
+	// it the session is closed and they are stored as undelivered.
+	MaxUnackedStanzas int `toml:"max_unacked_stanzas"`
 }
 
 // Auth is the [auth] table: SASL and the throttling of wrong credentials.
@@ -304,6 +308,7 @@ func Default() Config {
 			ConnectionRatePerAddress:  10,
 			ConnectionBurstPerAddress: 50,
 			MaxResourcesPerAccount:    10,
+			MaxUnackedStanzas:         1000,
 		},
 		Auth: Auth{
 			SCRAMIterations: 4096,
@@ -494,6 +499,7 @@ func (s *C2S) validate(p *problems) {
 		p.between("c2s.connection_burst_per_address", s.ConnectionBurstPerAddress, 1, 1_000_000, "")
 	}
 	p.between("c2s.max_resources_per_account", s.MaxResourcesPerAccount, 0, 100_000, "0 sets no bound")
+	p.between("c2s.max_unacked_stanzas", s.MaxUnackedStanzas, 1, 1_000_000, "")
 }
 
 func (a *Auth) validate(p *problems) {

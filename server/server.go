@@ -166,6 +166,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			ConnectionRate:           float64(c.ConnectionRatePerAddress),
 			ConnectionBurst:          c.ConnectionBurstPerAddress,
 			MaxResources:             c.MaxResourcesPerAccount,
+			MaxUnacked:               c.MaxUnackedStanzas,
 		},
 		Auth: c2s.AuthLimits{
 			MaxFailures:              cfg.Auth.MaxFailures,

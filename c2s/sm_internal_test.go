@@ -1,0 +1,106 @@
+package c2s
+
+import (
+	"encoding/xml"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+)
+
+// TestSMCountersWrap: h counts modulo 2^32 (XEP-0198 §5): acknowledgements
+// across the wrap release the right stanzas, and one beyond what was sent
+// is refused.
+func TestSMCountersWrap(t *testing.T) {
+	m := &smState{sent: math.MaxUint32 - 2, acked: math.MaxUint32 - 2}
+	for i := range 6 {
+		m.push(outItem{b: fmt.Appendf(nil, "<message id='%d'/>", i)})
+	}
+	if m.sent != 3 { // 2^32 - 2 + 6 - 2^32 - 1
+		t.Fatalf("sent = %d after wrapping, want 3", m.sent)
+	}
+	done, ok := m.ack(1) // acknowledges 4: MaxUint32-1, MaxUint32, 0, 1
+	if !ok || len(done) != 4 || string(done[3].b) != "<message id='3'/>" {
+		t.Fatalf("ack(1) = %d items (%v), want the first four", len(done), ok)
+	}
+	if rest, ok := m.since(1); !ok || len(rest) != 2 {
+		t.Fatalf("since(1) = %d, %v; want the last two", len(rest), ok)
+	}
+	if _, ok := m.ack(4); ok {
+		t.Fatal("ack(4), one beyond what was sent, was accepted")
+	}
+	if done, ok := m.ack(3); !ok || len(done) != 2 || len(m.unacked) != 0 || m.unackedBytes != 0 {
+		t.Fatalf("ack(3) = %d, %v; %d left (%d bytes)", len(done), ok, len(m.unacked), m.unackedBytes)
+	}
+	if done, ok := m.ack(3); !ok || len(done) != 0 {
+		t.Fatalf("repeated ack(3) = %d, %v; want nothing new", len(done), ok)
+	}
+}
+
+// TestSMAsks: the server asks for an acknowledgement once smAskAt
+// stanzas are unacknowledged, and not again before an answer.
+func TestSMAsks(t *testing.T) {
+	m := &smState{}
+	asked := 0
+	for i := range 3 * smAskAt {
+		if m.push(outItem{b: []byte("<iq/>")}) {
+			asked++
+			if i+1 != smAskAt {
+				t.Errorf("asked at stanza %d, want %d", i+1, smAskAt)
+			}
+		}
+	}
+	if asked != 1 {
+		t.Errorf("asked %d times before an answer, want 1", asked)
+	}
+	m.ack(m.sent)
+	for i := range smAskAt {
+		if m.push(outItem{b: []byte("<iq/>")}) != (i+1 == smAskAt) {
+			t.Errorf("after the answer, stanza %d: asked %v", i+1, i+1 == smAskAt)
+		}
+	}
+}
+
+func TestParseSMElement(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{`<enable xmlns='urn:xmpp:sm:3' resume='true' max='600'/>`, "enable resume=true max=600", ""},
+		{`<enable xmlns='urn:xmpp:sm:3'/>`, "enable resume=false max=0", ""},
+		{`<a xmlns='urn:xmpp:sm:3' h='4294967295'/>`, "a h=4294967295", ""},
+		{`<a xmlns='urn:xmpp:sm:3' h='4294967296'/>`, "", "bad-format"},
+		{`<a xmlns='urn:xmpp:sm:3' h='-1'/>`, "", "bad-format"},
+		{`<a xmlns='urn:xmpp:sm:3'/>`, "", "bad-format"},
+		{`<r xmlns='urn:xmpp:sm:3'><junk/></r>`, "r", ""},
+		{`<resume xmlns='urn:xmpp:sm:3' h='3' previd='abc'/>`, "resume h=3 previd=abc", ""},
+		{`<inactive xmlns='urn:xmpp:csi:0'/>`, "inactive", ""},
+		{`<enabled xmlns='urn:xmpp:sm:3'/>`, "", "unsupported-stanza-type"},
+		{`<sleep xmlns='urn:xmpp:csi:0'/>`, "", "unsupported-stanza-type"},
+	} {
+		d := xml.NewDecoder(strings.NewReader(tc.in))
+		tok, _ := d.Token()
+		e, err := parseSMElement(d, tok.(xml.StartElement))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(fmt.Sprint(err), tc.err) {
+				t.Errorf("%s: err = %v, want %s", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		got := e.local
+		switch e.local {
+		case "enable":
+			got += fmt.Sprintf(" resume=%v max=%d", e.resume, e.max)
+		case "a":
+			got += fmt.Sprintf(" h=%d", e.h)
+		case "resume":
+			got += fmt.Sprintf(" h=%d previd=%s", e.h, e.previd)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
