@@ -62,6 +62,9 @@ type negotiation struct {
 
 	user jid.JID // authenticated bare JID; zero before SASL success
 	full jid.JID // bound full JID; zero before binding
+	// resumed is the session the client resumed (XEP-0198) instead of
+	// binding; the caller attaches the connection to it.
+	resumed *Session
 	// bound is called with the full JID before the client learns it (the
 	// router must know the session first).
 	bound func(jid.JID) error
@@ -363,6 +366,26 @@ func (n *negotiation) bind(ctx context.Context) error {
 		start, err := n.next()
 		if err != nil {
 			return err
+		}
+		if start.Name.Space == nsSM && start.Name.Local == "resume" {
+			e, err := parseSMElement(n.d, start)
+			if err != nil {
+				return err
+			}
+			answer, sess := n.srv.resume(n.user, e)
+			if _, err := n.g.Write(answer); err != nil {
+				if sess != nil {
+					// The client will not learn it resumed: the session
+					// waits for another try.
+					sess.redetach()
+				}
+				return err
+			}
+			if sess != nil {
+				n.resumed = sess
+				return nil
+			}
+			continue // the client may bind a new session instead
 		}
 		if start.Name.Space == nsSM && start.Name.Local == "enable" {
 			// XEP-0198 §3: stream management comes after binding.

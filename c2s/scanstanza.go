@@ -421,7 +421,7 @@ func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *r
 	// Only bytes from here on belong to the element.
 	if c, ok := sc.byteAt(sc.i + 1); !ok || !nameStart(c) {
 		if ok && c == '/' && sc.streamEnd() {
-			return nil, nil, io.EOF
+			return nil, nil, errStreamEndTag
 		}
 		return nil, sc.putBack(), errSlowPath
 	}

@@ -57,6 +57,10 @@ type Limits struct {
 	// the client acknowledges them (bytes: SendQueueBytes); past it the
 	// session is closed and they are settled as undelivered.
 	MaxUnacked int
+	// ResumeTimeout is how long a stream-managed session whose connection
+	// was lost waits for the client to resume it (XEP-0198 §5); 0 offers
+	// no resumption.
+	ResumeTimeout time.Duration
 }
 
 // DefaultLimits are the limits used when a field is zero.
@@ -119,6 +123,7 @@ type Server struct {
 	listeners map[net.Listener]struct{} // guarded by mu
 	pending   map[net.Conn]struct{}     // negotiating connections; guarded by mu
 	sessions  map[*Session]struct{}     // guarded by mu
+	resumable map[string]*Session       // by stream management id; guarded by mu
 	wg        sync.WaitGroup            // every connection goroutine
 }
 
@@ -180,6 +185,7 @@ func (s *Server) init() {
 		s.listeners = map[net.Listener]struct{}{}
 		s.pending = map[net.Conn]struct{}{}
 		s.sessions = map[*Session]struct{}{}
+		s.resumable = map[string]*Session{}
 	})
 }
 
@@ -404,22 +410,39 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	cur.Reset()
 	// The session reads with its own parser from here on (readLoop).
 	// Nothing is lost: the negotiation's decoder read through the guard's
-	// ReadByte and no byte beyond the end of the bind IQ, so whatever the
-	// client sent after it is in the guard's buffer.
+	// ReadByte and no byte beyond the end of the bind IQ (or the resume
+	// element), so whatever the client sent after it is in the guard's
+	// buffer.
+	s.keepalive(cur, sess)
+	if old := n.resumed; old != nil {
+		// This connection now carries an older session (XEP-0198
+		// resumption): it takes the connection and its limit slot; this
+		// goroutine's WaitGroup slot ends here, the session has its own.
+		old.attach(cur, net.TCPAddrFromAddrPort(remote), limitKey)
+		limitKey = ""
+		cur.onIdle = old.ping
+		go old.serveResumed()
+		return
+	}
 	sess.mu.Lock()
 	sess.conn = cur
 	sess.mu.Unlock()
-	if s.Limits.PingInterval > 0 {
-		cur.idle, cur.pingTimeout, cur.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping
-	}
-	if s.Limits.ReadRate > 0 {
-		cur.shape = &shaper{rate: float64(s.Limits.ReadRate), burst: 2 * float64(s.Limits.MaxStanzaBytes), last: time.Now()}
-		cur.shape.tokens = cur.shape.burst
-	}
 	started = true // the session's goroutine now owns the WaitGroup slot and limitKey
 	// A fresh goroutine keeps the handshake's grown stack out of the
 	// long-lived read loop.
 	go sess.run()
+}
+
+// keepalive sets the keepalive and read rate of a connection carrying
+// sess.
+func (s *Server) keepalive(g *guardConn, sess *Session) {
+	if s.Limits.PingInterval > 0 {
+		g.idle, g.pingTimeout, g.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping
+	}
+	if s.Limits.ReadRate > 0 {
+		g.shape = &shaper{rate: float64(s.Limits.ReadRate), burst: 2 * float64(s.Limits.MaxStanzaBytes), last: time.Now()}
+		g.shape.tokens = g.shape.burst
+	}
 }
 
 // run starts a bound session: its writer and its read loop.
@@ -442,37 +465,57 @@ func (sess *Session) idleOut() { sess.serve(errIdle) }
 func (sess *Session) serve(why error) {
 	s := sess.srv
 	ctx := s.baseCtx
-	parked := false
+	// keep: the session lives on without this goroutine (parked, or
+	// detached waiting for a resumption).
+	keep := false
 	defer func() {
 		if p := recover(); p != nil {
 			sess.logger().Error("panic in session", "panic", p, "stack", string(debug.Stack()))
 			sess.closeWith(CloseStreamError, streamError(stream.InternalServerError, ""), false)
-			parked = false
+			keep = false
 		}
-		if !parked {
+		if !keep {
 			sess.finish()
 		}
 	}()
 	if why != nil {
-		sess.readFailed(why)
+		keep = sess.readFailed(why)
 		return
 	}
-	parked = sess.readLoop(ctx)
+	keep = sess.readLoop(ctx)
 }
 
 // finish waits for the writer of an ended session and lets it go.
 func (sess *Session) finish() {
-	s := sess.srv
-	defer s.wg.Done()
-	if sess.limitKey != "" {
-		defer s.conns.release(sess.limitKey)
-	}
-	s.Router.Unbind(s.baseCtx, sess)
+	sess.srv.Router.Unbind(sess.srv.baseCtx, sess)
 	<-sess.writerDone
+	sess.end()
+}
+
+// end lets a session go once nothing writes to it any more: what the
+// client did not acknowledge is settled, and the session leaves the
+// router and the server, giving back its WaitGroup slot. It runs once.
+func (sess *Session) end() {
+	s := sess.srv
 	sess.mu.Lock()
+	if sess.ended {
+		sess.mu.Unlock()
+		return
+	}
+	sess.ended = true
 	reason := sess.reason
 	unacked := sess.takeUnackedLocked()
+	limitKey := sess.limitKey
+	var id string
+	if sess.sm != nil {
+		id = sess.sm.id
+	}
 	sess.mu.Unlock()
+	defer s.wg.Done()
+	if limitKey != "" {
+		defer s.conns.release(limitKey)
+	}
+	s.Router.Unbind(s.baseCtx, sess)
 	// What the client did not acknowledge may not have reached it: its
 	// messages go to offline storage, offline's own deliveries stay
 	// stored (a duplicate is better than a loss).
@@ -480,6 +523,9 @@ func (sess *Session) finish() {
 	sess.debug("session ended", "reason", reason.String())
 	s.mu.Lock()
 	delete(s.sessions, sess)
+	if id != "" {
+		delete(s.resumable, id)
+	}
 	s.mu.Unlock()
 }
 

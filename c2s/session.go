@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -71,8 +70,15 @@ type Session struct {
 	// client enables it; guarded by mu.
 	sm *smState
 	// handled counts the stanzas read from the client since stream
-	// management was enabled (its h), modulo 2^32; owned by the read loop.
+	// management was enabled (its h), modulo 2^32; owned by the read loop
+	// (of whichever connection carries the session).
 	handled uint32
+	// detached: the connection is gone and the session waits, still
+	// bound, for the client to resume it; resumeTimer ends the wait.
+	// Guarded by mu.
+	detached    bool
+	resumeTimer *time.Timer
+	ended       bool // guarded by mu: end has run
 
 	writerDone chan struct{} // closed when the last flush has finished
 	pingID     atomic.Value  // string: id of the outstanding keepalive ping
@@ -125,10 +131,14 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 			return router.ErrQueueFull
 		}
 		// The writer writes the stanza; its callback waits for the
-		// client's acknowledgement.
-		s.queue = append(s.queue, outItem{b: b})
-		if m.push(outItem{b, done}) {
-			s.queue = append(s.queue, outItem{b: smRequest})
+		// client's acknowledgement. A detached session keeps it for the
+		// resumption only.
+		ask := m.push(outItem{b, done})
+		if !s.detached {
+			s.queue = append(s.queue, outItem{b: b})
+			if ask {
+				s.queue = append(s.queue, outItem{b: smRequest})
+			}
 		}
 	} else {
 		s.queue = append(s.queue, outItem{b, done})
@@ -222,12 +232,21 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 		}
 	}
 	unacked := s.takeUnackedLocked()
+	detached := s.detached
+	if detached {
+		s.detached = false
+		s.resumeTimer.Stop()
+	}
 	s.kickLocked(false)
 	s.mu.Unlock()
 	s.srv.notWritten(dropped)
 	// Settled now rather than when the session is gone, so that they are
 	// stored before what arrives for the client meanwhile.
 	s.srv.notWritten(unacked)
+	if detached {
+		// No read loop or writer is left to end it.
+		s.end()
+	}
 }
 
 // flush is the only goroutine writing to the connection after
@@ -279,6 +298,20 @@ func (s *Session) write(once bool) {
 		// short of them.
 		s.sock.wrote(size)
 		if err != nil {
+			s.mu.Lock()
+			if m := s.sm; m != nil && m.resumable && !s.closing {
+				// The connection is gone, the session may live on:
+				// everything written or not is kept unacknowledged, and
+				// the read loop, woken by the close, detaches.
+				s.queue, s.queued = nil, 0
+				s.finished = true
+				s.mu.Unlock()
+				s.debug("write failed; waiting for a resumption", "err", err)
+				s.closeConn()
+				close(s.writerDone)
+				return
+			}
+			s.mu.Unlock()
 			// Nothing of this batch is known to have arrived: it goes
 			// where undeliverable stanzas go (a duplicate is better than a
 			// loss), with whatever was still queued.
@@ -382,8 +415,10 @@ func (s *Session) closeConn() {
 
 // readLoop reads stanzas until the stream ends, stamps from, checks the
 // limits and hands each stanza to the router. It returns true when the
-// session parked (the client went silent): the loop then goes on in
-// another goroutine once the client sends again (see parkingLot).
+// session lives on without this goroutine: it parked (the client went
+// silent; the loop goes on in another goroutine once the client sends
+// again, see parkingLot), or its connection was lost and it waits for a
+// resumption (detach).
 func (s *Session) readLoop(ctx context.Context) (parked bool) {
 	limit := s.srv.Limits
 	addr := s.addr
@@ -429,8 +464,7 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 				}
 				continue
 			}
-			s.readFailed(err)
-			return false
+			return s.readFailed(err)
 		}
 		s.handled++
 		if s.local(ctx, st) {
@@ -468,7 +502,7 @@ func (s *Session) readSlow(enc *stanzaEncoder, consumed []byte) (*router.Stanza,
 			return enc.read(d, t, s.addr, s.srv.Limits.MaxDepth)
 		case xml.EndElement:
 			// The only end element at this level is the stream's own.
-			return nil, io.EOF
+			return nil, errStreamEndTag
 		case xml.CharData:
 			if len(bytes.TrimLeft(t, " \t\r\n")) != 0 {
 				return nil, errTextAtTop
@@ -583,7 +617,10 @@ func xmlAttrEscape(v string) []byte {
 // readFailed ends the session after the read loop stopped with err. The
 // session leaves the router first, so that its unavailable presence is on
 // its way before the client sees its stream closed.
-func (s *Session) readFailed(err error) {
+func (s *Session) readFailed(err error) (detached bool) {
+	if s.detach(err) {
+		return true
+	}
 	// The unacknowledged first, then whatever comes once the router no
 	// longer has the session: both are stored, in order.
 	s.mu.Lock()
@@ -601,6 +638,7 @@ func (s *Session) readFailed(err error) {
 		s.debug("stream ended", "err", err)
 	}
 	s.closeWith(reason, final, false)
+	return false
 }
 
 // stanzaError is a stanza the read loop answers with an error rather than

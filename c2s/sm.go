@@ -2,9 +2,14 @@ package c2s
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
+	"time"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 )
 
@@ -14,6 +19,11 @@ const (
 	nsSM  = "urn:xmpp:sm:3"
 	nsCSI = "urn:xmpp:csi:0"
 )
+
+// errStreamEndTag is the client's </stream:stream>: the stream ended on
+// purpose, so a stream-managed session ends rather than waits for a
+// resumption (XEP-0198 §5). It is an io.EOF for everything else.
+var errStreamEndTag = fmt.Errorf("c2s: the client closed its stream: %w", io.EOF)
 
 // smAskAt is how many unacknowledged stanzas make the server ask for an
 // acknowledgement (<r/>), when it has not asked since the last one. The
@@ -200,13 +210,32 @@ func (s *Session) takeUnackedLocked() []outItem {
 func (s *Session) handleSM(e *smElement) (final []byte) {
 	switch e.space + " " + e.local {
 	case nsSM + " enable":
+		m := &smState{}
+		enabled := []byte("<enabled xmlns='" + nsSM + "'")
+		if timeout := s.srv.Limits.ResumeTimeout; e.resume && timeout > 0 {
+			max := int(timeout / time.Second)
+			if e.max > 0 && e.max < max {
+				max = e.max
+			}
+			m.id, m.resumable = randomID()+randomID(), true
+			enabled = append(enabled, " id='"+m.id+"' resume='true' max='"...)
+			enabled = strconv.AppendInt(enabled, int64(max), 10)
+			enabled = append(enabled, '\'')
+		}
+		enabled = append(enabled, "/>"...)
 		s.mu.Lock()
 		if s.sm != nil {
 			s.sendNonzaLocked(smFailed("unexpected-request", 0, false))
 		} else {
-			s.sm = &smState{}
+			s.sm = m
 			s.handled = 0
-			s.sendNonzaLocked([]byte("<enabled xmlns='" + nsSM + "'/>"))
+			s.sendNonzaLocked(enabled)
+			if m.resumable {
+				srv := s.srv
+				srv.mu.Lock()
+				srv.resumable[m.id] = s
+				srv.mu.Unlock()
+			}
 		}
 		inline := s.kickLocked(true)
 		s.mu.Unlock()
@@ -244,4 +273,170 @@ func (s *Session) handleSM(e *smElement) (final []byte) {
 		s.sendNonza(smFailed("unexpected-request", 0, false))
 	}
 	return nil
+}
+
+// detach keeps a resumable stream-managed session bound after its
+// connection was lost (err), to wait for a resumption. It reports false,
+// doing nothing, when the session is not resumable or the stream ended on
+// purpose: the client closed it, or the server did for an error.
+func (s *Session) detach(err error) bool {
+	if errors.Is(err, errStreamEndTag) {
+		return false
+	}
+	if reason, _ := classifyReadError(err, s.srv.Limits.MaxStanzaBytes); reason != CloseReadError && reason != CloseClient && reason != CloseIdle {
+		return false
+	}
+	s.mu.Lock()
+	if s.sm == nil || !s.sm.resumable || s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	s.detached = true
+	s.queue, s.queued = nil, 0 // all of it is unacknowledged, kept there
+	conn := s.conn
+	s.resumeTimer = time.AfterFunc(s.srv.Limits.ResumeTimeout, s.resumeExpired)
+	s.mu.Unlock()
+	conn.Close()
+	s.waitWriterIdle()
+	s.debug("connection lost; waiting for a resumption", "err", err, "for", s.srv.Limits.ResumeTimeout.String())
+	return true
+}
+
+// waitWriterIdle waits until no writer runs on the (closed) connection and
+// keeps new ones from starting. Called once the connection is closed, so a
+// writer still running fails at once.
+func (s *Session) waitWriterIdle() {
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		if !s.writing {
+			if !s.finished {
+				s.finished = true
+				close(s.writerDone)
+			}
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// resumeExpired ends a detached session the client did not resume in time.
+func (s *Session) resumeExpired() {
+	s.mu.Lock()
+	if !s.detached {
+		s.mu.Unlock()
+		return
+	}
+	s.detached = false
+	s.closing, s.reason = true, CloseIdle
+	s.mu.Unlock()
+	s.debug("not resumed in time")
+	s.end()
+}
+
+// resume hands the session a client wants to resume to the negotiation
+// of its new connection, authenticated as user. It returns the answer to
+// write (<resumed/> or <failed/>) and, on success, the session, which the
+// caller attaches to the connection after writing the answer.
+func (srv *Server) resume(user jid.JID, e *smElement) ([]byte, *Session) {
+	srv.mu.Lock()
+	sess := srv.resumable[e.previd]
+	srv.mu.Unlock()
+	if sess == nil || !sess.jid.Bare().Equal(user.Bare()) {
+		return smFailed("item-not-found", 0, false), nil
+	}
+	// Take over from a connection that is still open (half-open to the
+	// client, which has moved on): close it and wait for the detach.
+	sess.mu.Lock()
+	conn, attached := sess.conn, !sess.detached && !sess.closing
+	sess.mu.Unlock()
+	if attached {
+		conn.Close()
+		if l := srv.lot; l != nil {
+			l.wake(sess)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			sess.mu.Lock()
+			done := sess.detached || sess.closing
+			sess.mu.Unlock()
+			if done || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	sess.mu.Lock()
+	if !sess.detached || sess.closing {
+		sess.mu.Unlock()
+		return smFailed("item-not-found", 0, false), nil
+	}
+	acked, ok := sess.sm.ack(e.h)
+	if !ok {
+		sent := sess.sm.sent
+		sess.mu.Unlock()
+		sess.logger().Warn("resumption acknowledged stanzas never sent", "h", e.h, "sent", sent)
+		sess.closeWith(CloseStreamError, nil, false)
+		return smFailed("unexpected-request", 0, false), nil
+	}
+	sess.resumeTimer.Stop()
+	sess.detached = false // attached by the caller; meanwhile stanzas are kept
+	h := sess.handled     // the old read loop has ended
+	id := sess.sm.id
+	sess.mu.Unlock()
+	for _, it := range acked {
+		if it.done != nil {
+			it.done(true)
+		}
+	}
+	b := []byte("<resumed xmlns='" + nsSM + "' h='")
+	b = strconv.AppendUint(b, uint64(h), 10)
+	b = append(b, "' previd='"...)
+	b = append(b, id...)
+	return append(b, "'/>"...), sess
+}
+
+// redetach puts back in waiting a session whose resumption failed before
+// the client learnt of it.
+func (s *Session) redetach() {
+	s.mu.Lock()
+	if !s.closing && !s.detached {
+		s.detached = true
+		s.resumeTimer = time.AfterFunc(s.srv.Limits.ResumeTimeout, s.resumeExpired)
+	}
+	s.mu.Unlock()
+}
+
+// attach makes g the session's connection after a resumption, and queues
+// again, first, every stanza the client has not acknowledged.
+func (s *Session) attach(g *guardConn, peer net.Addr, limitKey string) {
+	s.mu.Lock()
+	old := s.limitKey
+	s.conn, s.peer, s.limitKey = g, peer, limitKey
+	s.writerDone = make(chan struct{})
+	s.started, s.writing, s.finished = false, false, false
+	s.queue, s.queued = s.queue[:0], 0
+	for _, it := range s.sm.unacked {
+		s.queue = append(s.queue, outItem{b: it.b})
+		s.queued += len(it.b)
+	}
+	s.sm.asked = false
+	s.writeDeadline = time.Time{}
+	s.noPark = false
+	s.mu.Unlock()
+	s.park.mu.Lock()
+	s.park.raw, s.park.added, s.park.fd = nil, false, 0
+	s.park.mu.Unlock()
+	if old != "" {
+		s.srv.conns.release(old)
+	}
+	s.sock = newSendRoom(g.Conn)
+}
+
+// serveResumed runs a resumed session on its new connection.
+func (s *Session) serveResumed() {
+	s.start()
+	s.debug("session resumed")
+	s.serve(nil)
 }

@@ -30,6 +30,17 @@ func (c *smClient) stanzas() int {
 // smLogin logs in on a new connection with PLAIN and binds resource.
 func smLogin(t *testing.T, srv *xmpptest.Server, user, password, resource string) *smClient {
 	t.Helper()
+	c := smAuth(t, srv, user, password)
+	c.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
+	c.expect("bind result", regexp.MustCompile(`<iq [^>]*type='result'[^>]*>.*?</iq>`))
+	c.pending, c.all = "", ""
+	return c
+}
+
+// smAuth logs in on a new connection with PLAIN and reads the features of
+// the restarted stream, stopping before binding.
+func smAuth(t *testing.T, srv *xmpptest.Server, user, password string) *smClient {
+	t.Helper()
 	r := srv.DialTLS(t)
 	if got := outcome(plainAuth(t, r, user, password)); got != "success" {
 		t.Fatalf("PLAIN: %s", got)
@@ -38,11 +49,6 @@ func smLogin(t *testing.T, srv *xmpptest.Server, user, password, resource string
 	r.Send(srv.Header())
 	if got := r.ReadUntil("</stream:features>", wait); !strings.Contains(got, "<sm xmlns='urn:xmpp:sm:3'/>") {
 		t.Fatalf("stream management not offered after authentication: %q", got)
-	}
-	r.Reset()
-	r.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
-	if got := r.ReadUntil("</iq>", wait); !strings.Contains(got, "type='result'") {
-		t.Fatalf("bind: %q", got)
 	}
 	r.Reset()
 	return &smClient{t: t, Raw: r}
@@ -81,6 +87,8 @@ func (c *smClient) expect(what string, re *regexp.Regexp) []string {
 
 var (
 	reEnabled  = regexp.MustCompile(`<enabled xmlns='urn:xmpp:sm:3'[^>]*/>`)
+	reResumeID = regexp.MustCompile(`<enabled xmlns='urn:xmpp:sm:3' id='([a-z0-9]+)' resume='true' max='(\d+)'/>`)
+	reResumed  = regexp.MustCompile(`<resumed xmlns='urn:xmpp:sm:3' h='(\d+)' previd='([a-z0-9]+)'/>`)
 	reAck      = regexp.MustCompile(`<a xmlns='urn:xmpp:sm:3' h='(\d+)'/>`)
 	reRequest  = regexp.MustCompile(`<r xmlns='urn:xmpp:sm:3'/>`)
 	reBody     = regexp.MustCompile(`<body>([^<]*)</body>`)
@@ -294,4 +302,149 @@ func TestStreamManagementOfflineAcked(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// smEnableResume enables resumable stream management on c and returns the
+// session's id.
+func (c *smClient) enableResume() string {
+	c.t.Helper()
+	c.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	return c.expect("enabled with resume", reResumeID)[1]
+}
+
+// TestStreamManagementResume: a connection cut mid-conversation (no
+// </stream:stream>, no final ack) and resumed on a new connection: every
+// message is delivered exactly once, the session never went offline, and
+// both sides' counts carry over.
+func TestStreamManagementResume(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+
+	b := smLogin(t, srv, "bob", "pw", "phone")
+	id := b.enableResume()
+	b.Send("<presence/>")
+	b.Send("<message to='alice@localhost/a' type='chat'><body>from bob</body></message>")
+	a.Expect(wait, "bob's message", func(e xmpptest.Element) bool { return e.Contains("from bob") })
+	for i := 1; i <= 3; i++ {
+		a.Send("<message to='bob@localhost/phone' type='chat'><body>m%d</body></message>", i)
+	}
+	b.expect("m3", regexp.MustCompile(`<body>m3</body>`))
+	before := b.stanzas()                                              // bob's own presence, m1, m2, m3
+	b.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", before-2)) // m2 and m3 "lost in the air"
+	b.Send("<r xmlns='urn:xmpp:sm:3'/>")
+	b.expect("ack", reAck)
+	b.Conn.Close()
+
+	// While bob is away: a message, and bob is still online for alice.
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>m4</body></message>")
+	a.Send("<presence type='probe' to='bob@localhost'/>")
+	a.Sync()
+
+	c := smAuth(t, srv, "bob", "pw")
+	c.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='%d' previd='%s'/>", before-2, id))
+	m := c.expect("resumed", reResumed)
+	if m[1] != "2" || m[2] != id { // bob sent presence and a message
+		t.Fatalf("resumed h=%s previd=%s, want h=2 previd=%s", m[1], m[2], id)
+	}
+	c.expect("m4", regexp.MustCompile(`<body>m4</body>`))
+	if got := strings.Join(bodies(c.all), " "); got != "m2 m3 m4" {
+		t.Fatalf("after resuming: %q, want m2 m3 m4, once each", got)
+	}
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>m5</body></message>")
+	c.expect("m5 on the new connection", regexp.MustCompile(`<body>m5</body>`))
+	// The session's counts carry over: bob's h is now 3.
+	c.Send("<presence/>")
+	c.Send("<r xmlns='urn:xmpp:sm:3'/>")
+	if h := c.expect("ack", reAck)[1]; h != "3" {
+		t.Fatalf("h after resuming = %s, want 3", h)
+	}
+	for _, e := range a.Sync() {
+		if e.Name.Local == "presence" && e.Attr("type") == "unavailable" {
+			t.Fatalf("alice saw bob go offline: %s", e.Raw)
+		}
+	}
+}
+
+// TestStreamManagementResumeHalfOpen: a client that resumes while its old
+// connection is still open (half-open: the phone moved network) takes the
+// session over; the old connection is closed.
+func TestStreamManagementResumeHalfOpen(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	old := smLogin(t, srv, "bob", "pw", "phone")
+	id := old.enableResume()
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>m1</body></message>")
+	old.expect("m1", regexp.MustCompile(`<body>m1</body>`))
+
+	c := smAuth(t, srv, "bob", "pw")
+	c.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='0' previd='%s'/>", id))
+	c.expect("resumed", reResumed)
+	c.expect("m1 again (not acknowledged)", regexp.MustCompile(`<body>m1</body>`))
+	if got, _ := old.ReadAll(wait); strings.Contains(got, "<body>") {
+		t.Fatalf("the old connection got more: %q", got)
+	}
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>m2</body></message>")
+	c.expect("m2", regexp.MustCompile(`<body>m2</body>`))
+}
+
+// TestStreamManagementNotResumed: a session not resumed within
+// resume_timeout ends: contacts see it go, and its unacknowledged messages
+// arrive at the next login exactly once. A resumption after that, or of a
+// session closed with </stream:stream>, fails with item-not-found and the
+// client may bind instead.
+func TestStreamManagementNotResumed(t *testing.T) {
+	srv := xmpptest.Start(t, func(c *config.Config) {
+		c.C2S.ResumeTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	})
+	alice := srv.AddUser(t, "alice", "pw")
+	bob := srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+
+	b := smLogin(t, srv, "bob", "pw", "phone")
+	id := b.enableResume()
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>m1</body></message>")
+	b.expect("m1", regexp.MustCompile(`<body>m1</body>`))
+	b.Conn.Close()
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>m2</body></message>")
+	a.Sync()
+	xmpptest.WaitFor(t, wait, func() error {
+		if n := srv.Router().SessionCount(); n != 1 {
+			return fmt.Errorf("%d sessions, want alice's alone once bob's expired", n)
+		}
+		return nil
+	})
+	c := smAuth(t, srv, "bob", "pw")
+	c.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='0' previd='%s'/>", id))
+	if got := c.expect("failed", reFailedSM)[1]; !strings.Contains(got, "item-not-found") {
+		t.Fatalf("resuming an expired session: %q", got)
+	}
+	c.Conn.Close()
+	if got := strings.Join(loginAndCollect(t, srv, bob, "desk", 2), " "); got != "m1 m2" {
+		t.Fatalf("at the next login: %q, want m1 m2 once each", got)
+	}
+
+	// Closed on purpose: no resumption.
+	d := smLogin(t, srv, "bob", "pw", "tablet")
+	id = d.enableResume()
+	d.Send("</stream:stream>")
+	d.ReadAll(wait)
+	e := smAuth(t, srv, "bob", "pw")
+	e.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='0' previd='%s'/>", id))
+	if got := e.expect("failed", reFailedSM)[1]; !strings.Contains(got, "item-not-found") {
+		t.Fatalf("resuming a session closed with </stream:stream>: %q", got)
+	}
+	// Someone else's session cannot be resumed either.
+	f := smLogin(t, srv, "bob", "pw", "third")
+	id = f.enableResume()
+	g := smAuth(t, srv, "alice", "pw")
+	g.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='0' previd='%s'/>", id))
+	if got := g.expect("failed", reFailedSM)[1]; !strings.Contains(got, "item-not-found") {
+		t.Fatalf("alice resuming bob's session: %q", got)
+	}
+	g.Send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	g.expect("bind after a failed resumption", regexp.MustCompile(`<iq [^>]*type='result'`))
 }

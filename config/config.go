@@ -133,6 +133,10 @@ type C2S struct {
 	// management (XEP-0198) keeps until the client acknowledges them; past
 	// it the session is closed and they are stored as undelivered.
 	MaxUnackedStanzas int `toml:"max_unacked_stanzas"`
+	// ResumeTimeout is how long a stream-managed session whose connection
+	// was lost waits, still online, for its client to resume it on a new
+	// connection (XEP-0198); "0s" offers no resumption.
+	ResumeTimeout Duration `toml:"resume_timeout"`
 }
 
 // Auth is the [auth] table: SASL and the throttling of wrong credentials.
@@ -309,6 +313,7 @@ func Default() Config {
 			ConnectionBurstPerAddress: 50,
 			MaxResourcesPerAccount:    10,
 			MaxUnackedStanzas:         1000,
+			ResumeTimeout:             Duration{5 * time.Minute},
 		},
 		Auth: Auth{
 			SCRAMIterations: 4096,
@@ -500,6 +505,10 @@ func (s *C2S) validate(p *problems) {
 	}
 	p.between("c2s.max_resources_per_account", s.MaxResourcesPerAccount, 0, 100_000, "0 sets no bound")
 	p.between("c2s.max_unacked_stanzas", s.MaxUnackedStanzas, 1, 1_000_000, "")
+	p.notNegative("c2s.resume_timeout", s.ResumeTimeout, "0s offers no resumption")
+	if s.ResumeTimeout.Duration > 24*time.Hour {
+		p.add("c2s.resume_timeout", "%q is too long (want at most \"24h\"; a session waiting that long holds its messages from offline storage)", s.ResumeTimeout.String())
+	}
 }
 
 func (a *Auth) validate(p *problems) {

@@ -167,6 +167,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			ConnectionBurst:          c.ConnectionBurstPerAddress,
 			MaxResources:             c.MaxResourcesPerAccount,
 			MaxUnacked:               c.MaxUnackedStanzas,
+			ResumeTimeout:            c.ResumeTimeout.Duration,
 		},
 		Auth: c2s.AuthLimits{
 			MaxFailures:              cfg.Auth.MaxFailures,
