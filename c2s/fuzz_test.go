@@ -84,6 +84,13 @@ func FuzzReadLoop(f *testing.F) {
 		"<stream:stream>",
 		"<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
 		"<message to='alice@localhost' xml:lang='en' a:b='c' xmlns:a='urn:x'><body>\xff\xfe</body></message>",
+		// Stream management and client state (XEP-0198, XEP-0352).
+		"<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/><r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='0'/>",
+		"<enable xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='4294967295'/>",
+		"<a xmlns='urn:xmpp:sm:3' h='x'/>",
+		"<resume xmlns='urn:xmpp:sm:3' h='1' previd='abc'/>",
+		"<inactive xmlns='urn:xmpp:csi:0'/><presence/><active xmlns='urn:xmpp:csi:0'/>",
+		"<enabled xmlns='urn:xmpp:sm:3'/>",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -104,3 +104,40 @@ func TestParseSMElement(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSMElement: parsing any stream management or client state element
+// never panics, and what it accepts is one of the known elements with a
+// valid h where one is needed.
+func FuzzSMElement(f *testing.F) {
+	for _, s := range []string{
+		`<enable xmlns='urn:xmpp:sm:3' resume='true' max='600'/>`,
+		`<a xmlns='urn:xmpp:sm:3' h='4294967295'/>`,
+		`<r xmlns='urn:xmpp:sm:3'/>`,
+		`<resume xmlns='urn:xmpp:sm:3' h='3' previd='abc'/>`,
+		`<inactive xmlns='urn:xmpp:csi:0'/>`,
+		`<a xmlns='urn:xmpp:sm:3' h='1' h='2'><x/></a>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		d := xml.NewDecoder(strings.NewReader(string(in)))
+		tok, err := d.Token()
+		start, ok := tok.(xml.StartElement)
+		if err != nil || !ok {
+			return
+		}
+		e, err := parseSMElement(d, start)
+		if err != nil {
+			return
+		}
+		switch e.space + " " + e.local {
+		case nsSM + " enable", nsSM + " r", nsCSI + " active", nsCSI + " inactive":
+		case nsSM + " a", nsSM + " resume":
+			if !e.hasH {
+				t.Fatalf("%q accepted without h", in)
+			}
+		default:
+			t.Fatalf("%q accepted as %s %s", in, e.space, e.local)
+		}
+	})
+}
