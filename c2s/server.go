@@ -504,6 +504,10 @@ func (sess *Session) end() {
 	}
 	sess.ended = true
 	reason := sess.reason
+	var held []outItem
+	if c := sess.csi; c != nil {
+		held, sess.csi = c.take(), nil
+	}
 	unacked := sess.takeUnackedLocked()
 	limitKey := sess.limitKey
 	var id string
@@ -520,6 +524,7 @@ func (sess *Session) end() {
 	// messages go to offline storage, offline's own deliveries stay
 	// stored (a duplicate is better than a loss).
 	s.notWritten(unacked)
+	s.notWritten(held)
 	sess.debug("session ended", "reason", reason.String())
 	s.mu.Lock()
 	delete(s.sessions, sess)

@@ -69,6 +69,9 @@ type Session struct {
 	// sm is the session's stream management (XEP-0198), nil until the
 	// client enables it; guarded by mu.
 	sm *smState
+	// csi holds what waits while the client says it is inactive
+	// (XEP-0352); nil while it is active. Guarded by mu.
+	csi *csiBuffer
 	// handled counts the stanzas read from the client since stream
 	// management was enabled (its h), modulo 2^32; owned by the read loop
 	// (of whichever connection carries the session).
@@ -130,26 +133,47 @@ func (s *Session) DeliverThen(b []byte, done func(written bool)) error {
 			s.closeWith(CloseSlowConsumer, streamError(stream.ResourceConstraint, "your client does not acknowledge what it receives (XEP-0198)"), true)
 			return router.ErrQueueFull
 		}
-		// The writer writes the stanza; its callback waits for the
-		// client's acknowledgement. A detached session keeps it for the
-		// resumption only.
-		ask := m.push(outItem{b, done})
-		if !s.detached {
-			s.queue = append(s.queue, outItem{b: b})
-			if ask {
-				s.queue = append(s.queue, outItem{b: smRequest})
-			}
-		}
-	} else {
-		s.queue = append(s.queue, outItem{b, done})
 	}
-	s.queued += len(b)
+	if c := s.csi; c != nil {
+		// An inactive client (XEP-0352): what may wait waits; anything
+		// else goes out after what waited, in order.
+		if c.offer(outItem{b, done}) {
+			s.mu.Unlock()
+			return nil
+		}
+		for _, it := range c.take() {
+			s.enqueueLocked(it)
+		}
+	}
+	s.enqueueLocked(outItem{b, done})
 	inline := s.kickLocked(true)
 	s.mu.Unlock()
 	if inline {
 		s.flushOnce()
 	}
 	return nil
+}
+
+// enqueueLocked queues it for the writer. With stream management it is
+// counted and kept, with its callback, until the client acknowledges it
+// (the writer's copy has none); a detached session only keeps it, for the
+// resumption. Called with mu held.
+func (s *Session) enqueueLocked(it outItem) {
+	m := s.sm
+	if m == nil {
+		s.queue = append(s.queue, it)
+		s.queued += len(it.b)
+		return
+	}
+	ask := m.push(it)
+	if s.detached {
+		return
+	}
+	s.queue = append(s.queue, outItem{b: it.b})
+	s.queued += len(it.b)
+	if ask {
+		s.queue = append(s.queue, outItem{b: smRequest})
+	}
 }
 
 // sendNonza queues b, an element that is no stanza (stream management's
@@ -224,6 +248,16 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 	s.closing = true
 	s.reason = reason
 	s.closeErr = final
+	var held []outItem
+	if c := s.csi; c != nil {
+		held, s.csi = c.take(), nil
+		if !drop && !s.detached {
+			for _, it := range held { // written before the final bytes
+				s.enqueueLocked(it)
+			}
+			held = nil
+		}
+	}
 	var dropped []outItem
 	if drop {
 		dropped, s.queue, s.queued = s.queue, nil, 0
@@ -239,6 +273,7 @@ func (s *Session) closeWith(reason CloseReason, final []byte, drop bool) {
 	}
 	s.kickLocked(false)
 	s.mu.Unlock()
+	s.srv.notWritten(held)
 	s.srv.notWritten(dropped)
 	// Settled now rather than when the session is gone, so that they are
 	// stored before what arrives for the client meanwhile.

@@ -271,6 +271,25 @@ func (s *Session) handleSM(e *smElement) (final []byte) {
 	case nsSM + " resume":
 		// Only instead of binding, on a new stream (negotiation.go).
 		s.sendNonza(smFailed("unexpected-request", 0, false))
+	case nsCSI + " inactive":
+		s.mu.Lock()
+		if s.csi == nil {
+			s.csi = &csiBuffer{}
+		}
+		s.mu.Unlock()
+	case nsCSI + " active":
+		s.mu.Lock()
+		if c := s.csi; c != nil {
+			s.csi = nil
+			for _, it := range c.take() {
+				s.enqueueLocked(it)
+			}
+		}
+		inline := s.kickLocked(true)
+		s.mu.Unlock()
+		if inline {
+			s.flushOnce()
+		}
 	}
 	return nil
 }
@@ -293,6 +312,14 @@ func (s *Session) detach(err error) bool {
 	}
 	s.detached = true
 	s.queue, s.queued = nil, 0 // all of it is unacknowledged, kept there
+	if c := s.csi; c != nil {
+		// Resent on resumption, after which the client is active
+		// (XEP-0352 §5: the state does not survive the stream).
+		for _, it := range c.take() {
+			s.enqueueLocked(it)
+		}
+		s.csi = nil
+	}
 	conn := s.conn
 	s.resumeTimer = time.AfterFunc(s.srv.Limits.ResumeTimeout, s.resumeExpired)
 	s.mu.Unlock()

@@ -47,8 +47,8 @@ func smAuth(t *testing.T, srv *xmpptest.Server, user, password string) *smClient
 	}
 	r.Reset()
 	r.Send(srv.Header())
-	if got := r.ReadUntil("</stream:features>", wait); !strings.Contains(got, "<sm xmlns='urn:xmpp:sm:3'/>") {
-		t.Fatalf("stream management not offered after authentication: %q", got)
+	if got := r.ReadUntil("</stream:features>", wait); !strings.Contains(got, "<sm xmlns='urn:xmpp:sm:3'/>") || !strings.Contains(got, "<csi xmlns='urn:xmpp:csi:0'/>") {
+		t.Fatalf("stream management or client state indication not offered after authentication: %q", got)
 	}
 	r.Reset()
 	return &smClient{t: t, Raw: r}
@@ -447,4 +447,67 @@ func TestStreamManagementNotResumed(t *testing.T) {
 	}
 	g.Send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
 	g.expect("bind after a failed resumption", regexp.MustCompile(`<iq [^>]*type='result'`))
+}
+
+// TestClientStateIndication: while bob's client says it is inactive,
+// presence updates wait (only the latest from each sender) and chat states
+// wait; a message with a body goes at once, after what waited, in order;
+// <active/> sends the rest. Stream management counts what was written:
+// acknowledging everything received and resuming resends nothing.
+func TestClientStateIndication(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	b := smAuth(t, srv, "bob", "pw")
+	b.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	b.expect("bind", regexp.MustCompile(`type='result'[^>]*>.*?</iq>`))
+	b.pending, b.all = "", "" // counting starts at enable
+	id := b.enableResume()
+	b.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	b.Send("<r xmlns='urn:xmpp:sm:3'/>")
+	b.expect("inactive processed", reAck)
+
+	for i := 1; i <= 3; i++ {
+		a.Send("<presence to='bob@localhost/phone'><status>s%d</status></presence>", i)
+	}
+	a.Send("<message to='bob@localhost/phone' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	a.Sync()
+	b.Conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, _ := b.Conn.Read(make([]byte, 1024)); n > 0 {
+		t.Fatalf("an inactive client got %d bytes of presence and chat states", n)
+	}
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>hello</body></message>")
+	b.expect("the message", regexp.MustCompile(`<body>hello</body>`))
+	got := b.all
+	if strings.Contains(got, "<status>s1</status>") || strings.Contains(got, "<status>s2</status>") {
+		t.Fatalf("superseded presence delivered: %q", got)
+	}
+	i3, ic, im := strings.Index(got, "<status>s3</status>"), strings.Index(got, "<composing"), strings.Index(got, "<body>hello")
+	if i3 < 0 || ic < 0 || !(i3 < ic && ic < im) {
+		t.Fatalf("want the latest presence, the chat state, then the message, in order: %q", got)
+	}
+
+	a.Send("<message to='bob@localhost/phone' type='chat'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	a.Sync()
+	b.Send("<active xmlns='urn:xmpp:csi:0'/>")
+	b.expect("the held chat state, on active", regexp.MustCompile(`<paused`))
+	a.Send("<presence to='bob@localhost/phone'><status>s4</status></presence>")
+	b.expect("presence at once while active", regexp.MustCompile(`<status>s4</status>`))
+
+	// Acknowledge all that arrived, lose the connection, resume: nothing
+	// is sent again, so nothing held or superseded was counted.
+	h := b.stanzas()
+	b.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", h))
+	b.Send("<r xmlns='urn:xmpp:sm:3'/>")
+	b.expect("ack", reAck)
+	b.Conn.Close()
+	c := smAuth(t, srv, "bob", "pw")
+	c.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='%d' previd='%s'/>", h, id))
+	c.expect("resumed", reResumed)
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>after</body></message>")
+	c.expect("after", regexp.MustCompile(`<body>after</body>`))
+	if n := c.stanzas(); n != 1 {
+		t.Fatalf("after resuming with everything acknowledged: %d stanzas (%q), want only the new message", n, c.all)
+	}
 }
