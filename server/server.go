@@ -16,11 +16,11 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"xmppd.dev/xmppd/auth"
+	"xmppd.dev/xmppd/blocking"
 	"xmppd.dev/xmppd/c2s"
+	"xmppd.dev/xmppd/carbons"
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
-	"xmppd.dev/xmppd/blocking"
-	"xmppd.dev/xmppd/carbons"
 	"xmppd.dev/xmppd/disco"
 	"xmppd.dev/xmppd/muc"
 	"xmppd.dev/xmppd/offline"
