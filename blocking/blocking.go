@@ -149,9 +149,10 @@ func (s *Service) Blocks(ctx context.Context, user, other jid.JID) (bool, error)
 	if s.owners.Load() == 0 || user.Localpart() == "" {
 		return false, nil
 	}
-	bare := user.Bare().String()
+	// The key is built again on the slow path: kept local, it does not
+	// allocate.
 	s.mu.RLock()
-	l := s.lists[bare]
+	l := s.lists[user.Bare().String()]
 	loaded := l != nil && l.loaded
 	var hit bool
 	if loaded {
@@ -161,6 +162,7 @@ func (s *Service) Blocks(ctx context.Context, user, other jid.JID) (bool, error)
 	if l == nil || loaded {
 		return hit, nil
 	}
+	bare := user.Bare().String()
 	jids, err := s.load(ctx, bare)
 	if err != nil {
 		s.storeLog.Fail(err, "user", bare)
