@@ -124,6 +124,11 @@ type Registry struct {
 	undeliverable []StanzaHook
 	outPresence   []StanzaHook
 	inPresence    []StanzaHook
+	outIQ         []StanzaHook
+	inIQ          []StanzaHook
+	outMessage    []phased // sorted by phase
+	inMessage     []phased // sorted by phase
+	delivered     []DeliveredHook
 	subscribers   SubscribersFunc
 }
 

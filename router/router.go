@@ -130,6 +130,18 @@ func (r *Router) FromClient(ctx context.Context, st *Stanza) {
 		}
 		r.trackDirected(st)
 	}
+	switch st.Kind {
+	case KindMessage:
+		if len(r.reg.outMessage) > 0 {
+			if st = r.runMessageHooks(ctx, r.reg.outMessage, st); st == nil {
+				return
+			}
+		}
+	case KindIQ:
+		if r.runHooks(ctx, r.reg.outIQ, st) {
+			return
+		}
+	}
 	r.Route(ctx, st)
 }
 
@@ -199,6 +211,9 @@ func (r *Router) routeLocal(ctx context.Context, st *Stanza) {
 // routeIQ: RFC 6121 §8.5.2.1.3 / §8.5.3 for IQs to a local account.
 func (r *Router) routeIQ(ctx context.Context, st *Stanza) {
 	to := st.To
+	if len(r.reg.inIQ) > 0 && !to.Bare().Equal(st.From.Bare()) && r.runHooks(ctx, r.reg.inIQ, st) {
+		return
+	}
 	if to.Resourcepart() == "" {
 		class := ToBare
 		if to.Equal(st.From.Bare()) {
@@ -255,17 +270,30 @@ func (r *Router) handleIQ(ctx context.Context, st *Stanza, class Addressee) {
 
 // routeMessage: RFC 6121 §8.5.2 (bare) and §8.5.3 (full).
 func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
+	arrived := st
+	if len(r.reg.inMessage) > 0 {
+		if st = r.runMessageHooks(ctx, r.reg.inMessage, st); st == nil {
+			return
+		}
+	}
 	var buf [8]snapshot
 	sessions := r.table.lookup(buf[:0], to.Bare().String())
 	if res := to.Resourcepart(); res != "" {
 		for _, s := range sessions {
 			if s.sess.JID().Resourcepart() == res {
-				if s.sess.Deliver(st.Raw) == nil {
-					return
+				ok := s.sess.Deliver(st.Raw) == nil
+				if len(r.reg.delivered) > 0 {
+					d := Delivery{Arrived: arrived, Message: st}
+					if ok {
+						d.Sessions.Add(s.sess)
+					}
+					r.runDelivered(ctx, &d)
 				}
-				// The session closed itself on a full queue; the message
-				// goes where an undeliverable one goes.
-				r.undeliverable(ctx, st)
+				if !ok {
+					// The session closed itself on a full queue; the
+					// message goes where an undeliverable one goes.
+					r.undeliverable(ctx, st)
+				}
 				return
 			}
 		}
@@ -292,6 +320,7 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 		}
 	}
 	delivered := false
+	var d Delivery
 	for _, s := range sessions {
 		if !s.available || s.priority < 0 {
 			continue
@@ -303,7 +332,12 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 		}
 		if s.sess.Deliver(st.Raw) == nil {
 			delivered = true
+			d.Sessions.Add(s.sess)
 		}
+	}
+	if len(sessions) > 0 && len(r.reg.delivered) > 0 {
+		d.Arrived, d.Message = arrived, st
+		r.runDelivered(ctx, &d)
 	}
 	if delivered || st.Type == "headline" {
 		return
@@ -312,6 +346,13 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 		return
 	}
 	r.undeliverable(ctx, st)
+}
+
+// runDelivered runs the Delivered hooks.
+func (r *Router) runDelivered(ctx context.Context, d *Delivery) {
+	for _, h := range r.reg.delivered {
+		h(ctx, *d)
+	}
 }
 
 // undeliverable runs the undeliverable hooks for a message; with none
@@ -623,4 +664,16 @@ func (r *Router) DeliverToAvailable(ctx context.Context, st *Stanza) int {
 		}
 	}
 	return n
+}
+
+// SessionOf returns the session bound to the full JID j, for a feature
+// that keeps state per session (it learns of its end through OnUnbind).
+func (r *Router) SessionOf(j jid.JID) (Session, bool) {
+	var buf [8]snapshot
+	for _, s := range r.table.lookup(buf[:0], j.Bare().String()) {
+		if s.sess.JID().Resourcepart() == j.Resourcepart() {
+			return s.sess, true
+		}
+	}
+	return nil, false
 }

@@ -9,6 +9,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"xmppd.dev/xmppd/blocking"
+	"xmppd.dev/xmppd/carbons"
 	"xmppd.dev/xmppd/router"
 )
 
@@ -211,3 +213,74 @@ func (d *discardSession) DeliverThen(b []byte, done func(bool)) error {
 	done(true)
 	return nil
 }
+
+// BenchmarkRouteMessageFeatures is BenchmarkRouteMessage through
+// FromClient with carbons and blocking registered and the two users using
+// neither: what the pipeline costs a message it has nothing to do for.
+// In "idle" nobody on the server uses them; in "others" a third user has
+// carbons on and a block list, so the hooks look the two users up.
+func BenchmarkRouteMessageFeatures(b *testing.B) {
+	for _, others := range []bool{false, true} {
+		name := "idle"
+		if others {
+			name = "others"
+		}
+		b.Run(name, func(b *testing.B) { benchFeatures(b, others) })
+	}
+}
+
+func benchFeatures(b *testing.B, others bool) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), nil, nil)
+	cs := carbons.New(r, nil)
+	lists := benchStore{}
+	if others {
+		lists["carol@localhost"] = []string{"mallory@localhost"}
+	}
+	bl := blocking.New(lists, r, nil)
+	if err := bl.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	bl.Register(r.Registry())
+	cs.Register(r.Registry())
+	alice := &discardSession{j: jid.MustParse("alice@localhost/a")}
+	bob := &discardSession{j: jid.MustParse("bob@localhost/b")}
+	carol := &discardSession{j: jid.MustParse("carol@localhost/c")}
+	r.Bind(ctx, alice)
+	r.Bind(ctx, bob)
+	r.Bind(ctx, carol)
+	if others {
+		enable, err := router.Parse([]byte("<iq type='set' id='e' from='carol@localhost/c'><enable xmlns='urn:xmpp:carbons:2'/></iq>"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.FromClient(ctx, enable)
+		if !cs.Enabled(carol) {
+			b.Fatal("carol's carbons are off")
+		}
+	}
+	st := msg(b, "chat", "alice@localhost/a", "bob@localhost/b")
+	b.SetBytes(int64(len(st.Raw)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r.FromClient(ctx, st)
+	}
+	if bob.n == 0 {
+		b.Fatal("nothing delivered")
+	}
+}
+
+// benchStore is a blocking.Store in memory.
+type benchStore map[string][]string
+
+func (s benchStore) Owners(context.Context) ([]string, error) {
+	var out []string
+	for o := range s {
+		out = append(out, o)
+	}
+	return out, nil
+}
+func (s benchStore) List(_ context.Context, user string) ([]string, error) { return s[user], nil }
+func (s benchStore) Block(context.Context, string, []string) error         { return nil }
+func (s benchStore) Unblock(context.Context, string, []string) error       { return nil }

@@ -16,7 +16,9 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"xmppd.dev/xmppd/auth"
+	"xmppd.dev/xmppd/blocking"
 	"xmppd.dev/xmppd/c2s"
+	"xmppd.dev/xmppd/carbons"
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/disco"
@@ -102,6 +104,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if cfg.Server.SoftwareVersion {
 		version.Register(reg, Name, s.version)
 	}
+	// Blocking before the roster: presence from a blocked JID is dropped
+	// before the roster sees it.
+	block := blocking.New(s.db.Blocklists(), s.router, s.log.With("component", "blocking"))
+	if err := block.Start(ctx); err != nil {
+		return fmt.Errorf("server: block lists: %w", err)
+	}
+	block.Register(reg)
+	carbons.New(s.router, s.log.With("component", "carbons")).Register(reg)
 	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
 		MaxMessages:   cfg.Offline.MaxMessages,
