@@ -81,8 +81,12 @@ type Service struct {
 	// cache see them in one order.
 	change sync.Mutex
 
+	// lists maps a bare JID to its list, only for accounts whose list is
+	// not empty. The map is replaced, never changed (under change), so
+	// that the stanza path reads it without a lock.
+	lists atomic.Pointer[map[string]*list]
+
 	mu         sync.RWMutex
-	lists      map[string]*list            // bare JID → list, only for accounts whose list is not empty; guarded by mu
 	interested map[string][]router.Session // bare JID → sessions that fetched the list; guarded by mu
 }
 
@@ -91,11 +95,15 @@ func New(store Store, r *router.Router, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, router: r, log: log,
+	s := &Service{store: store, router: r, log: log,
 		storeLog:   burstlog.New(log, "blocking: storage failed", time.Minute),
-		lists:      map[string]*list{},
 		interested: map[string][]router.Session{}}
+	s.lists.Store(&map[string]*list{})
+	return s
 }
+
+// list returns the cached list of the bare JID, nil when it has none.
+func (s *Service) list(bare string) *list { return (*s.lists.Load())[bare] }
 
 // Start learns which accounts have a block list; call it before stanzas
 // flow.
@@ -104,12 +112,14 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.change.Lock()
+	defer s.change.Unlock()
+	m := make(map[string]*list, len(owners))
 	for _, o := range owners {
-		s.lists[o] = &list{}
+		m[o] = &list{}
 	}
-	s.owners.Store(int64(len(s.lists)))
+	s.lists.Store(&m)
+	s.owners.Store(int64(len(m)))
 	return nil
 }
 
@@ -151,14 +161,12 @@ func (s *Service) Blocks(ctx context.Context, user, other jid.JID) (bool, error)
 	}
 	// The key is built again on the slow path: kept local, it does not
 	// allocate.
-	s.mu.RLock()
-	l := s.lists[user.Bare().String()]
+	l := s.list(user.Bare().String())
 	loaded := l != nil && l.loaded
 	var hit bool
 	if loaded {
 		hit = matches(l.jids, other)
 	}
-	s.mu.RUnlock()
 	if l == nil || loaded {
 		return hit, nil
 	}
@@ -188,9 +196,7 @@ func matches(jids map[string]struct{}, other jid.JID) bool {
 func (s *Service) load(ctx context.Context, bare string) (map[string]struct{}, error) {
 	s.change.Lock()
 	defer s.change.Unlock()
-	s.mu.RLock()
-	l := s.lists[bare]
-	s.mu.RUnlock()
+	l := s.list(bare)
 	if l == nil {
 		return nil, nil // emptied meanwhile
 	}
@@ -212,21 +218,23 @@ func (s *Service) load(ctx context.Context, bare string) (map[string]struct{}, e
 // setLocked replaces the cached list of bare; s.change must be held. The
 // map is never modified once cached: readers use it without a lock.
 func (s *Service) setLocked(bare string, jids map[string]struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(jids) == 0 {
-		delete(s.lists, bare)
-	} else {
-		s.lists[bare] = &list{loaded: true, jids: jids}
+	old := *s.lists.Load()
+	m := make(map[string]*list, len(old)+1)
+	for k, v := range old {
+		m[k] = v
 	}
-	s.owners.Store(int64(len(s.lists)))
+	if len(jids) == 0 {
+		delete(m, bare)
+	} else {
+		m[bare] = &list{loaded: true, jids: jids}
+	}
+	s.lists.Store(&m)
+	s.owners.Store(int64(len(m)))
 }
 
 // current returns user's list, reading it if it is not cached.
 func (s *Service) current(ctx context.Context, bare string) (map[string]struct{}, error) {
-	s.mu.RLock()
-	l := s.lists[bare]
-	s.mu.RUnlock()
+	l := s.list(bare)
 	switch {
 	case l == nil:
 		return nil, nil
@@ -444,9 +452,7 @@ func (s *Service) unblock(ctx context.Context, iq *router.Stanza) (xml.TokenRead
 
 // currentLocked is current with s.change held.
 func (s *Service) currentLocked(ctx context.Context, bare string) (map[string]struct{}, error) {
-	s.mu.RLock()
-	l := s.lists[bare]
-	s.mu.RUnlock()
+	l := s.list(bare)
 	switch {
 	case l == nil:
 		return nil, nil

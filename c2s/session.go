@@ -493,8 +493,7 @@ func (s *Session) readLoop(ctx context.Context) (parked bool) {
 			}
 			if e, ok := err.(*smElement); ok {
 				if final := s.handleSM(e); final != nil {
-					s.srv.Router.Unbind(ctx, s)
-					s.closeWith(CloseStreamError, final, false)
+					s.closeAndUnbind(CloseStreamError, final)
 					return false
 				}
 				continue
@@ -656,13 +655,6 @@ func (s *Session) readFailed(err error) (detached bool) {
 	if s.detach(err) {
 		return true
 	}
-	// The unacknowledged first, then whatever comes once the router no
-	// longer has the session: both are stored, in order.
-	s.mu.Lock()
-	unacked := s.takeUnackedLocked()
-	s.mu.Unlock()
-	s.srv.notWritten(unacked)
-	s.srv.Router.Unbind(s.srv.baseCtx, s)
 	reason, final := classifyReadError(err, s.srv.Limits.MaxStanzaBytes)
 	switch reason {
 	case CloseStreamError:
@@ -672,8 +664,18 @@ func (s *Session) readFailed(err error) (detached bool) {
 	default:
 		s.debug("stream ended", "err", err)
 	}
-	s.closeWith(reason, final, false)
+	s.closeAndUnbind(reason, final)
 	return false
+}
+
+// closeAndUnbind ends the stream with final and takes the session out of
+// the router. Closing comes first: it settles the unacknowledged stanzas
+// (to offline storage) while nothing can be delivered to the session any
+// more, so that they are neither handed back to it nor stored after what
+// arrives once the router has forgotten it.
+func (s *Session) closeAndUnbind(reason CloseReason, final []byte) {
+	s.closeWith(reason, final, false)
+	s.srv.Router.Unbind(s.srv.baseCtx, s)
 }
 
 // stanzaError is a stanza the read loop answers with an error rather than

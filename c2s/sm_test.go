@@ -188,8 +188,9 @@ func TestStreamManagementNothingLost(t *testing.T) {
 }
 
 // loginAndCollect logs user in with initial presence and returns the
-// bodies of the messages it receives, waiting for want of them and then a
-// little for any more.
+// bodies of the messages it receives, waiting for want of them and then
+// for any more the server sends before answering a ping; then it logs
+// out.
 func loginAndCollect(t *testing.T, srv *xmpptest.Server, user jid.JID, resource string, want int) []string {
 	t.Helper()
 	var c *xmpptest.Client
@@ -216,6 +217,13 @@ func loginAndCollect(t *testing.T, srv *xmpptest.Server, user jid.JID, resource 
 			got = append(got, bodies(e.Raw)...)
 		}
 	}
+	c.Close()
+	xmpptest.WaitFor(t, wait, func() error { // gone from the router too
+		if _, ok := srv.Router().SessionOf(c.JID); ok {
+			return fmt.Errorf("%s still bound", c.JID)
+		}
+		return nil
+	})
 	return got
 }
 
@@ -509,5 +517,30 @@ func TestClientStateIndication(t *testing.T) {
 	c.expect("after", regexp.MustCompile(`<body>after</body>`))
 	if n := c.stanzas(); n != 1 {
 		t.Fatalf("after resuming with everything acknowledged: %d stanzas (%q), want only the new message", n, c.all)
+	}
+}
+
+// TestStreamManagementGracefulClose: a client that closes its stream with
+// stanzas unacknowledged does not get them again on that stream; they
+// wait for its next login, once.
+func TestStreamManagementGracefulClose(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	bob := srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	for round := range 5 { // the settling races with the close: try it a few times
+		b := smLogin(t, srv, "bob", "pw", "phone")
+		b.enableResume()
+		b.Send("<presence/>")
+		a.Send("<message to='bob@localhost/phone' type='chat'><body>r%d</body></message>", round)
+		b.expect("the message", regexp.MustCompile(fmt.Sprintf(`<body>r%d</body>`, round)))
+		b.Send("</stream:stream>")
+		rest, _ := b.ReadAll(wait)
+		if got := bodies(b.all + rest); len(got) != 1 {
+			t.Fatalf("round %d: the closing stream carried %q, want the message once", round, got)
+		}
+		if got := strings.Join(loginAndCollect(t, srv, bob, "desk", 1), " "); got != fmt.Sprintf("r%d", round) {
+			t.Fatalf("round %d: at the next login: %q, want the unacknowledged message once", round, got)
+		}
 	}
 }

@@ -48,8 +48,12 @@ type Service struct {
 	// exit when it is zero.
 	count atomic.Int64
 
-	mu      sync.RWMutex
-	enabled map[string][]router.Session // bare JID → sessions with carbons on; guarded by mu
+	// enabled maps a local user's localpart to its sessions with carbons
+	// on. The map is replaced, never changed, under mu, so that the
+	// message path reads it without a lock: it is read for every message,
+	// changed only when a session enables, disables or ends.
+	mu      sync.Mutex
+	enabled atomic.Pointer[map[string][]router.Session]
 }
 
 // New returns the carbons service.
@@ -57,7 +61,32 @@ func New(r *router.Router, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{router: r, log: log, enabled: map[string][]router.Session{}}
+	s := &Service{router: r, log: log}
+	s.enabled.Store(&map[string][]router.Session{})
+	return s
+}
+
+// sessions returns the sessions of user (a local account) with carbons on.
+// The localpart is the key: every user is at the served domain, and it
+// needs no string built.
+func (s *Service) sessions(user jid.JID) []router.Session {
+	return (*s.enabled.Load())[user.Localpart()]
+}
+
+// update replaces user's sessions with f of them; called with mu held.
+func (s *Service) update(user jid.JID, f func([]router.Session) []router.Session) {
+	old := *s.enabled.Load()
+	m := make(map[string][]router.Session, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	k := user.Localpart()
+	if list := f(slices.Clone(old[k])); len(list) > 0 {
+		m[k] = list
+	} else {
+		delete(m, k)
+	}
+	s.enabled.Store(&m)
 }
 
 // Register hooks carbons into the router.
@@ -73,9 +102,7 @@ func (s *Service) Register(r *router.Registry) {
 
 // Enabled reports whether sess has carbons on.
 func (s *Service) Enabled(sess router.Session) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return slices.Contains(s.enabled[sess.JID().Bare().String()], sess)
+	return slices.Contains(s.sessions(sess.JID()), sess)
 }
 
 func (s *Service) enable(ctx context.Context, iq *router.Stanza) (xml.TokenReader, error) {
@@ -83,11 +110,10 @@ func (s *Service) enable(ctx context.Context, iq *router.Stanza) (xml.TokenReade
 	if !ok {
 		return nil, nil // the session is gone; nobody reads the answer
 	}
-	bare := iq.From.Bare().String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !slices.Contains(s.enabled[bare], sess) {
-		s.enabled[bare] = append(s.enabled[bare], sess)
+	if !slices.Contains(s.sessions(iq.From), sess) {
+		s.update(iq.From, func(l []router.Session) []router.Session { return append(l, sess) })
 		s.count.Add(1)
 	}
 	return nil, nil // enabling twice is no error (§8.1)
@@ -103,30 +129,23 @@ func (s *Service) disable(ctx context.Context, iq *router.Stanza) (xml.TokenRead
 func (s *Service) unbind(ctx context.Context, sess router.Session) { s.forget(sess) }
 
 func (s *Service) forget(sess router.Session) {
-	bare := sess.JID().Bare().String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := s.enabled[bare]
-	i := slices.Index(list, sess)
-	if i < 0 {
+	user := sess.JID()
+	if !slices.Contains(s.sessions(user), sess) {
 		return
 	}
-	list = slices.Delete(list, i, i+1)
-	if len(list) == 0 {
-		delete(s.enabled, bare)
-	} else {
-		s.enabled[bare] = list
-	}
+	s.update(user, func(l []router.Session) []router.Session {
+		return slices.DeleteFunc(l, func(x router.Session) bool { return x == sess })
+	})
 	s.count.Add(-1)
 }
 
 // targets returns the sessions of user with carbons on, less those skip
 // says to leave out.
 func (s *Service) targets(user jid.JID, skip func(router.Session) bool) []router.Session {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	var out []router.Session
-	for _, sess := range s.enabled[user.Bare().String()] {
+	for _, sess := range s.sessions(user) {
 		if !skip(sess) {
 			out = append(out, sess)
 		}
