@@ -339,7 +339,7 @@ func (s *Session) write(once bool) {
 				// everything written or not is kept unacknowledged, and
 				// the read loop, woken by the close, detaches.
 				s.queue, s.queued = nil, 0
-				s.finished = true
+				s.finished, s.writing = true, false
 				s.mu.Unlock()
 				s.debug("write failed; waiting for a resumption", "err", err)
 				s.closeConn()

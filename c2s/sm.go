@@ -335,7 +335,7 @@ func (s *Session) detach(err error) bool {
 func (s *Session) waitWriterIdle() {
 	for i := 0; ; i++ {
 		s.mu.Lock()
-		if !s.writing {
+		if !s.writing || s.finished {
 			if !s.finished {
 				s.finished = true
 				close(s.writerDone)
