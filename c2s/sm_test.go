@@ -1,7 +1,9 @@
 package c2s_test
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -542,5 +544,41 @@ func TestStreamManagementGracefulClose(t *testing.T) {
 		if got := strings.Join(loginAndCollect(t, srv, bob, "desk", 1), " "); got != fmt.Sprintf("r%d", round) {
 			t.Fatalf("round %d: at the next login: %q, want the unacknowledged message once", round, got)
 		}
+	}
+}
+
+// TestStreamManagementResumeAfterReset: the connection is reset (RST)
+// while messages are being written to it, so the writer's failure and the
+// read loop's race to detach the session; resuming gets every message
+// once, in order.
+func TestStreamManagementResumeAfterReset(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	for round := range 5 {
+		b := smLogin(t, srv, "bob", "pw", "phone")
+		id := b.enableResume()
+		if tc, ok := b.Conn.(*tls.Conn); ok {
+			tc.NetConn().(*net.TCPConn).SetLinger(0)
+		}
+		b.Conn.Close() // RST
+		var want []string
+		for i := range 50 {
+			body := fmt.Sprintf("r%d-%d", round, i)
+			want = append(want, body)
+			a.Send("<message to='bob@localhost/phone' type='chat'><body>%s</body></message>", body)
+		}
+		a.Sync()
+		c := smAuth(t, srv, "bob", "pw")
+		c.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='0' previd='%s'/>", id))
+		c.expect("resumed", reResumed)
+		c.expect("the last message", regexp.MustCompile(want[len(want)-1]+`</body>`))
+		if got := strings.Join(bodies(c.all), " "); got != strings.Join(want, " ") {
+			t.Fatalf("round %d: after resuming: %q\nwant %q", round, got, want)
+		}
+		c.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", c.stanzas()))
+		c.Send("</stream:stream>")
+		c.ReadAll(wait)
 	}
 }
