@@ -127,6 +127,7 @@ func (s *Service) Start(ctx context.Context) error {
 // so that presence from a blocked JID is dropped before the roster sees it.
 func (s *Service) Register(r *router.Registry) {
 	r.Feature(NS)
+	r.AccountFeature(NS)
 	r.IQFunc(stanza.GetIQ, router.ToSelf, xml.Name{Space: NS, Local: "blocklist"}, s.get)
 	r.IQFunc(stanza.SetIQ, router.ToSelf, xml.Name{Space: NS, Local: "block"}, s.block)
 	r.IQFunc(stanza.SetIQ, router.ToSelf, xml.Name{Space: NS, Local: "unblock"}, s.unblock)

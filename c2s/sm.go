@@ -14,11 +14,17 @@ import (
 )
 
 // Namespaces of stream management (XEP-0198) and client state indication
-// (XEP-0352).
+// (XEP-0352): stream features of every session, which the server lists
+// in its disco#info too (StreamFeatures).
 const (
 	nsSM  = "urn:xmpp:sm:3"
 	nsCSI = "urn:xmpp:csi:0"
 )
+
+// StreamFeatures are the namespaces of what every client session offers
+// after authentication beyond binding: stream management and client state
+// indication. The server lists them in its disco#info.
+var StreamFeatures = []string{nsSM, nsCSI}
 
 // errStreamEndTag is the client's </stream:stream>: the stream ended on
 // purpose, so a stream-managed session ends rather than waits for a

@@ -582,3 +582,28 @@ func TestStreamManagementResumeAfterReset(t *testing.T) {
 		c.ReadAll(wait)
 	}
 }
+
+// TestDiscoListsMobileFeatures: the server's disco#info lists stream
+// management, client state indication, carbons and blocking; an account's
+// lists the services it has, carbons and blocking.
+func TestDiscoListsMobileFeatures(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	for _, tc := range []struct {
+		to   string
+		want []string
+	}{
+		{"localhost", []string{"urn:xmpp:sm:3", "urn:xmpp:csi:0", "urn:xmpp:carbons:2", "urn:xmpp:blocking"}},
+		{"bob@localhost", []string{"urn:xmpp:carbons:2", "urn:xmpp:blocking"}},
+	} {
+		a.Send("<iq type='get' id='d-%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", tc.to, tc.to)
+		r := a.Expect(wait, "disco#info of "+tc.to, func(e xmpptest.Element) bool { return e.Attr("id") == "d-"+tc.to })
+		for _, f := range tc.want {
+			if !r.Contains("<feature var='"+f+"'") && !r.Contains(`<feature var="`+f+`"`) {
+				t.Errorf("%s's disco#info lacks %s: %s", tc.to, f, r.Raw)
+			}
+		}
+	}
+}

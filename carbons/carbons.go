@@ -92,6 +92,7 @@ func (s *Service) update(user jid.JID, f func([]router.Session) []router.Session
 // Register hooks carbons into the router.
 func (s *Service) Register(r *router.Registry) {
 	r.Feature(NS)
+	r.AccountFeature(NS)
 	r.IQFunc(stanza.SetIQ, router.ToSelf, xml.Name{Space: NS, Local: "enable"}, s.enable)
 	r.IQFunc(stanza.SetIQ, router.ToSelf, xml.Name{Space: NS, Local: "disable"}, s.disable)
 	r.OutboundMessage(router.PhaseCopy, s.sent)

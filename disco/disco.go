@@ -131,7 +131,11 @@ func (s *Service) accountInfo(ctx context.Context, iq *router.Stanza) (xml.Token
 	if err := noNode(iq); err != nil {
 		return nil, err
 	}
-	return query(NSInfo, identity("account", "registered", ""), feature(NSInfo), feature(NSItems)), nil
+	children := []xml.TokenReader{identity("account", "registered", ""), feature(NSInfo), feature(NSItems)}
+	for _, f := range s.reg.AccountFeatures() {
+		children = append(children, feature(f))
+	}
+	return query(NSInfo, children...), nil
 }
 
 func (s *Service) accountItems(ctx context.Context, iq *router.Stanza) (xml.TokenReader, error) {

@@ -114,22 +114,23 @@ type iqKey struct {
 // cmd/xmppd before the server starts and is read-only afterwards; a duplicate
 // or nil registration panics, naming the pattern.
 type Registry struct {
-	features      []string
-	items         []Item
-	iq            map[iqKey]IQHandler
-	domains       map[string]StanzaHandler
-	onAvailable   []SessionHook
-	onUnavailable []SessionHook
-	onUnbind      []SessionHook
-	undeliverable []StanzaHook
-	outPresence   []StanzaHook
-	inPresence    []StanzaHook
-	outIQ         []StanzaHook
-	inIQ          []StanzaHook
-	outMessage    []phased // sorted by phase
-	inMessage     []phased // sorted by phase
-	delivered     []DeliveredHook
-	subscribers   SubscribersFunc
+	features        []string
+	accountFeatures []string // of local accounts' disco#info
+	items           []Item
+	iq              map[iqKey]IQHandler
+	domains         map[string]StanzaHandler
+	onAvailable     []SessionHook
+	onUnavailable   []SessionHook
+	onUnbind        []SessionHook
+	undeliverable   []StanzaHook
+	outPresence     []StanzaHook
+	inPresence      []StanzaHook
+	outIQ           []StanzaHook
+	inIQ            []StanzaHook
+	outMessage      []phased // sorted by phase
+	inMessage       []phased // sorted by phase
+	delivered       []DeliveredHook
+	subscribers     SubscribersFunc
 }
 
 // SubscribersFunc returns the bare JIDs that receive the broadcast
@@ -152,6 +153,23 @@ func (r *Registry) Feature(ns string) {
 // Features returns the server's disco#info features, sorted.
 func (r *Registry) Features() []string {
 	f := slices.Clone(r.features)
+	slices.Sort(f)
+	return f
+}
+
+// AccountFeature adds a feature to every local account's disco#info: a
+// service the account has (XEP-0191's block list, say), as the server's
+// features are the server's.
+func (r *Registry) AccountFeature(ns string) {
+	if slices.Contains(r.accountFeatures, ns) {
+		panic("router: multiple registrations for account feature " + ns)
+	}
+	r.accountFeatures = append(r.accountFeatures, ns)
+}
+
+// AccountFeatures returns the accounts' disco#info features, sorted.
+func (r *Registry) AccountFeatures() []string {
+	f := slices.Clone(r.accountFeatures)
 	slices.Sort(f)
 	return f
 }

@@ -100,6 +100,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.router = router.New(domain, s.auth, s.log.With("component", "router"))
 	reg := s.router.Registry()
 	disco.New(Name).Register(reg)
+	for _, f := range c2s.StreamFeatures {
+		reg.Feature(f)
+	}
 	ping.Register(reg)
 	if cfg.Server.SoftwareVersion {
 		version.Register(reg, Name, s.version)
