@@ -149,3 +149,39 @@ func TestTableSM(t *testing.T) {
 		}
 	}
 }
+
+func TestEnableSM(t *testing.T) {
+	feats := []byte("<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><sm xmlns='urn:xmpp:sm:3'/></stream:features>")
+	o := &options{smAckEvery: 4}
+	for _, tc := range []struct {
+		feats, answer string
+		resumable     bool
+		err           string
+	}{
+		{string(feats), "<enabled xmlns='urn:xmpp:sm:3' id='some-id' resume='true' max='300'/>", true, ""},
+		{string(feats), "<enabled xmlns='urn:xmpp:sm:3' resume='1' id='x'/>", true, ""},
+		{string(feats), "<enabled xmlns='urn:xmpp:sm:3'/>", false, ""},
+		{string(feats), "<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>", false, "sm: enable failed: <failed"},
+		{string(feats), "<stream:error><unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>", false, "sm: stream error"},
+		{"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>", "", false, errNoSM.Error()},
+	} {
+		w := &writeConn{}
+		c := &client{conn: w, sp: newSplitter(strings.NewReader("<stream:stream>"+tc.answer), 64)}
+		err := c.enableSM(o, []byte(tc.feats), &smCounters{})
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %s…", tc.answer, err, tc.err)
+			}
+			if c.sm != nil {
+				t.Errorf("%s: stream management on after an error", tc.answer)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.answer, err)
+		case c.sm == nil || c.sm.resumeOK != tc.resumable || c.sm.every != 4:
+			t.Errorf("%s: state %+v, want resumable %v, every 4", tc.answer, c.sm, tc.resumable)
+		case w.buf.String() != "<enable xmlns='urn:xmpp:sm:3' resume='true'/>":
+			t.Errorf("sent %q", w.buf.String())
+		}
+	}
+}
