@@ -43,6 +43,8 @@ type bench struct {
 	clients []*client // by account index; nil where login failed
 	online  []*client // logged-in clients, in account order
 
+	sm smCounters // with -sm
+
 	closing     atomic.Bool // connections are being closed on purpose
 	disconnects atomic.Int64
 	readErrs    errorCounts
@@ -60,6 +62,14 @@ func newBench(o options, stdout, stderr io.Writer) *bench {
 		epochs: make([]epoch, maxEpochs),
 		nextEp: 1,
 	}
+}
+
+// smCounters are the stream management counters, nil without -sm.
+func (b *bench) smCounters() *smCounters {
+	if !b.o.sm {
+		return nil
+	}
+	return &b.sm
 }
 
 func (b *bench) now() time.Duration { return time.Since(b.base) }
@@ -223,6 +233,15 @@ func (b *bench) login(ctx context.Context) error {
 	r.Errors = errs.snapshot()
 	r.Derived = b.cache.derived.Load() - d0
 	r.PerS = round3(float64(r.OK) / r.WallS)
+	if b.o.sm {
+		res := 0
+		for _, c := range b.online {
+			if c.sm.resumeOK {
+				res++
+			}
+		}
+		r.SMResumable = &res
+	}
 	if b.o.starttls {
 		r.TLSGroups = map[string]int{}
 		for _, c := range b.online {
@@ -265,7 +284,7 @@ func (b *bench) loginOne(i int) (*client, error) {
 	}
 	c.idx = i
 	if err = c.auth(&b.o, feats, b.cache, false); err == nil {
-		if err = c.bind(&b.o); err == nil {
+		if err = c.bind(&b.o, b.smCounters()); err == nil {
 			err = c.ready(&b.o)
 		}
 	}
@@ -298,6 +317,9 @@ func (b *bench) readLoop(c *client) {
 var markerBytes = []byte(marker)
 
 func (b *bench) handle(c *client, el []byte) {
+	if c.sm != nil && c.smRead(el) {
+		return
+	}
 	if bytes.HasPrefix(el, []byte("<message")) {
 		if i := bytes.Index(el, markerBytes); i >= 0 {
 			b.received(el, i+len(marker))
@@ -306,7 +328,7 @@ func (b *bench) handle(c *client, el []byte) {
 	}
 	switch {
 	case isPing(el):
-		c.send(pingReply(el))
+		c.sendStanzas(pingReply(el), 1)
 	case string(name(el)) == "stream:error" && !b.closing.Load():
 		b.readErrs.add(fmt.Errorf("stream error: %s", describe(el)))
 	default:
@@ -456,6 +478,9 @@ func (b *bench) send(ctx context.Context, l load) ChatResult {
 	if r.ServerCPUS != nil && r.Delivered > 0 {
 		r.CPUPer10k = round3(*r.ServerCPUS / float64(r.Delivered) * 10000)
 	}
+	if r.Delivered > 0 {
+		r.GenPer10k = round3(r.GenCPUS / float64(r.Delivered) * 10000)
+	}
 	r.Errors = b.readErrs.snapshot()
 	if r.Lost > 0 {
 		b.settle(ctx, e)
@@ -522,11 +547,15 @@ func (b *bench) sendLoop(ctx context.Context, rng *rand.Rand, k, ep int, e *epoc
 			sched := p.take()
 			body = appendBody(body[:0], ep, max(sched, wake), b.o.bodySize)
 			c, msg := compose(rng, k, buf[:0], body)
-			buf = msg
 			if c == nil || c.dead.Load() {
+				buf = msg
 				e.skipped.Add(1)
 				continue
 			}
+			if c.sm != nil && c.smSent(1) {
+				msg = append(msg, smRequest...)
+			}
+			buf = msg
 			if _, err := c.conn.Write(msg); err != nil {
 				e.skipped.Add(1)
 				continue

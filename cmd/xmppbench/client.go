@@ -36,6 +36,7 @@ type client struct {
 
 	conn net.Conn    // TLS once STARTTLS is done; writes from any goroutine
 	kex  tls.CurveID // key exchange of the TLS handshake; immutable after login
+	sm   *smState    // stream management (XEP-0198) when -sm; set at login
 	sp   *splitter   // owned by negotiation, then by the reader goroutine
 
 	mu     sync.Mutex
@@ -229,8 +230,9 @@ func elemBase64(el []byte) ([]byte, error) {
 	return b, nil
 }
 
-// bind restarts the stream after SASL success and binds a resource.
-func (c *client) bind(o *options) error {
+// bind restarts the stream after SASL success and binds a resource; with
+// sm non-nil it then enables stream management.
+func (c *client) bind(o *options, sm *smCounters) error {
 	c.sp.restart(nil)
 	feats, err := c.open(o)
 	if err != nil {
@@ -256,6 +258,9 @@ func (c *client) bind(o *options) error {
 		if _, err := c.waitIQ("sess"); err != nil {
 			return fmt.Errorf("session: %w", err)
 		}
+	}
+	if sm != nil {
+		return c.enableSM(o, feats, sm)
 	}
 	return nil
 }
@@ -288,13 +293,16 @@ func (c *client) waitIQ(id string) ([]byte, error) {
 // right after it, so the server has processed the presence when it
 // returns.
 func (c *client) ready(o *options) error {
-	if err := c.send("<presence/><iq type='get' id='ready' to='" + escapeAttr(o.domain) + "'><ping xmlns='" + nsPing + "'/></iq>"); err != nil {
+	if err := c.sendStanzas("<presence/><iq type='get' id='ready' to='"+escapeAttr(o.domain)+"'><ping xmlns='"+nsPing+"'/></iq>", 2); err != nil {
 		return err
 	}
 	for {
 		el, err := c.sp.next()
 		if err != nil {
 			return fmt.Errorf("ready: %w", err)
+		}
+		if c.sm != nil && c.smRead(el) {
+			continue
 		}
 		if string(name(el)) == "stream:error" {
 			return fmt.Errorf("stream error: %s", describe(el))

@@ -35,6 +35,11 @@
 // message carries its scheduled send time; latencies are measured on the
 // generator's monotonic clock. The generator's own CPU time is in every
 // line (gen_cpu_s, gen_cores) so that a saturated generator is visible.
+//
+// With -sm every client enables stream management (XEP-0198, with resume)
+// after bind and acknowledges as a mobile client does (see -sm-ack-every);
+// every line then says so ("sm": true) and counts the <a/> and <r/> of
+// its phase each way.
 package main
 
 import (
@@ -65,6 +70,8 @@ type options struct {
 	mucRate                                             float64
 	pid, extraComm, label                               string
 	tlsGroups                                           []tls.CurveID
+	sm                                                  bool // stream management (XEP-0198) on every client
+	smAckEvery                                          int
 }
 
 // tlsGroupNames are the key exchanges -tls-groups accepts.
@@ -139,6 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.pid, "pid", "", "server's PID, for its RSS and CPU time from /proc")
 	fs.StringVar(&o.extraComm, "extra-comm", "", "also count CPU time of processes with this command name (e.g. postgres)")
 	fs.StringVar(&o.label, "label", "", "label copied into every result line")
+	fs.BoolVar(&o.sm, "sm", false, "stream management (XEP-0198): enable with resume after bind (a refusal is a failed login), answer the server's <r/>, send <a/> every -sm-ack-every stanzas received and <r/> every -sm-ack-every sent")
+	fs.IntVar(&o.smAckEvery, "sm-ack-every", 5, "with -sm: stanzas received between unprompted <a/>, and sent between <r/>")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: xmppbench [flags] PHASE[,PHASE...]\nphases: register, login, hold, chat, chatmax, muc\nflags:")
@@ -218,6 +227,9 @@ func (o *options) check() error {
 	}
 	if o.concurrency < 1 || o.senders < 1 || o.rate <= 0 || o.mucRate <= 0 || o.maxStart <= 0 {
 		return fmt.Errorf("-concurrency, -senders and the rates must be positive")
+	}
+	if o.smAckEvery < 1 {
+		return fmt.Errorf("-sm-ack-every %d: want 1 or more", o.smAckEvery)
 	}
 	if o.mucService == "" {
 		o.mucService = "conference." + o.domain

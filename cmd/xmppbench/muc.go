@@ -43,7 +43,7 @@ func (b *bench) join(c *client, rm string) (created bool, err error) {
 		return string(from) == occupant
 	})
 	defer c.setWaiter(nil)
-	if err := c.send("<presence to='" + escapeAttr(occupant) + "'><x xmlns='" + nsMUC + "'><history maxstanzas='0'/></x></presence>"); err != nil {
+	if err := c.sendStanzas("<presence to='"+escapeAttr(occupant)+"'><x xmlns='"+nsMUC+"'><history maxstanzas='0'/></x></presence>", 1); err != nil {
 		return false, err
 	}
 	select {
@@ -67,7 +67,7 @@ func (b *bench) configure(c *client, rm string) error {
 		return string(name(el)) == "iq" && string(id) == "cfg"
 	})
 	defer c.setWaiter(nil)
-	if err := c.send("<iq type='set' id='cfg' to='" + escapeAttr(rm) + "'><query xmlns='" + nsMUCOwner + "'><x xmlns='" + nsData + "' type='submit'/></query></iq>"); err != nil {
+	if err := c.sendStanzas("<iq type='set' id='cfg' to='"+escapeAttr(rm)+"'><query xmlns='"+nsMUCOwner+"'><x xmlns='"+nsData+"' type='submit'/></query></iq>", 1); err != nil {
 		return err
 	}
 	select {

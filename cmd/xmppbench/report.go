@@ -35,6 +35,21 @@ type Common struct {
 	OtherCores      float64        `json:"other_cores"`
 	OtherProcsCores *float64       `json:"other_procs_cores,omitempty"`
 	Errors          map[string]int `json:"errors,omitempty"`
+	*SMFigures                     // with -sm only
+}
+
+// SMFigures are in every line of a run with stream management (-sm): the
+// acknowledgement interval and what went each way during the phase.
+type SMFigures struct {
+	SM       bool  `json:"sm"`
+	AckEvery int   `json:"sm_ack_every"`
+	AcksRecv int64 `json:"sm_acks_recv"` // <a/> from the server
+	AcksSent int64 `json:"sm_acks_sent"` // <a/> to it, asked for or every sm_ack_every stanzas
+	ReqsRecv int64 `json:"sm_r_recv"`    // <r/> from the server
+	ReqsSent int64 `json:"sm_r_sent"`    // <r/> to it, every sm_ack_every stanzas
+	// BadH counts the server's <a/> whose h acknowledged more than the
+	// client had sent, or less than an earlier one.
+	BadH int64 `json:"sm_bad_h"`
 }
 
 // LoginResult is the login phase (and the untimed prime pass).
@@ -60,6 +75,9 @@ type LoginResult struct {
 	// by their sum; the server's part is what tells servers apart.
 	ServerCPUMsPerLogin *float64 `json:"server_cpu_ms_per_login,omitempty"`
 	GenCPUMsPerLogin    float64  `json:"gen_cpu_ms_per_login,omitempty"`
+	// SMResumable counts the logins whose <enabled/> allowed resumption
+	// (resume='true' and an id); with -sm only.
+	SMResumable *int `json:"sm_resumable,omitempty"`
 }
 
 // RegisterResult is in-band registration (XEP-0077).
@@ -113,6 +131,7 @@ type ChatResult struct {
 	SendLagP99  float64 `json:"send_lag_p99_ms"` // how late the generator wrote, p99
 	DrainS      float64 `json:"drain_s"`
 	CPUPer10k   float64 `json:"server_cpu_s_per_10k,omitempty"`
+	GenPer10k   float64 `json:"gen_cpu_s_per_10k,omitempty"` // the generator's CPU, per 10k deliveries
 	Pass        *bool   `json:"pass,omitempty"`
 	Repeated    bool    `json:"repeated,omitempty"` // chatmax: failed with the generator late; run again
 	Disconnects int64   `json:"disconnects"`
@@ -153,6 +172,7 @@ type meter struct {
 	gen, srv, extra, mach float64
 	srvErr, extraErr      error
 	others                map[string]float64 // CPU of every other process, by PID
+	sm                    SMFigures          // the counters at the start, with -sm
 }
 
 func (b *bench) meter() *meter {
@@ -160,6 +180,9 @@ func (b *bench) meter() *meter {
 	m.gen, _ = procCPU("self")
 	m.mach, _ = machineBusy()
 	m.others, _ = procsCPU(b.notOther)
+	if b.o.sm {
+		m.sm = b.sm.figures()
+	}
 	if b.o.pid != "" {
 		m.srv, m.srvErr = procCPU(b.o.pid)
 	}
@@ -201,6 +224,16 @@ func (m *meter) finish(c *Common, phase string, n int) {
 		}
 		c.MachineCores = round3(busy / wall)
 		c.OtherCores = round3(max(other, 0) / wall)
+	}
+	if m.b.o.sm {
+		f := m.b.sm.figures()
+		f.AckEvery = m.b.o.smAckEvery
+		f.AcksRecv -= m.sm.AcksRecv
+		f.AcksSent -= m.sm.AcksSent
+		f.ReqsRecv -= m.sm.ReqsRecv
+		f.ReqsSent -= m.sm.ReqsSent
+		f.BadH -= m.sm.BadH
+		c.SMFigures = &f
 	}
 	if m.others != nil {
 		if after, err := procsCPU(m.b.notOther); err == nil {

@@ -43,6 +43,7 @@ var tableRows = []row{
 	{"1:1 at chat rate: lost", "chat", "lost", 1, true},
 	{"1:1 at chat rate: server CPU-s per 10k msgs", "chat", "server_cpu_s_per_10k", 1, false},
 	{"1:1 at chat rate: generator cores", "chat", "gen_cores", 1, true},
+	{"1:1 at chat rate: generator CPU-s per 10k msgs", "chat", "gen_cpu_s_per_10k", 1, true},
 	{"1:1 at chat rate: other processes' cores (noise)", "chat", "other_procs_cores", 1, true},
 	{"max search: other processes' cores (noise)", "chatmax", "other_procs_cores", 1, true},
 	{"MUC: deliveries/s", "muc", "delivered_per_s", 1, true},
@@ -53,7 +54,10 @@ var tableRows = []row{
 
 // writeTable reads result lines (JSON objects with "label", "n" and
 // "phase") from the files and prints one Markdown table per N: each figure
-// per server, and each xmppd's ratio to each peer (xmppd ÷ peer).
+// per server, and each xmppd's ratio to each peer (xmppd ÷ peer). A server
+// whose lines were measured with stream management (xmppbench -sm) is
+// marked "(SM)" in the header, with a row giving the acknowledgement
+// interval.
 func writeTable(w io.Writer, files []string) error {
 	// results[n][label][phase] = the line's fields
 	results := map[int]map[string]map[string]map[string]any{}
@@ -80,18 +84,42 @@ func writeTable(w io.Writer, files []string) error {
 				}
 			}
 		}
+		// Stream management is on for a server when its lines say so.
+		head := map[string]string{}
+		ackEvery := map[string]float64{}
+		for _, c := range cols {
+			head[c] = c
+			for _, line := range byLabel[c] {
+				if on, _ := line["sm"].(bool); on {
+					head[c] = c + " (SM)"
+					ackEvery[c], _ = number(line["sm_ack_every"])
+				}
+			}
+		}
 		fmt.Fprintf(w, "\nN = %d\n\n| figure |", n)
 		for _, c := range cols {
-			fmt.Fprintf(w, " %s |", c)
+			fmt.Fprintf(w, " %s |", head[c])
 		}
 		for _, x := range xs {
 			for _, p := range peers {
-				fmt.Fprintf(w, " %s ÷ %s |", x, p)
+				fmt.Fprintf(w, " %s ÷ %s |", head[x], head[p])
 			}
 		}
 		fmt.Fprint(w, "\n|---|")
 		fmt.Fprint(w, strings.Repeat("---:|", len(cols)+len(xs)*len(peers)))
 		fmt.Fprintln(w)
+		if len(ackEvery) > 0 {
+			fmt.Fprint(w, "| stream management: <a/> and <r/> every … stanzas |")
+			for _, c := range cols {
+				if v, ok := ackEvery[c]; ok {
+					fmt.Fprintf(w, " %g |", v)
+				} else {
+					fmt.Fprint(w, " off |")
+				}
+			}
+			fmt.Fprint(w, strings.Repeat(" – |", len(xs)*len(peers)))
+			fmt.Fprintln(w)
+		}
 		for _, r := range tableRows {
 			vals := map[string]float64{}
 			have := map[string]bool{}
