@@ -432,6 +432,10 @@ func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *r
 	}
 	kind := router.KindOf(string(sc.raw[topName.start:topName.end]))
 	if kind == 0 || topNS.end > topNS.start && string(sc.raw[topNS.start:topNS.end]) != stanza.NSClient {
+		if e := sc.smNonza(topName, topNS, empty); e != nil {
+			sc.giveBack(sc.i)
+			return nil, nil, e
+		}
 		return nil, sc.putBack(), errSlowPath
 	}
 	innerStart, innerEnd := sc.i, sc.i
@@ -482,6 +486,46 @@ func (e *stanzaEncoder) scan(g *guardConn, addr *addrCache, maxDepth int) (st *r
 		return nil, nil, err
 	}
 	return st, nil, validate(st, children)
+}
+
+// smR is the client's <r/>, as the fast path hands it over (never
+// changed).
+var smR = &smElement{local: "r", space: nsSM}
+
+// smNonza recognises the stream management elements a client sends with
+// nearly every few stanzas, <r/> and <a h='…'/>, empty and in their usual
+// shape, so that acknowledgements cost no XML decoder; it returns nil for
+// anything else (the slow path judges it, errors included).
+func (sc *stanzaScanner) smNonza(name, ns span, empty bool) *smElement {
+	if !empty || string(sc.raw[ns.start:ns.end]) != nsSM {
+		return nil
+	}
+	switch string(sc.raw[name.start:name.end]) {
+	case "r":
+		return smR
+	case "a":
+		for _, a := range sc.attrs {
+			if string(sc.raw[a.name.start:a.name.end]) != "h" {
+				continue
+			}
+			v := sc.raw[a.value.start:a.value.end]
+			if len(v) == 0 || len(v) > 10 {
+				return nil
+			}
+			var h uint64
+			for _, c := range v {
+				if c < '0' || c > '9' {
+					return nil
+				}
+				h = h*10 + uint64(c-'0')
+			}
+			if h > 1<<32-1 {
+				return nil
+			}
+			return &smElement{local: "a", space: nsSM, h: uint32(h), hasH: true}
+		}
+	}
+	return nil
 }
 
 // payloadName is the first child's name and namespace as spans.

@@ -6,6 +6,10 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"xmppd.dev/xmppd/router"
 )
 
 // TestSMCountersWrap: h counts modulo 2^32 (XEP-0198 §5): acknowledgements
@@ -140,4 +144,49 @@ func FuzzSMElement(f *testing.F) {
 			t.Fatalf("%q accepted as %s %s", in, e.space, e.local)
 		}
 	})
+}
+
+// TestScanSMNonza: the fast path takes <r/> and <a h/> in their usual
+// shapes without the XML decoder, and leaves anything else to the slow
+// path, which reads the same elements the same way.
+func TestScanSMNonza(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // "r", "a N", or "slow"
+	}{
+		{`<r xmlns='urn:xmpp:sm:3'/>`, "r"},
+		{`<r xmlns="urn:xmpp:sm:3" />`, "r"},
+		{`<a xmlns='urn:xmpp:sm:3' h='42'/>`, "a 42"},
+		{`<a h="4294967295" xmlns="urn:xmpp:sm:3"/>`, "a 4294967295"},
+		{`<a xmlns='urn:xmpp:sm:3' h='4294967296'/>`, "slow"},
+		{`<a xmlns='urn:xmpp:sm:3' h='+1'/>`, "slow"},
+		{`<a xmlns='urn:xmpp:sm:3' h='&#52;'/>`, "slow"},
+		{`<a xmlns='urn:xmpp:sm:3'/>`, "slow"},
+		{`<r xmlns='urn:xmpp:sm:3'></r>`, "slow"},
+		{`<enable xmlns='urn:xmpp:sm:3'/>`, "slow"},
+		{`<a xmlns='urn:xmpp:sm:2' h='1'/>`, "slow"},
+	} {
+		g := newGuardConn(&chunkConn{r: []byte(tc.in + "<presence/>"), sizes: []int{7}}, 0)
+		enc := newStanzaEncoder()
+		_, _, err := enc.scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8)
+		got := "slow"
+		if e, ok := err.(*smElement); ok {
+			got = e.local
+			if e.local == "a" {
+				got += fmt.Sprintf(" %d", e.h)
+			}
+		} else if err != errSlowPath {
+			got = fmt.Sprint(err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.in, got, tc.want)
+			continue
+		}
+		if got != "slow" { // what follows is left for the next read
+			g.Reset()
+			if st, _, err := enc.scan(g, newAddrCache(jid.MustParse("alice@localhost/r"), &jidCache{}), 8); err != nil || st.Kind != router.KindPresence {
+				t.Errorf("%s: then %v, %v; want the presence", tc.in, st, err)
+			}
+		}
+	}
 }
