@@ -1,12 +1,17 @@
 package c2s
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -133,4 +138,126 @@ func BenchmarkSASLOffer(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSessionMessage is the session's cost per message, in and out:
+// alice's client sends a chat message to alice's own full JID, and reads
+// it back, over an in-memory connection (the read loop, routing, Deliver,
+// the writer). With sm, stream management is on and the client behaves as
+// the benchmark clients (cmd/xmppbench -sm) do: <a h/> after every 5
+// stanzas received and an <r/> with every 5th it sends; the server asks
+// after 5 unacknowledged stanzas and answers every <r/>. The difference is
+// what stream management costs per message.
+func BenchmarkSessionMessage(b *testing.B) {
+	for _, sm := range []bool{false, true} {
+		name := "plain"
+		if sm {
+			name = "sm"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := testServer()
+			c, done := tcpSession(b, srv)
+			defer func() {
+				c.Close()
+				<-done
+			}()
+			r := bufio.NewReaderSize(c, 64<<10)
+			// The server's header, features and bind result.
+			if err := readUntil(r, "</iq>"); err != nil {
+				b.Fatal(err)
+			}
+			if sm {
+				io.WriteString(c, "<enable xmlns='urn:xmpp:sm:3'/>")
+				if err := readUntil(r, "/>"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			msg := []byte("<message to='alice@localhost/r' type='chat' id='m'><body>a message of a typical length, some forty bytes</body></message>")
+			withR := append(append([]byte{}, msg...), "<r xmlns='urn:xmpp:sm:3'/>"...)
+			got := 0 // stanzas received
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				out := msg
+				if sm && i%5 == 4 {
+					out = withR
+				}
+				if _, err := c.Write(out); err != nil {
+					b.Fatal(err)
+				}
+				if err := readUntil(r, "</message>"); err != nil {
+					b.Fatal(err)
+				}
+				got++
+				if sm && got%5 == 0 {
+					io.WriteString(c, "<a xmlns='urn:xmpp:sm:3' h='"+strconv.Itoa(got)+"'/>")
+				}
+			}
+		})
+	}
+}
+
+// readUntil reads from r through the first occurrence of s; what the
+// server sends besides (its <r/>, <a/>) is read and dropped on the way.
+func readUntil(r *bufio.Reader, s string) error {
+	last := s[len(s)-1]
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice(last)
+		buf = append(buf, chunk...)
+		if err != nil && err != bufio.ErrBufferFull {
+			return err
+		}
+		if bytes.HasSuffix(buf, []byte(s)) {
+			return nil
+		}
+		if len(buf) > 1<<20 {
+			return fmt.Errorf("no %q in %d bytes", s, len(buf))
+		}
+	}
+}
+
+// tcpSession is pipeSession over a loopback TCP connection: the kernel's
+// buffers let client and server write while the other writes too.
+func tcpSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struct{}) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		g := newGuardConn(newSockConn(s), int64(srv.Limits.MaxStanzaBytes))
+		sess := &Session{srv: srv, writerDone: make(chan struct{})}
+		n := &negotiation{srv: srv, raw: s, g: g, domain: srv.Router.Domain(),
+			secure: true, user: jid.MustParse("alice@localhost"),
+			bound: func(j jid.JID) error {
+				sess.jid = j
+				srv.Router.Bind(context.Background(), sess)
+				return nil
+			}}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := n.run(ctx)
+		cancel()
+		if err != nil {
+			s.Close()
+			return
+		}
+		sess.conn = g
+		srv.wg.Add(1)
+		sess.run()
+	}()
+	io.WriteString(c, clientHeader)
+	return c, finished
 }

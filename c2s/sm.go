@@ -156,22 +156,28 @@ func (m *smState) push(it outItem) (ask bool) {
 	return false
 }
 
-// ack takes the client's h: the stanzas it acknowledges leave unacked and
-// are returned, for their callbacks. ok is false for an h that
-// acknowledges more than was sent (XEP-0198 §4: handled-count-too-high).
-func (m *smState) ack(h uint32) (done []outItem, ok bool) {
-	n := h - m.acked // modulo 2^32
-	if int64(n) > int64(len(m.unacked)) {
+// ack takes the client's h: the stanzas it acknowledges leave unacked,
+// and the callbacks among them are returned, to be called without the
+// lock. ok is false for an h that acknowledges more than was sent
+// (XEP-0198 §4: handled-count-too-high).
+func (m *smState) ack(h uint32) (done []func(bool), ok bool) {
+	n := int64(h - m.acked) // modulo 2^32
+	if n > int64(len(m.unacked)) {
 		return nil, false
 	}
-	done = make([]outItem, n)
-	copy(done, m.unacked[:n])
 	for i := range m.unacked[:n] {
-		m.unackedBytes -= len(m.unacked[i].b)
-		m.unacked[i] = outItem{}
+		it := &m.unacked[i]
+		if it.done != nil {
+			done = append(done, it.done)
+		}
+		m.unackedBytes -= len(it.b)
 	}
-	m.unacked = m.unacked[n:]
-	if len(m.unacked) == 0 {
+	// Moved down rather than resliced, so that the array is reused: a
+	// session acknowledged every few stanzas keeps one small array.
+	rest := copy(m.unacked, m.unacked[n:])
+	clear(m.unacked[rest:])
+	m.unacked = m.unacked[:rest]
+	if rest == 0 && cap(m.unacked) > 256 {
 		m.unacked = nil // let a burst's array go
 	}
 	m.acked = h
@@ -269,10 +275,8 @@ func (s *Session) handleSM(e *smElement) (final []byte) {
 			s.logger().Warn("client acknowledged stanzas never sent", "h", e.h, "sent", sent)
 			return handledTooHigh(e.h, sent)
 		}
-		for _, it := range done {
-			if it.done != nil {
-				it.done(true)
-			}
+		for _, f := range done {
+			f(true)
 		}
 	case nsSM + " resume":
 		// Only instead of binding, on a new stream (negotiation.go).
@@ -418,10 +422,8 @@ func (srv *Server) resume(user jid.JID, e *smElement) ([]byte, *Session) {
 	h := sess.handled     // the old read loop has ended
 	id := sess.sm.id
 	sess.mu.Unlock()
-	for _, it := range acked {
-		if it.done != nil {
-			it.done(true)
-		}
+	for _, f := range acked {
+		f(true)
 	}
 	b := []byte("<resumed xmlns='" + nsSM + "' h='")
 	b = strconv.AppendUint(b, uint64(h), 10)
