@@ -197,22 +197,13 @@ func matches(jids map[string]struct{}, other jid.JID) bool {
 func (s *Service) load(ctx context.Context, bare string) (map[string]struct{}, error) {
 	s.change.Lock()
 	defer s.change.Unlock()
-	l := s.list(bare)
-	if l == nil {
-		return nil, nil // emptied meanwhile
-	}
-	if l.loaded {
-		return l.jids, nil
-	}
-	stored, err := s.store.List(ctx, bare)
+	m, err := s.currentLocked(ctx, bare)
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[string]struct{}, len(stored))
-	for _, j := range stored {
-		m[j] = struct{}{}
+	if l := s.list(bare); l != nil && !l.loaded {
+		s.setLocked(bare, m) // read from storage: cached from now on
 	}
-	s.setLocked(bare, m)
 	return m, nil
 }
 

@@ -3,7 +3,6 @@ package c2s
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/xml"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -235,29 +233,7 @@ func tcpSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struct
 	if err != nil {
 		tb.Fatal(err)
 	}
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		g := newGuardConn(newSockConn(s), int64(srv.Limits.MaxStanzaBytes))
-		sess := &Session{srv: srv, writerDone: make(chan struct{})}
-		n := &negotiation{srv: srv, raw: s, g: g, domain: srv.Router.Domain(),
-			secure: true, user: jid.MustParse("alice@localhost"),
-			bound: func(j jid.JID) error {
-				sess.jid = j
-				srv.Router.Bind(context.Background(), sess)
-				return nil
-			}}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := n.run(ctx)
-		cancel()
-		if err != nil {
-			s.Close()
-			return
-		}
-		sess.conn = g
-		srv.wg.Add(1)
-		sess.run()
-	}()
+	done = serveTestSession(tb, srv, s, newSockConn(s))
 	io.WriteString(c, clientHeader)
-	return c, finished
+	return c, done
 }

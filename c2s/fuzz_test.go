@@ -27,10 +27,18 @@ const clientHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' 
 func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struct{}) {
 	tb.Helper()
 	c, s := net.Pipe()
+	return c, serveTestSession(tb, srv, s, s)
+}
+
+// serveTestSession negotiates the server side of s (carried by raw, the
+// connection itself or a socket wrapper of it) for alice, starting after
+// TLS and SASL, and runs the bound session; the channel closes when it
+// has ended.
+func serveTestSession(tb testing.TB, srv *Server, s, raw net.Conn) <-chan struct{} {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		g := newGuardConn(s, int64(srv.Limits.MaxStanzaBytes))
+		g := newGuardConn(raw, int64(srv.Limits.MaxStanzaBytes))
 		sess := &Session{srv: srv, writerDone: make(chan struct{})}
 		n := &negotiation{srv: srv, raw: s, g: g, domain: srv.Router.Domain(),
 			secure: true, user: jid.MustParse("alice@localhost"),
@@ -51,7 +59,7 @@ func pipeSession(tb testing.TB, srv *Server) (client net.Conn, done <-chan struc
 		srv.wg.Add(1)
 		sess.run()
 	}()
-	return c, finished
+	return finished
 }
 
 func testServer() *Server {
