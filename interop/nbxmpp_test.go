@@ -40,12 +40,19 @@ func TestNbxmppChat(t *testing.T) {
 		Body       string            `json:"body"`
 		From       string            `json:"from"`
 		Errors     []string          `json:"errors"`
+		SM         struct {
+			Supported, Enabled, Resumable bool
+		} `json:"sm"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		t.Fatalf("output %q: %v", out, err)
 	}
 	if len(res.Errors) > 0 || len(res.Connected) != 2 {
 		t.Fatalf("nbxmpp: connected %q, errors %q", res.Connected, res.Errors)
+	}
+	t.Logf("nbxmpp stream management: %+v", res.SM)
+	if !res.SM.Supported || !res.SM.Enabled || !res.SM.Resumable {
+		t.Errorf("nbxmpp's stream management: %+v, want offered, enabled and resumable (as Gajim uses it)", res.SM)
 	}
 	for _, m := range res.Mechanisms {
 		if !strings.HasPrefix(m, "SCRAM-SHA-") {

@@ -69,6 +69,11 @@ def message(client, stanza, properties):
     if properties.body:
         result["body"] = properties.body
         result["from"] = str(properties.jid)
+        # Stream management as Gajim negotiates it (nbxmpp's Smacks):
+        # enabled with resumption by the time a message arrives.
+        sm = client._smacks
+        result["sm"] = {"supported": client.sm_supported, "enabled": sm.enabled,
+                        "resumable": client.resumeable}
         loop.quit()
 
 
