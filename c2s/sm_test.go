@@ -607,3 +607,31 @@ func TestDiscoListsMobileFeatures(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamManagementResumeOnOtherListener: a session enabled on the
+// STARTTLS listener is resumed on the direct TLS one (XEP-0368): any
+// listener carries any session.
+func TestStreamManagementResumeOnOtherListener(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	b := smLogin(t, srv, "bob", "pw", "phone")
+	id := b.enableResume()
+	b.Conn.Close()
+	a.Send("<message to='bob@localhost/phone' type='chat'><body>while away</body></message>")
+	a.Sync()
+
+	c := &smClient{t: t, Raw: srv.DialDirectTLS(t)}
+	c.Send(srv.Header())
+	c.expect("features", regexp.MustCompile(`</stream:features>`))
+	if got := outcome(plainAuth(t, c.Raw, "bob", "pw")); got != "success" {
+		t.Fatalf("PLAIN on direct TLS: %s", got)
+	}
+	c.pending = ""
+	c.Send(srv.Header())
+	c.expect("features after SASL", regexp.MustCompile(`<sm xmlns='urn:xmpp:sm:3'/>.*</stream:features>`))
+	c.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='0' previd='%s'/>", id))
+	c.expect("resumed on direct TLS", reResumed)
+	c.expect("the message", regexp.MustCompile(`<body>while away</body>`))
+}

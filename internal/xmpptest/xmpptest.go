@@ -564,6 +564,19 @@ func (s *Server) DialTLSFrom(t testing.TB, from string) *Raw {
 	return r
 }
 
+// DialDirectTLS opens a connection to the direct TLS port (XEP-0368) and
+// completes the TLS handshake; the stream is not opened yet.
+func (s *Server) DialDirectTLS(t testing.TB) *Raw {
+	t.Helper()
+	c, err := tls.DialWithDialer(dialer(""), "tcp", s.DirectTLS,
+		&tls.Config{InsecureSkipVerify: true, ServerName: s.Domain, NextProtos: []string{"xmpp-client"}})
+	if err != nil {
+		t.Fatalf("xmpptest: dial direct TLS: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Raw{t: t, Conn: c}
+}
+
 // bindResource is the client side of resource binding with a requested
 // resource. mellium v0.23.0's own client sends an empty <resource/> when
 // asked for one, so tests that choose their resource use this.
