@@ -429,17 +429,36 @@ func (s *Service) unblock(ctx context.Context, iq *router.Stanza) (xml.TokenRead
 		return nil, err
 	}
 	next := map[string]struct{}{}
-	if len(jids) > 0 {
-		for j := range cur {
-			if !slices.Contains(jids, j) {
-				next[j] = struct{}{}
-			}
+	var freed []string
+	for j := range cur {
+		if len(jids) > 0 && !slices.Contains(jids, j) {
+			next[j] = struct{}{}
+		} else {
+			freed = append(freed, j)
 		}
 	}
 	s.setLocked(bare, next)
 	s.change.Unlock()
 	s.push(user, "unblock", jids)
+	s.presenceTo(ctx, user, freed)
 	return nil, nil
+}
+
+// presenceTo lets unblocked local contacts see the user again: the server
+// probes the user on each one's behalf, and the roster answers a
+// subscriber with the user's current presence and anyone else with
+// nothing (as a blocked subscriber was sent unavailable presence, it is
+// sent the current one on unblock).
+func (s *Service) presenceTo(ctx context.Context, user jid.JID, freed []string) {
+	for _, j := range freed {
+		from, err := jid.Parse(j)
+		if err != nil || from.Localpart() == "" || from.Domainpart() != s.router.Domain().Domainpart() {
+			continue // no federation yet; a domain is no account
+		}
+		if p, err := router.Build(router.KindPresence, "probe", "", from.Bare(), user, nil); err == nil {
+			s.router.Route(ctx, p)
+		}
+	}
 }
 
 // currentLocked is current with s.change held.

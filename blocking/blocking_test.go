@@ -206,3 +206,46 @@ func filter(els []xmpptest.Element, f func(xmpptest.Element) bool) []xmpptest.El
 	}
 	return out
 }
+
+// TestUnblockSendsPresence: a subscriber alice blocks sees her go offline;
+// when she unblocks it, it gets her current presence again (as
+// MongooseIM and Prosody do); someone not subscribed gets nothing either
+// way.
+func TestUnblockSendsPresence(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	carol := srv.AddUser(t, "carol", "pw")
+	dave := srv.AddUser(t, "dave", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	c := srv.Login(t, carol, "pw", xmpptest.LoginOptions{Resource: "c"})
+	d := srv.Login(t, dave, "pw", xmpptest.LoginOptions{Resource: "d"})
+	c.Send("<presence/>")
+	d.Send("<presence/>")
+	// carol subscribes to alice's presence; alice approves.
+	c.Send("<presence type='subscribe' to='alice@localhost'/>")
+	a.Send("<presence/>")
+	a.Expect(wait, "carol's request", func(e xmpptest.Element) bool { return e.Attr("type") == "subscribe" })
+	a.Send("<presence type='subscribed' to='carol@localhost'/>")
+	c.Expect(wait, "alice's presence after approval", func(e xmpptest.Element) bool {
+		return e.Name.Local == "presence" && e.Attr("from") == "alice@localhost/a" && e.Attr("type") == ""
+	})
+	a.Send("<presence><status>here</status></presence>")
+	c.Expect(wait, "alice's status", func(e xmpptest.Element) bool { return e.Contains("<status>here</status>") })
+
+	iq(t, a, "b1", "<block xmlns='urn:xmpp:blocking'><item jid='carol@localhost'/><item jid='dave@localhost'/></block>")
+	c.Expect(wait, "unavailable on block", func(e xmpptest.Element) bool {
+		return e.Name.Local == "presence" && e.Attr("from") == "alice@localhost/a" && e.Attr("type") == "unavailable"
+	})
+	iq(t, a, "u1", "<unblock xmlns='urn:xmpp:blocking'/>") // all
+	p := c.Expect(wait, "alice's presence on unblock", func(e xmpptest.Element) bool {
+		return e.Name.Local == "presence" && e.Attr("from") == "alice@localhost/a" && e.Attr("type") == ""
+	})
+	if !p.Contains("<status>here</status>") {
+		t.Errorf("on unblock carol got %s, want alice's current presence", p.Raw)
+	}
+	for _, e := range d.Sync() {
+		if e.Name.Local == "presence" && strings.HasPrefix(e.Attr("from"), "alice@") && e.Attr("type") == "" {
+			t.Errorf("dave, not subscribed, got alice's presence on unblock: %s", e.Raw)
+		}
+	}
+}
