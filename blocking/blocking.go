@@ -493,6 +493,9 @@ func (s *Service) unavailableTo(ctx context.Context, user jid.JID, jids []string
 		if err != nil || to.Localpart() == "" || to.Domainpart() != s.router.Domain().Domainpart() {
 			continue // no federation yet; a domain is no account
 		}
+		if !s.router.Subscribes(ctx, user, to) {
+			continue // §3.3: only a contact allowed to see the user's presence
+		}
 		for _, from := range res {
 			if p, err := router.Build(router.KindPresence, "unavailable", "", from, to.Bare(), nil); err == nil {
 				s.router.DeliverToAvailable(ctx, p)

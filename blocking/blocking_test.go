@@ -75,6 +75,14 @@ func TestBlocking(t *testing.T) {
 			for _, c := range []*xmpptest.Client{a, a2, bob} {
 				c.Send("<presence/>")
 			}
+			// bob is subscribed to alice's presence, so that blocking
+			// him sends him her unavailable presence (§3.3).
+			bob.Send("<presence type='subscribe' to='alice@localhost'/>")
+			a.Expect(wait, "bob's request", func(e xmpptest.Element) bool { return e.Attr("type") == "subscribe" })
+			a.Send("<presence type='subscribed' to='bob@localhost'/>")
+			bob.Expect(wait, "alice's presence after approval", func(e xmpptest.Element) bool {
+				return e.Name.Local == "presence" && e.Attr("from") == "alice@localhost/a" && e.Attr("type") == ""
+			})
 			if l := blocklist(t, a); strings.Contains(l, "item") {
 				t.Fatalf("fresh list: %s", l)
 			}
@@ -210,7 +218,7 @@ func filter(els []xmpptest.Element, f func(xmpptest.Element) bool) []xmpptest.El
 // TestUnblockSendsPresence: a subscriber alice blocks sees her go offline;
 // when she unblocks it, it gets her current presence again (as
 // MongooseIM and Prosody do); someone not subscribed gets nothing either
-// way.
+// way (XEP-0191 §3.3: presence only where presence is allowed).
 func TestUnblockSendsPresence(t *testing.T) {
 	srv := xmpptest.Start(t)
 	alice := srv.AddUser(t, "alice", "pw")
@@ -244,8 +252,8 @@ func TestUnblockSendsPresence(t *testing.T) {
 		t.Errorf("on unblock carol got %s, want alice's current presence", p.Raw)
 	}
 	for _, e := range d.Sync() {
-		if e.Name.Local == "presence" && strings.HasPrefix(e.Attr("from"), "alice@") && e.Attr("type") == "" {
-			t.Errorf("dave, not subscribed, got alice's presence on unblock: %s", e.Raw)
+		if e.Name.Local == "presence" && strings.HasPrefix(e.Attr("from"), "alice@") {
+			t.Errorf("dave, not subscribed, got alice's presence on block or unblock: %s", e.Raw)
 		}
 	}
 }

@@ -631,6 +631,15 @@ func (r *Router) existsOrBounce(ctx context.Context, st *Stanza, bare jid.JID) b
 	return ok && err == nil
 }
 
+// Subscribes reports whether contact is among those who receive user's
+// broadcast presence (the Subscribers function: roster from or both).
+func (r *Router) Subscribes(ctx context.Context, user, contact jid.JID) bool {
+	if r.reg.subscribers == nil {
+		return false
+	}
+	return slices.ContainsFunc(r.reg.subscribers(ctx, user.Bare()), contact.Bare().Equal)
+}
+
 // AccountExists reports whether bare is a local account.
 func (r *Router) AccountExists(ctx context.Context, bare jid.JID) (bool, error) {
 	if r.accounts == nil {
