@@ -451,14 +451,25 @@ func (s *Service) unblock(ctx context.Context, iq *router.Stanza) (xml.TokenRead
 // sent the current one on unblock).
 func (s *Service) presenceTo(ctx context.Context, user jid.JID, freed []string) {
 	for _, j := range freed {
-		from, err := jid.Parse(j)
-		if err != nil || from.Localpart() == "" || from.Domainpart() != s.router.Domain().Domainpart() {
-			continue // no federation yet; a domain is no account
+		from, ok := s.localAccount(j)
+		if !ok {
+			continue
 		}
-		if p, err := router.Build(router.KindPresence, "probe", "", from.Bare(), user, nil); err == nil {
+		if p, err := router.Build(router.KindPresence, "probe", "", from, user, nil); err == nil {
 			s.router.Route(ctx, p)
 		}
 	}
+}
+
+// localAccount returns the block list item j as a local account's bare
+// JID, or false for a domain, a remote JID (no federation yet) or
+// anything unparsable: those have no presence to send.
+func (s *Service) localAccount(j string) (jid.JID, bool) {
+	a, err := jid.Parse(j)
+	if err != nil || a.Localpart() == "" || a.Domainpart() != s.router.Domain().Domainpart() {
+		return jid.JID{}, false
+	}
+	return a.Bare(), true
 }
 
 // currentLocked is current with s.change held.
@@ -489,15 +500,15 @@ func (s *Service) unavailableTo(ctx context.Context, user jid.JID, jids []string
 		return
 	}
 	for _, j := range jids {
-		to, err := jid.Parse(j)
-		if err != nil || to.Localpart() == "" || to.Domainpart() != s.router.Domain().Domainpart() {
-			continue // no federation yet; a domain is no account
+		to, ok := s.localAccount(j)
+		if !ok {
+			continue
 		}
 		if !s.router.Subscribes(ctx, user, to) {
 			continue // §3.3: only a contact allowed to see the user's presence
 		}
 		for _, from := range res {
-			if p, err := router.Build(router.KindPresence, "unavailable", "", from, to.Bare(), nil); err == nil {
+			if p, err := router.Build(router.KindPresence, "unavailable", "", from, to, nil); err == nil {
 				s.router.DeliverToAvailable(ctx, p)
 			}
 		}

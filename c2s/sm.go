@@ -309,8 +309,9 @@ func (s *Session) handleSM(e *smElement) (final []byte) {
 // doing nothing, when the session is not resumable or the stream ended on
 // purpose: the client closed it, or the server did for an error.
 func (s *Session) detach(err error) bool {
-	if errors.Is(err, errStreamEndTag) {
-		return false
+	var se stream.Error
+	if errors.Is(err, errStreamEndTag) || errors.As(err, &se) {
+		return false // the client ended its stream: </stream:stream> or a stream error
 	}
 	if reason, _ := classifyReadError(err, s.srv.Limits.MaxStanzaBytes); reason != CloseReadError && reason != CloseClient && reason != CloseIdle {
 		return false
@@ -343,7 +344,7 @@ func (s *Session) detach(err error) bool {
 // keeps new ones from starting. Called once the connection is closed, so a
 // writer still running fails at once.
 func (s *Session) waitWriterIdle() {
-	for i := 0; ; i++ {
+	for {
 		s.mu.Lock()
 		if !s.writing || s.finished {
 			if !s.finished {

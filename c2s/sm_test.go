@@ -447,6 +447,16 @@ func TestStreamManagementNotResumed(t *testing.T) {
 	if got := e.expect("failed", reFailedSM)[1]; !strings.Contains(got, "item-not-found") {
 		t.Fatalf("resuming a session closed with </stream:stream>: %q", got)
 	}
+	// Ended with a stream error by the client: no resumption either.
+	h := smLogin(t, srv, "bob", "pw", "fourth")
+	id = h.enableResume()
+	h.Send("<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
+	h.ReadAll(wait)
+	k := smAuth(t, srv, "bob", "pw")
+	k.Send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' h='0' previd='%s'/>", id))
+	if got := k.expect("failed", reFailedSM)[1]; !strings.Contains(got, "item-not-found") {
+		t.Fatalf("resuming a session the client ended with a stream error: %q", got)
+	}
 	// Someone else's session cannot be resumed either.
 	f := smLogin(t, srv, "bob", "pw", "third")
 	id = f.enableResume()
