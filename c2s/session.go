@@ -338,12 +338,19 @@ func (s *Session) write(once bool) {
 				// The connection is gone, the session may live on:
 				// everything written or not is kept unacknowledged, and
 				// the read loop, woken by the close, detaches.
+				// Once finished, the session may detach and be resumed
+				// on a new connection: this writer closes the connection
+				// and the done channel it had, not the session's new ones.
 				s.queue, s.queued = nil, 0
+				conn, done := s.conn, s.writerDone
+				s.debug("write failed; waiting for a resumption", "err", err)
 				s.finished, s.writing = true, false
 				s.mu.Unlock()
-				s.debug("write failed; waiting for a resumption", "err", err)
-				s.closeConn()
-				close(s.writerDone)
+				conn.Close()
+				if l := s.srv.lot; l != nil {
+					l.wake(s)
+				}
+				close(done)
 				return
 			}
 			s.mu.Unlock()

@@ -332,11 +332,13 @@ func (s *Session) detach(err error) bool {
 		s.csi = nil
 	}
 	conn := s.conn
+	// Logged while the lock is held: once detached, a resumption may
+	// attach a new connection and change the peer the logger names.
+	s.debug("connection lost; waiting for a resumption", "err", err, "for", s.srv.Limits.ResumeTimeout.String())
 	s.resumeTimer = time.AfterFunc(s.srv.Limits.ResumeTimeout, s.resumeExpired)
 	s.mu.Unlock()
 	conn.Close()
 	s.waitWriterIdle()
-	s.debug("connection lost; waiting for a resumption", "err", err, "for", s.srv.Limits.ResumeTimeout.String())
 	return true
 }
 
@@ -412,9 +414,8 @@ func (srv *Server) resume(user jid.JID, e *smElement) ([]byte, *Session) {
 	}
 	acked, ok := sess.sm.ack(e.h)
 	if !ok {
-		sent := sess.sm.sent
+		sess.logger().Warn("resumption acknowledged stanzas never sent", "h", e.h, "sent", sess.sm.sent)
 		sess.mu.Unlock()
-		sess.logger().Warn("resumption acknowledged stanzas never sent", "h", e.h, "sent", sent)
 		sess.closeWith(CloseStreamError, nil, false)
 		return smFailed("unexpected-request", 0, false), nil
 	}
