@@ -27,6 +27,7 @@ type roomConfig struct {
 	historyLength     int
 	allowPM           string // "anyone", "participants", "moderators", "none"
 	changeSubject     bool   // participants may change the subject
+	archive           bool   // archives its messages, when the service has an Archive
 }
 
 func (s *Service) defaultConfig() roomConfig {
@@ -56,6 +57,8 @@ const (
 	fieldHistoryAlias  = "muc#roomconfig_historylength"
 	fieldAllowPM       = "muc#roomconfig_allowpm"
 	fieldChangeSubject = "muc#roomconfig_changesubject"
+	// fieldArchive is Prosody's name (mod_muc_mam); XEP-0045 has none.
+	fieldArchive = "muc#roomconfig_enablearchiving"
 )
 
 // formField writes one data form field with its values.
@@ -118,6 +121,9 @@ func (r *room) configFormLocked(w *xw) {
 	listField(w, fieldAllowPM, "Who may send private messages", c.allowPM,
 		"anyone", "Anyone", "participants", "Participants and moderators", "moderators", "Moderators only", "none", "Nobody")
 	field("boolean", fieldChangeSubject, "Participants may change the subject", boolValue(c.changeSubject))
+	if r.svc.opts.Archive != nil {
+		field("boolean", fieldArchive, "Archive the messages (XEP-0313)", boolValue(c.archive))
+	}
 	w.close("x")
 }
 
@@ -257,6 +263,17 @@ func (r *room) submitLocked(fields map[string][]string) (roomConfig, *stanza.Err
 			return bad(b.v + " is not a boolean")
 		}
 	}
+	_, archive := fields[fieldArchive]
+	switch {
+	case archive && r.svc.opts.Archive != nil:
+		if !boolean(fieldArchive, &c.archive) {
+			return bad(fieldArchive + " is not a boolean")
+		}
+	case r.locked:
+		// A new room archives by default when it is persistent; a room
+		// configured before keeps its setting.
+		c.archive = c.persistent
+	}
 	if s, ok := one(fieldName); ok {
 		c.name = s
 	}
@@ -352,6 +369,14 @@ func (r *room) configureLocked(ctx context.Context, st *router.Stanza, cfg roomC
 	case !cfg.whoisAnyone && old.whoisAnyone:
 		codes = append(codes, 173)
 	}
+	if r.svc.opts.Archive != nil && cfg.archive != old.archive {
+		// XEP-0045 §10.2.1: room logging enabled or disabled.
+		if cfg.archive {
+			codes = append(codes, 170)
+		} else {
+			codes = append(codes, 171)
+		}
+	}
 	var w xw
 	w.header(router.KindMessage, "groupchat", "", r.jidStr)
 	w.open("x", "xmlns", NSUser)
@@ -374,7 +399,7 @@ func (r *room) configureLocked(ctx context.Context, st *router.Stanza, cfg roomC
 
 // destroyLocked destroys the room (XEP-0045 §10.9): every occupant gets
 // its own unavailable presence with the destroy element, and a stored
-// room is deleted.
+// room is deleted, with its archive.
 func (r *room) destroyLocked(ctx context.Context, d *destruction) error {
 	if r.cfg.persistent && r.svc.store != nil {
 		sctx, cancel := storeCtx(ctx)
@@ -385,6 +410,7 @@ func (r *room) destroyLocked(ctx context.Context, d *destruction) error {
 			return err
 		}
 	}
+	r.forgetLocked(ctx)
 	for _, o := range r.occupants {
 		o.payload = nil
 		p := presInfo{typ: "unavailable", destroy: d}
@@ -409,7 +435,7 @@ func (r *room) recordLocked(cfg roomConfig) storage.MUCRoom {
 		JID: r.jidStr, Service: r.svc.domainStr, Creator: r.creator, CreatedAt: r.created,
 		Name: cfg.name, Description: cfg.desc, Public: cfg.public, MembersOnly: cfg.membersOnly,
 		Moderated: cfg.moderated, Password: password, MaxUsers: cfg.maxUsers, Whois: whois,
-		HistoryLength: cfg.historyLength, AllowPM: cfg.allowPM, ChangeSubject: cfg.changeSubject,
+		HistoryLength: cfg.historyLength, AllowPM: cfg.allowPM, ChangeSubject: cfg.changeSubject, Archive: cfg.archive,
 		Subject: r.subject, SubjectNick: r.subjNick,
 	}
 	for j, e := range r.affs {
@@ -432,8 +458,10 @@ func (s *Service) roomFromRecord(sr storage.MUCRoom) (*room, error) {
 		moderated: sr.Moderated, passwordProtected: sr.Password != "", password: sr.Password,
 		maxUsers:    min(max(sr.MaxUsers, 1), s.opts.MaxOccupants),
 		whoisAnyone: sr.Whois == "anyone", historyLength: min(max(sr.HistoryLength, 0), s.opts.MaxHistoryLength),
-		allowPM: sr.AllowPM, changeSubject: sr.ChangeSubject,
+		allowPM: sr.AllowPM, changeSubject: sr.ChangeSubject, archive: sr.Archive,
 	}
+	// It may have archived before the restart.
+	r.archived = true
 	switch r.cfg.allowPM {
 	case "anyone", "participants", "moderators", "none":
 	default:

@@ -99,6 +99,11 @@ func (r *room) infoLocked(st *router.Stanza) {
 	} {
 		w.empty("feature", "var", f)
 	}
+	if r.archivesLocked() {
+		for _, f := range []string{NSMAM, NSMAMExtended, NSSID} {
+			w.empty("feature", "var", f)
+		}
+	}
 	w.open("x", "xmlns", NSData, "type", "result")
 	field := func(v, label string, values ...string) {
 		formField(&w, "", v, label, values...)

@@ -44,13 +44,33 @@
 // its to, and the copies of one fan-out share one allocation. There is no
 // goroutine per room or per message.
 //
+// # Archives
+//
+// With an [Archive] in [Options] (package mam's), a room whose
+// muc#roomconfig_enablearchiving is on (the default of a room persistent
+// from its first configuration; off for a temporary one) archives its
+// group chat messages with a body: each goes to Archive.Append once, as
+// the room broadcasts it, and every copy, the sender's included, and the
+// history carry the XEP-0359 <stanza-id/> by the room that Append gave
+// (XEP-0313 §6). Whether or not the room archives, a <stanza-id/> an
+// occupant sends claiming to be the room's is removed. XEP-0313 queries
+// (and the search form and metadata) to the room's bare JID are checked by
+// the room — an outcast may never read, in a members-only room only
+// members, admins and owners may, in another anyone may — and answered by
+// Archive.Query without the room's mutex held; a room that does not
+// archive answers them with service-unavailable. Its disco#info then
+// lists urn:xmpp:mam:2, urn:xmpp:mam:2#extended and urn:xmpp:sid:0. A
+// room destroyed by its owner, or a temporary room that archived when it
+// empties, has its archive deleted (Archive.Forget).
+//
 // # Storage
 //
 // Persistent rooms are written through to a [Store] (package storage's
 // MUC repository): their configuration, affiliations and subject, kept
 // under the room's mutex so that writes land in order, and their last
-// history messages. [Service.Load] reads them at start. Occupants are
-// never stored: after a restart a persistent room is there, empty.
+// history messages. [Service.Load] reads them at start. The archive is
+// not kept here, only whether a room archives. Occupants are never
+// stored: after a restart a persistent room is there, empty.
 // Temporary rooms live in memory and go when their last occupant leaves.
 //
 // # Limits
@@ -65,7 +85,9 @@
 // # What it does not do
 //
 // No reserved nicknames or room registration (jabber:iq:register), no
-// voice requests, no message archive (XEP-0313) or stanza-id, no
+// voice requests, no archive of its own (without an Archive, nothing is
+// archived and no stanza-id is added), no status 170 on entering a room
+// that archives (XEP-0045 §7.2.12 is about public logs), no
 // federation (rooms are for local users; other domains are refused by the
 // router), no multi-session nicks (one session per nick: another session
 // asking for a nick in use gets conflict), and no roomowners/roomadmins

@@ -19,6 +19,7 @@ func (s *Service) handleIQ(ctx context.Context, st *router.Stanza) {
 		return
 	}
 	r.mu.Lock()
+	archive := false
 	switch {
 	case r.destroyed:
 		if request {
@@ -27,15 +28,27 @@ func (s *Service) handleIQ(ctx context.Context, st *router.Stanza) {
 	case st.To.Resourcepart() != "":
 		r.occupantIQLocked(st)
 	case request:
-		r.roomIQLocked(ctx, st)
+		archive = r.roomIQLocked(ctx, st)
 	}
 	r.unlockFlushAndReap(ctx)
+	if archive {
+		// The archive reads storage: not with the room's mutex held.
+		s.queryArchive(ctx, r.jid, st)
+	}
 }
 
-// roomIQLocked answers an IQ request to the room's bare JID.
-func (r *room) roomIQLocked(ctx context.Context, st *router.Stanza) {
+// roomIQLocked answers an IQ request to the room's bare JID, except an
+// archive query the sender may make: then it returns true, and the
+// caller has the archive answer once the room's mutex is released.
+func (r *room) roomIQLocked(ctx context.Context, st *router.Stanza) (archive bool) {
 	get := st.Type == "get"
 	switch p := st.Payload; {
+	case r.svc.opts.Archive != nil && isArchiveQuery(st):
+		if e := r.archiveAccessLocked(st); e != nil {
+			r.errorLocked(st, *e)
+			return false
+		}
+		return true
 	case get && p.Space == NSInfo && p.Local == "query":
 		r.infoLocked(st)
 	case get && p.Space == NSItems && p.Local == "query":
@@ -57,6 +70,7 @@ func (r *room) roomIQLocked(ctx context.Context, st *router.Stanza) {
 	default:
 		r.errorLocked(st, errText(stanza.Cancel, stanza.ServiceUnavailable, ""))
 	}
+	return false
 }
 
 // occupantIQLocked handles an IQ to an occupant JID. The service answers

@@ -16,6 +16,7 @@ type msgInfo struct {
 	body, hasSubject bool
 	subject          string
 	user             *userX // <x xmlns='http://jabber.org/protocol/muc#user'/>
+	ownStanzaID      bool   // has a <stanza-id/> claiming to be the room's
 }
 
 // userX is the muc#user element of a message to the room: mediated
@@ -32,8 +33,9 @@ type userX struct {
 	} `xml:"decline"`
 }
 
-// parseMessage reads the children of a message that matter to the room.
-func parseMessage(st *router.Stanza) (msgInfo, error) {
+// parseMessage reads the children of a message to the room that matter
+// to it.
+func (r *room) parseMessage(st *router.Stanza) (msgInfo, error) {
 	var m msgInfo
 	err := children(st, func(d *xml.Decoder, start xml.StartElement) error {
 		switch {
@@ -47,6 +49,8 @@ func parseMessage(st *router.Stanza) (msgInfo, error) {
 		case start.Name.Space == NSUser && start.Name.Local == "x":
 			m.user = &userX{}
 			return d.DecodeElement(m.user, &start)
+		case r.isOwnStanzaID(start):
+			m.ownStanzaID = true
 		}
 		return d.Skip()
 	})
@@ -103,7 +107,7 @@ func (r *room) roomMessageLocked(ctx context.Context, st *router.Stanza) *storag
 	case "headline":
 		return nil
 	}
-	m, err := parseMessage(st)
+	m, err := r.parseMessage(st)
 	if err != nil {
 		r.errorLocked(st, errText(stanza.Modify, stanza.BadRequest, "malformed message"))
 		return nil
@@ -127,11 +131,21 @@ func (r *room) roomMessageLocked(ctx context.Context, st *router.Stanza) *storag
 		r.errorLocked(st, errText(stanza.Wait, stanza.ResourceConstraint, "you are sending messages too fast"))
 		return nil
 	}
+	in := inner(st.Raw)
+	if m.ownStanzaID {
+		// XEP-0359 §3.1: only the room stamps its stanza ids; a forged
+		// one never reaches the occupants, whether the room archives or
+		// not.
+		if in, err = r.withoutOwnStanzaIDs(st); err != nil {
+			r.errorLocked(st, errText(stanza.Modify, stanza.BadRequest, "malformed message"))
+			return nil
+		}
+	}
 	if m.hasSubject && !m.body {
-		r.subjectLocked(ctx, st, o, m.subject)
+		r.subjectLocked(ctx, st, o, m.subject, in)
 		return nil
 	}
-	tmpl := r.reflectLocked(st, o)
+	tmpl := r.reflectLocked(st.ID, o, in, m.body && r.archivesLocked())
 	if !m.body || len(r.hist.buf) == 0 {
 		return nil
 	}
@@ -146,26 +160,44 @@ func (r *room) roomMessageLocked(ctx context.Context, st *router.Stanza) *storag
 	return &storage.MUCMessage{Seq: e.seq, ID: e.id, Nick: e.nick, Sender: e.sender, Stamp: e.stamp, Payload: e.payload}
 }
 
-// reflectLocked sends a group chat message of o to every occupant, o
-// included, from o's occupant JID with the same id (XEP-0045 §7.4). It is
-// serialised once; each copy only adds its recipient's to. It returns the
-// serialised message (without to).
-func (r *room) reflectLocked(st *router.Stanza, o *occupant) []byte {
-	in := inner(st.Raw)
-	w := xw{b: make([]byte, 0, 64+len(st.ID)+len(o.from)+len(in))}
-	w.header(router.KindMessage, "groupchat", st.ID, o.from)
+// reflectLocked sends a group chat message of o, whose children are in,
+// to every occupant, o included, from o's occupant JID with the same id
+// (XEP-0045 §7.4). It is serialised once; each copy only adds its
+// recipient's to. With archive, the message is archived first and every
+// copy carries the stanza id the archive gave (XEP-0313 §6, XEP-0359). It
+// returns the serialised message (without to).
+func (r *room) reflectLocked(id string, o *occupant, in []byte, archive bool) []byte {
+	w := xw{b: make([]byte, 0, 64+len(id)+len(o.from)+len(in))}
+	w.header(router.KindMessage, "groupchat", id, o.from)
 	w.b = append(w.b, in...)
 	w.close("message")
-	r.reserveFanoutLocked(len(w.b))
-	for _, q := range r.occupants {
-		r.sendLocked(q, router.KindMessage, "groupchat", st.ID, o.jid, w.b)
+	tmpl := w.b
+	if archive {
+		if sid := r.archiveLocked(o, tmpl); sid != "" {
+			tmpl = r.withStanzaID(tmpl, sid)
+		}
 	}
+	r.reserveFanoutLocked(len(tmpl))
+	for _, q := range r.occupants {
+		r.sendLocked(q, router.KindMessage, "groupchat", id, o.jid, tmpl)
+	}
+	return tmpl
+}
+
+// withStanzaID returns a copy of msg, a serialised message, with the
+// room's <stanza-id/> of id added as its last child. msg is not modified.
+func (r *room) withStanzaID(msg []byte, id string) []byte {
+	const end = "</message>"
+	w := xw{b: make([]byte, 0, len(msg)+len(r.jidStr)+len(id)+64)}
+	w.b = append(w.b, msg[:len(msg)-len(end)]...)
+	w.empty("stanza-id", "xmlns", NSSID, "by", r.jidStr, "id", id)
+	w.close("message")
 	return w.b
 }
 
 // subjectLocked changes the subject (XEP-0045 §8.1): moderators may, and
 // participants when the room lets them.
-func (r *room) subjectLocked(ctx context.Context, st *router.Stanza, o *occupant, subject string) {
+func (r *room) subjectLocked(ctx context.Context, st *router.Stanza, o *occupant, subject string, in []byte) {
 	if o.role != roleModerator && !(r.cfg.changeSubject && o.role >= roleParticipant) {
 		r.errorLocked(st, errText(stanza.Auth, stanza.Forbidden, "only moderators may change the subject of this room"))
 		return
@@ -181,7 +213,7 @@ func (r *room) subjectLocked(ctx context.Context, st *router.Stanza, o *occupant
 		}
 	}
 	r.subject, r.subjNick = subject, o.nick
-	r.reflectLocked(st, o)
+	r.reflectLocked(st.ID, o, in, false)
 }
 
 // allowLocked takes one message from o's rate bucket; false when it is

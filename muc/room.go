@@ -102,6 +102,7 @@ type room struct {
 	cfg       roomConfig
 	locked    bool // created and not yet configured (XEP-0045 §10.1)
 	destroyed bool // removed from the service; a stanza that finds it retries
+	archived  bool // the room may have an archive to forget (see forgetLocked)
 	affs      map[string]affEntry
 	occupants []*occupant          // in order of joining
 	byNick    map[string]*occupant // by nick
@@ -399,6 +400,11 @@ func (r *room) emptyLocked() bool {
 // service when it was destroyed or is a temporary room left empty.
 func (r *room) unlockFlushAndReap(ctx context.Context) {
 	gone := r.emptyLocked() || r.destroyed
+	if gone && r.archived {
+		// A temporary room that archived goes with its archive, so that
+		// a new room of the same name starts without it.
+		r.forgetLocked(ctx)
+	}
 	r.unlockAndFlush(ctx)
 	if gone {
 		r.svc.removeRoom(r)

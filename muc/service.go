@@ -48,6 +48,11 @@ type Options struct {
 	// MessageBurst is how many messages an occupant may send at once (the
 	// token bucket's size).
 	MessageBurst int
+	// Archive keeps the archives of the rooms that archive their messages
+	// (muc#roomconfig_enablearchiving): XEP-0313 queries to a room and the
+	// XEP-0359 stanza ids of its messages. nil: no room archives, and
+	// the configuration form has no such field.
+	Archive Archive
 }
 
 // storeTimeout bounds one write to the store.

@@ -28,6 +28,7 @@ type MUCRoom struct {
 	HistoryLength int
 	AllowPM       string // "anyone", "participants", "moderators" or "none"
 	ChangeSubject bool
+	Archive       bool // the room archives its messages (XEP-0313)
 	Subject       string
 	SubjectNick   string
 
@@ -68,7 +69,7 @@ func (db *DB) MUC() *MUC { return &MUC{db: db} }
 func (m *MUC) Rooms(ctx context.Context, service string) ([]MUCRoom, error) {
 	rows, err := m.db.sql.QueryContext(ctx, `
 		SELECT jid, creator, created_at, name, description, public, members_only, moderated,
-		       password, max_users, whois, history_length, allow_pm, change_subject, subject, subject_nick
+		       password, max_users, whois, history_length, allow_pm, change_subject, archive, subject, subject_nick
 		FROM muc_rooms WHERE service = $1`, service)
 	if err != nil {
 		return nil, fmt.Errorf("storage: muc rooms of %s: %w", service, err)
@@ -80,7 +81,7 @@ func (m *MUC) Rooms(ctx context.Context, service string) ([]MUCRoom, error) {
 		var created int64
 		if err := rows.Scan(&r.JID, &r.Creator, &created, &r.Name, &r.Description, &r.Public, &r.MembersOnly,
 			&r.Moderated, &r.Password, &r.MaxUsers, &r.Whois, &r.HistoryLength, &r.AllowPM, &r.ChangeSubject,
-			&r.Subject, &r.SubjectNick); err != nil {
+			&r.Archive, &r.Subject, &r.SubjectNick); err != nil {
 			return nil, fmt.Errorf("storage: muc rooms of %s: %w", service, err)
 		}
 		r.CreatedAt = fromMillis(created)
@@ -186,17 +187,17 @@ func (m *MUC) SaveRoom(ctx context.Context, room MUCRoom) (err error) {
 	// INSERT … ON CONFLICT is in both engines (SQLite 3.24, PostgreSQL 9.5).
 	if _, err := tx.ExecContext(ctx, `
 		INSERT INTO muc_rooms (jid, service, creator, created_at, name, description, public, members_only,
-			moderated, password, max_users, whois, history_length, allow_pm, change_subject, subject, subject_nick)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+			moderated, password, max_users, whois, history_length, allow_pm, change_subject, archive, subject, subject_nick)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (jid) DO UPDATE SET
 			name = excluded.name, description = excluded.description, public = excluded.public,
 			members_only = excluded.members_only, moderated = excluded.moderated, password = excluded.password,
 			max_users = excluded.max_users, whois = excluded.whois, history_length = excluded.history_length,
-			allow_pm = excluded.allow_pm, change_subject = excluded.change_subject,
+			allow_pm = excluded.allow_pm, change_subject = excluded.change_subject, archive = excluded.archive,
 			subject = excluded.subject, subject_nick = excluded.subject_nick`,
 		room.JID, room.Service, room.Creator, toMillis(created), room.Name, room.Description, room.Public,
 		room.MembersOnly, room.Moderated, room.Password, room.MaxUsers, room.Whois, room.HistoryLength,
-		room.AllowPM, room.ChangeSubject, room.Subject, room.SubjectNick); err != nil {
+		room.AllowPM, room.ChangeSubject, room.Archive, room.Subject, room.SubjectNick); err != nil {
 		return fmt.Errorf("storage: save muc room %s: %w", room.JID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM muc_affiliations WHERE room = $1`, room.JID); err != nil {

@@ -25,7 +25,7 @@ func testMUC(t *testing.T, db *storage.DB) {
 		JID: "lounge@conference.localhost", Service: "conference.localhost", Creator: "alice@localhost",
 		CreatedAt: created, Name: "The Lounge", Description: "Talk — café ✓", Public: true,
 		MembersOnly: true, Moderated: false, Password: "s3cret", MaxUsers: 50, Whois: "anyone",
-		HistoryLength: 3, AllowPM: "participants", ChangeSubject: true,
+		HistoryLength: 3, AllowPM: "participants", ChangeSubject: true, Archive: true,
 		Affiliations: []storage.MUCAffiliation{
 			{JID: "alice@localhost", Affiliation: "owner"},
 			{JID: "bob@localhost", Affiliation: "member", Reason: "friend"},
@@ -69,6 +69,7 @@ func testMUC(t *testing.T, db *storage.DB) {
 		{"load lounge", func(ctx context.Context, m *storage.MUC) error { return wantRooms(ctx, m, lounge) }},
 		{"update configuration and affiliations", func(ctx context.Context, m *storage.MUC) error {
 			lounge.Name, lounge.Public, lounge.MembersOnly, lounge.Password = "Lounge", false, false, ""
+			lounge.Archive = false
 			lounge.Affiliations = []storage.MUCAffiliation{
 				{JID: "alice@localhost", Affiliation: "owner"},
 				{JID: "carol@localhost", Affiliation: "admin"},
@@ -159,6 +160,30 @@ func testMUC(t *testing.T, db *storage.DB) {
 				return err
 			}
 			return wantRooms(ctx, m, fresh)
+		}},
+		{"a room stored without archive archives", func(ctx context.Context, m *storage.MUC) error {
+			// As a room stored before the archive column was added: its
+			// default is to archive.
+			if _, err := db.SQL().ExecContext(ctx, `
+				INSERT INTO muc_rooms (jid, service, creator, created_at, name, description, public, members_only,
+					moderated, password, max_users, whois, history_length, allow_pm, change_subject, subject, subject_nick)
+				VALUES ('old@conference.localhost', 'conference.localhost', 'zed@localhost', 0, '', '', FALSE, FALSE,
+					FALSE, '', 10, 'moderators', 0, 'anyone', FALSE, '', '')`); err != nil {
+				return err
+			}
+			got, err := rooms(ctx, m, "conference.localhost")
+			if err != nil {
+				return err
+			}
+			for _, r := range got {
+				if r.JID == "old@conference.localhost" {
+					if !r.Archive {
+						return fmt.Errorf("Archive = false, want the column's default, true")
+					}
+					return m.DeleteRoom(ctx, r.JID)
+				}
+			}
+			return fmt.Errorf("Rooms = %+v, without old@conference.localhost", got)
 		}},
 		{"other service untouched", func(ctx context.Context, m *storage.MUC) error {
 			got, err := rooms(ctx, m, "muc.example.org")
