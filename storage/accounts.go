@@ -197,10 +197,22 @@ func (a *Accounts) SetCredentials(ctx context.Context, jid string, creds []Crede
 }
 
 // Delete removes an account and, through ON DELETE CASCADE, its
-// credentials. It returns an error wrapping [ErrNotFound] when there is no
-// such account.
-func (a *Accounts) Delete(ctx context.Context, jid string) error {
-	res, err := a.db.sql.ExecContext(ctx, `DELETE FROM accounts WHERE jid = $1`, jid)
+// credentials, roster, offline messages, block list and login networks;
+// its message archive and archive preferences, which have no foreign key
+// (rooms own archives too), are deleted with it in the same transaction.
+// It returns an error wrapping [ErrNotFound] when there is no such
+// account.
+func (a *Accounts) Delete(ctx context.Context, jid string) (err error) {
+	tx, err := a.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: delete account %s: %w", jid, err)
+	}
+	defer func() {
+		if err != nil {
+			rollback(tx)
+		}
+	}()
+	res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE jid = $1`, jid)
 	if err != nil {
 		return fmt.Errorf("storage: delete account %s: %w", jid, err)
 	}
@@ -210,6 +222,17 @@ func (a *Accounts) Delete(ctx context.Context, jid string) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("storage: delete account %s: %w", jid, ErrNotFound)
+	}
+	for _, q := range []string{
+		`DELETE FROM archive WHERE owner = $1`,
+		`DELETE FROM archive_prefs WHERE owner = $1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, jid); err != nil {
+			return fmt.Errorf("storage: delete account %s: archive: %w", jid, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage: delete account %s: commit: %w", jid, err)
 	}
 	return nil
 }

@@ -62,6 +62,9 @@ func dialectFor(driver string) (dialect, error) {
 				// AUTOINCREMENT: ids are never reused, even after the
 				// highest row is deleted, so they order rows by insertion.
 				"{{AUTOINC}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
+				// The table is one B-tree clustered on its primary key
+				// instead of a rowid table plus a primary-key index.
+				"{{WITHOUT_ROWID}}", "WITHOUT ROWID",
 			),
 			// Every SQLite transaction here begins IMMEDIATE (see
 			// sqliteParams), which already excludes other writers.
@@ -85,6 +88,8 @@ func dialectFor(driver string) (dialect, error) {
 			schema: strings.NewReplacer(
 				"{{BLOB}}", "BYTEA",
 				"{{AUTOINC}}", "BIGSERIAL PRIMARY KEY",
+				// No such thing: a table is a heap, its primary key an index.
+				"{{WITHOUT_ROWID}}", "",
 			),
 			// Transaction-scoped, so it is released by COMMIT or ROLLBACK
 			// and cannot leak when a process dies mid-migration.

@@ -67,3 +67,20 @@ func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	}
 	return st.QueryContext(ctx, args...)
 }
+
+// txExec runs q inside tx, through the pool-wide prepared statement where
+// the engine benefits (PostgreSQL); q must be one of a fixed set of texts,
+// as for query. The first use of a text prepares it on a connection of the
+// pool besides tx's own, which then needs one to be free.
+func (db *DB) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if db.stmts == nil {
+		return tx.ExecContext(ctx, q, args...)
+	}
+	st, err := db.stmts.get(ctx, db.sql, q)
+	if err != nil {
+		return nil, err
+	}
+	// Tx.StmtContext reuses the statement where it is already prepared on
+	// tx's connection, and prepares it there (for good) otherwise.
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
