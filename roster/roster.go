@@ -109,6 +109,7 @@ func (s *Service) Register(r *router.Registry) {
 	r.OutboundPresence(s.outbound)
 	r.InboundPresence(s.inbound)
 	r.Subscribers(s.subscribers)
+	r.InRoster(s.inRoster)
 	r.OnAvailable(s.available)
 	r.OnUnbind(s.unbind)
 }
@@ -434,6 +435,21 @@ func (s *Service) subscribers(ctx context.Context, user jid.JID) []jid.JID {
 		return nil
 	}
 	return sum.subscribers
+}
+
+// inRoster reports whether contact is in user's roster: from the cached
+// summary when they share a subscription, otherwise from storage (an
+// item with none). A storage failure counts as not in the roster.
+func (s *Service) inRoster(ctx context.Context, user, contact jid.JID) bool {
+	sum, err := s.summary(ctx, user)
+	if s.failed(err, "in roster", user) {
+		return false
+	}
+	if slices.ContainsFunc(sum.subscribers, contact.Equal) || slices.ContainsFunc(sum.subscriptions, contact.Equal) {
+		return true
+	}
+	_, ok, err := s.store.Get(ctx, user.String(), contact.String())
+	return !s.failed(err, "in roster", user) && ok
 }
 
 // failed reports whether err is a storage failure, logging it once per

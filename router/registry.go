@@ -131,7 +131,12 @@ type Registry struct {
 	inMessage       []phased // sorted by phase
 	delivered       []DeliveredHook
 	subscribers     SubscribersFunc
+	inRoster        InRosterFunc
 }
+
+// InRosterFunc reports whether contact (any JID; its bare JID counts) is
+// an item of the account user's roster. The roster provides it.
+type InRosterFunc func(ctx context.Context, user, contact jid.JID) bool
 
 // SubscribersFunc returns the bare JIDs that receive the broadcast
 // presence of the account user (RFC 6121 §4.2.2: contacts with a
@@ -241,6 +246,15 @@ func (r *Registry) Subscribers(f SubscribersFunc) {
 		panic("router: Subscribers set twice or to nil")
 	}
 	r.subscribers = f
+}
+
+// InRoster sets the function that says whether a JID is in a user's
+// roster. Only one may be set.
+func (r *Registry) InRoster(f InRosterFunc) {
+	if f == nil || r.inRoster != nil {
+		panic("router: InRoster set twice or to nil")
+	}
+	r.inRoster = f
 }
 
 // Undeliverable adds a hook for a message to a local account with no

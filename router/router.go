@@ -640,6 +640,15 @@ func (r *Router) Subscribes(ctx context.Context, user, contact jid.JID) bool {
 	return slices.ContainsFunc(r.reg.subscribers(ctx, user.Bare()), contact.Bare().Equal)
 }
 
+// InRoster reports whether contact is an item of user's roster (false
+// without a roster).
+func (r *Router) InRoster(ctx context.Context, user, contact jid.JID) bool {
+	if r.reg.inRoster == nil {
+		return false
+	}
+	return r.reg.inRoster(ctx, user.Bare(), contact.Bare())
+}
+
 // AccountExists reports whether bare is a local account.
 func (r *Router) AccountExists(ctx context.Context, bare jid.JID) (bool, error) {
 	if r.accounts == nil {
