@@ -19,6 +19,7 @@ type Config struct {
 	Roster  Roster  `toml:"roster"`
 	Offline Offline `toml:"offline"`
 	MUC     MUC     `toml:"muc"`
+	MAM     MAM     `toml:"mam"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 
@@ -198,6 +199,35 @@ type Offline struct {
 	SweepInterval Duration `toml:"sweep_interval"`
 }
 
+// MAM is the [mam] table: the message archive (XEP-0313) of every account
+// and of the rooms that keep one.
+type MAM struct {
+	// Enabled keeps the archives and answers their queries.
+	Enabled bool `toml:"enabled"`
+	// Default is which of a user's 1:1 messages are archived until the
+	// user sets preferences: "always", "roster" (with contacts in the
+	// roster only) or "never".
+	Default string `toml:"default"`
+	// MaxAge is how long a message is kept; 0 keeps it until the user
+	// or an admin deletes it.
+	MaxAge Duration `toml:"max_age"`
+	// MaxMessagesPerUser bounds one archive (an account's or a room's);
+	// past it the oldest are deleted by the sweep. 0 sets no bound.
+	MaxMessagesPerUser int `toml:"max_messages_per_user"`
+	// SweepInterval is how often what MaxAge and MaxMessagesPerUser
+	// exclude is deleted.
+	SweepInterval Duration `toml:"sweep_interval"`
+	// FlushInterval is the longest an archived message waits in memory
+	// before it is written: what a crash can lose. Writing in batches
+	// keeps the database off each message's delivery path.
+	FlushInterval Duration `toml:"flush_interval"`
+	// FlushMessages writes a batch as soon as it holds this many messages.
+	FlushMessages int `toml:"flush_messages"`
+	// Rooms keeps an archive for each room whose configuration says so
+	// (persistent rooms by default).
+	Rooms bool `toml:"rooms"`
+}
+
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
 type MUC struct {
 	// Enabled runs the service.
@@ -346,6 +376,16 @@ func Default() Config {
 			MessagesPerSecond: 5,
 			MessageBurst:      10,
 		},
+		MAM: MAM{
+			Enabled:            true,
+			Default:            "always",
+			MaxAge:             Duration{0},
+			MaxMessagesPerUser: 0,
+			SweepInterval:      Duration{time.Hour},
+			FlushInterval:      Duration{200 * time.Millisecond},
+			FlushMessages:      500,
+			Rooms:              true,
+		},
 		HTTP: HTTP{
 			Listen:    ":5280",
 			PublicURL: "",
@@ -424,6 +464,7 @@ func (c *Config) check() []*Error {
 	c.Roster.validate(&p)
 	c.Offline.validate(&p)
 	c.MUC.validate(&p, c.Server.Domain)
+	c.MAM.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
@@ -539,6 +580,15 @@ func (o *Offline) validate(p *problems) {
 	p.atLeast("offline.max_bytes", o.MaxBytes, 0, "0 sets no bound in bytes")
 	p.positive("offline.max_age", o.MaxAge)
 	p.positive("offline.sweep_interval", o.SweepInterval)
+}
+
+func (m *MAM) validate(p *problems) {
+	p.oneOf("mam.default", m.Default, "always", "roster", "never")
+	p.notNegative("mam.max_age", m.MaxAge, "0 keeps messages until deleted")
+	p.atLeast("mam.max_messages_per_user", m.MaxMessagesPerUser, 0, "0 sets no bound")
+	p.positive("mam.sweep_interval", m.SweepInterval)
+	p.positive("mam.flush_interval", m.FlushInterval)
+	p.between("mam.flush_messages", m.FlushMessages, 1, 10000, "")
 }
 
 // validate checks the [muc] table; serverDomain is the normalised
