@@ -143,7 +143,7 @@ func TestForgedStanzaID(t *testing.T) {
 		start func(t *testing.T) (login func(string) *user, archive *recordArchive)
 	}{
 		{"no archive", func(t *testing.T) (func(string) *user, *recordArchive) {
-			srv := xmpptest.Start(t)
+			srv := xmpptest.Start(t, noUserArchive)
 			return func(name string) *user { return login(t, srv, name) }, nil
 		}},
 		{"archiving off", func(t *testing.T) (func(string) *user, *recordArchive) {

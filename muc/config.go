@@ -122,7 +122,11 @@ func (r *room) configFormLocked(w *xw) {
 		"anyone", "Anyone", "participants", "Participants and moderators", "moderators", "Moderators only", "none", "Nobody")
 	field("boolean", fieldChangeSubject, "Participants may change the subject", boolValue(c.changeSubject))
 	if r.svc.opts.Archive != nil {
-		field("boolean", fieldArchive, "Archive the messages (XEP-0313)", boolValue(c.archive))
+		// A new room's form offers archiving on: clients (Gajim) send the
+		// whole form back, and one that only turns persistence on must
+		// not turn archiving off by echoing a temporary room's value. A
+		// temporary room's archive goes with the room.
+		field("boolean", fieldArchive, "Archive the messages (XEP-0313)", boolValue(c.archive || r.locked))
 	}
 	w.close("x")
 }

@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/internal/xmpptest"
 )
@@ -234,3 +235,9 @@ func field(v string, values ...string) string {
 
 // wait is how long a test waits for what a server does asynchronously.
 const wait = 5 * time.Second
+
+// noUserArchive turns the users' message archive off, for tests that
+// compare the exact bytes of messages a user receives: with it on, 1:1
+// messages (private messages, invitations) carry the recipient's
+// stanza id, which package mam tests.
+func noUserArchive(c *config.Config) { c.MAM.Enabled = false }

@@ -168,7 +168,7 @@ func TestModeratedRoom(t *testing.T) {
 
 // TestPrivateMessages: between occupant JIDs, with a muc#user element.
 func TestPrivateMessages(t *testing.T) {
-	srv := xmpptest.Start(t)
+	srv := xmpptest.Start(t, noUserArchive)
 	alice, bob, carol := login(t, srv, "alice"), login(t, srv, "bob"), login(t, srv, "carol")
 	alice.createRoom(t, lounge, "Alice")
 	bob.join(lounge, "Bob", "")

@@ -172,7 +172,7 @@ func TestDisco(t *testing.T) {
 // declines relayed back, and direct invitations (XEP-0249) passing
 // between users untouched.
 func TestInvitations(t *testing.T) {
-	srv := xmpptest.Start(t)
+	srv := xmpptest.Start(t, noUserArchive)
 	alice, bob, carol := login(t, srv, "alice"), login(t, srv, "bob"), login(t, srv, "carol")
 	alice.createRoom(t, lounge, "Alice")
 	alice.configure(t, lounge, field("muc#roomconfig_membersonly", "1")+

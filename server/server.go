@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -22,6 +23,7 @@ import (
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/disco"
+	"xmppd.dev/xmppd/mam"
 	"xmppd.dev/xmppd/muc"
 	"xmppd.dev/xmppd/offline"
 	"xmppd.dev/xmppd/ping"
@@ -47,6 +49,9 @@ type Server struct {
 	// offline is stopped after c2s, so that messages still queued to
 	// closing sessions are stored and deliveries learn their fate.
 	offline *offline.Service
+	// mam, when enabled, writes what it holds in memory after c2s and
+	// muc stop, before storage closes.
+	mam *mam.Service
 	// muc, when enabled, tells its occupants (332) before c2s ends their
 	// streams.
 	muc *muc.Service
@@ -114,6 +119,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("server: block lists: %w", err)
 	}
 	block.Register(reg)
+	if cfg.MAM.Enabled {
+		m := cfg.MAM
+		s.mam = mam.New(s.router, s.db.Archive(), mam.Options{
+			Default: m.Default, MaxAge: m.MaxAge.Duration, MaxPerArchive: m.MaxMessagesPerUser,
+			SweepInterval: m.SweepInterval.Duration,
+			FlushInterval: m.FlushInterval.Duration, FlushMessages: m.FlushMessages,
+		}, s.log.With("component", "mam"))
+		if err := s.mam.Start(ctx); err != nil {
+			return err
+		}
+		// Before carbons: the received copies carry the stanza id.
+		s.mam.Register(reg)
+	}
 	carbons.New(s.router, s.log.With("component", "carbons")).Register(reg)
 	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
@@ -133,6 +151,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			Domain: cfg.MUCDomain(), MaxRoomsPerUser: m.MaxRoomsPerUser, MaxOccupants: m.MaxOccupants,
 			HistoryLength: m.HistoryLength, MaxHistoryLength: m.MaxHistoryLength,
 			MessagesPerSecond: m.MessagesPerSecond, MessageBurst: m.MessageBurst,
+			Archive: s.roomArchive(),
 		}, s.log.With("component", "muc"))
 		if err == nil {
 			err = s.muc.Load(ctx)
@@ -215,6 +234,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// roomArchive is the rooms' archive, or nil (not a nil *mam.Rooms: muc
+// tests the interface against nil) when rooms keep none.
+func (s *Server) roomArchive() muc.Archive {
+	if s.mam == nil || !s.cfg.MAM.Rooms {
+		return nil
+	}
+	return s.mam.Rooms()
+}
+
 // proxyNetworks returns the proxies allowed to send a PROXY protocol
 // header, or nil when the protocol is off.
 func proxyNetworks(c config.C2S) []netip.Prefix {
@@ -267,6 +295,9 @@ func (s *Server) Router() *router.Router { return s.router }
 // C2S is the client listener's server (for tests that look at sessions).
 func (s *Server) C2S() *c2s.Server { return s.c2s }
 
+// MAM is the message archive, nil when [mam] is off.
+func (s *Server) MAM() *mam.Service { return s.mam }
+
 // DB is the server's storage.
 func (s *Server) DB() *storage.DB { return s.db }
 
@@ -289,6 +320,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = oerr
 		}
 	}
+	if s.mam != nil {
+		if merr := s.mam.Stop(ctx); err == nil {
+			err = merr
+		}
+	}
 	s.close()
 	return err
 }
@@ -304,6 +340,11 @@ func (s *Server) close() {
 		// Shutdown has stopped it already; after a failed Start no
 		// session was ever served, so it stops at once.
 		s.offline.Stop(context.Background())
+	}
+	if s.mam != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.mam.Stop(ctx)
+		cancel()
 	}
 	if s.db != nil {
 		s.db.Close()

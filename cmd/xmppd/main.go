@@ -7,6 +7,7 @@
 //	xmppd [-config FILE] user list
 //	xmppd [-config FILE] offline list  show each account's offline message queue
 //	xmppd [-config FILE] room owner ROOM JID  give a persistent room an owner
+//	xmppd [-config FILE] archive purge JID [--before DATE]
 //	xmppd [-config FILE] check-config
 //	xmppd [-config FILE] migrate
 //	xmppd version
@@ -69,6 +70,8 @@ commands:
   user list            list accounts
   offline list         show how many offline messages each account has waiting
   room owner ROOM JID  make an account an owner of a persistent group chat room
+  archive purge JID    delete an account's or a room's archived messages
+                       (all, or --before DATE)
   check-config         load and validate the configuration, then exit
   migrate              bring the database schema up to date, then exit
   version              print the version
@@ -106,6 +109,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.offline(ctx, rest)
 	case "room":
 		err = e.room(ctx, rest)
+	case "archive":
+		err = e.archive(ctx, rest)
 	case "check-config":
 		err = e.checkConfig(rest)
 	case "migrate":

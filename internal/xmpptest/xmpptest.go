@@ -415,6 +415,10 @@ func (c *Client) ExpectNone(d time.Duration, what string, match func(Element) bo
 	}
 }
 
+// Elements is the queue Next and Expect read, for tests that read with
+// their own deadline and rules.
+func (c *Client) Elements() <-chan Element { return c.in }
+
 // Done is closed when the client's stream has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
