@@ -383,7 +383,7 @@ func Default() Config {
 			MaxMessagesPerUser: 0,
 			SweepInterval:      Duration{time.Hour},
 			FlushInterval:      Duration{200 * time.Millisecond},
-			FlushMessages:      500,
+			FlushMessages:      2000,
 			Rooms:              true,
 		},
 		HTTP: HTTP{

@@ -76,7 +76,7 @@ func New(r *router.Router, store *storage.Archive, opts Options, log *slog.Logge
 		opts.QueueLimit = 100_000
 	}
 	if opts.FlushMessages <= 0 {
-		opts.FlushMessages = 500
+		opts.FlushMessages = 2000
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond

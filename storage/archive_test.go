@@ -422,9 +422,9 @@ func TestArchivePlans(t *testing.T) {
 		index string
 	}{
 		{"with newest", storage.ArchiveQuery{Owner: "user7@localhost", With: "user9@localhost", Limit: 51, Newest: true}, "archive_with"},
-		{"after", storage.ArchiveQuery{Owner: "user7@localhost", After: arcT0 + 5000, Limit: 51}, "archive_pkey"},
+		{"after", storage.ArchiveQuery{Owner: "user7@localhost", After: arcT0 + 5000, Limit: 51}, "archive_owner"},
 		{"with after", storage.ArchiveQuery{Owner: "user7@localhost", With: "user9@localhost", After: arcT0 + 5000, Limit: 51}, ""},
-		{"before newest", storage.ArchiveQuery{Owner: "user7@localhost", Before: arcT0 + 15000, Limit: 51, Newest: true}, "archive_pkey"},
+		{"before newest", storage.ArchiveQuery{Owner: "user7@localhost", Before: arcT0 + 15000, Limit: 51, Newest: true}, "archive_owner"},
 	}
 	conn, err := db.SQL().Conn(ctx)
 	if err != nil {

@@ -64,7 +64,7 @@ func dialectFor(driver string) (dialect, error) {
 				"{{AUTOINC}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
 				// The table is one B-tree clustered on its primary key
 				// instead of a rowid table plus a primary-key index.
-				"{{WITHOUT_ROWID}}", "WITHOUT ROWID",
+				"{{INT64_KEY}}", "INTEGER PRIMARY KEY", // the rowid itself
 			),
 			// Every SQLite transaction here begins IMMEDIATE (see
 			// sqliteParams), which already excludes other writers.
@@ -89,7 +89,7 @@ func dialectFor(driver string) (dialect, error) {
 				"{{BLOB}}", "BYTEA",
 				"{{AUTOINC}}", "BIGSERIAL PRIMARY KEY",
 				// No such thing: a table is a heap, its primary key an index.
-				"{{WITHOUT_ROWID}}", "",
+				"{{INT64_KEY}}", "BIGINT PRIMARY KEY",
 			),
 			// Transaction-scoped, so it is released by COMMIT or ROLLBACK
 			// and cannot leak when a process dies mid-migration.

@@ -39,6 +39,11 @@ func sqliteParams() url.Values {
 	// In WAL mode NORMAL is durable across application crashes; only a power
 	// loss can roll back the last commits, and the database stays consistent.
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Statement journals (a multi-row INSERT that may stop half-way keeps
+	// one) and temporary tables in memory, not in temporary files: a
+	// batch of the archive otherwise wrote and read a file a page at a
+	// time, a sixth of its cost.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	// BEGIN IMMEDIATE takes the write lock at the start, where the busy
 	// timeout applies. A DEFERRED transaction that reads and then writes
 	// fails at once with SQLITE_BUSY when another writer got in between,
@@ -129,6 +134,7 @@ func checkSQLite(ctx context.Context, sqldb *sql.DB) error {
 		{"foreign_keys", "1"},
 		{"busy_timeout", fmt.Sprint(sqliteBusyTimeoutMillis)},
 		{"synchronous", "1"}, // NORMAL
+		{"temp_store", "2"},  // MEMORY
 	}
 	conn, err := sqldb.Conn(ctx)
 	if err != nil {
