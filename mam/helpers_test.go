@@ -259,3 +259,7 @@ func stanzaID(t *testing.T, raw, by string) string {
 	}
 	return id
 }
+
+func itoa(i int) string { return fmt.Sprint(i) }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -28,6 +28,7 @@ type writer struct {
 
 	mu      sync.Mutex
 	pending []storage.ArchivedMessage
+	writing int    // messages flush took and has not written; guarded by mu
 	added   uint64 // messages ever handed over; guarded by mu
 	settled uint64 // of those, written or given up; guarded by mu
 	dropped uint64 // not archived: the queue was full; guarded by mu
@@ -53,7 +54,7 @@ func newWriter(store *storage.Archive, interval time.Duration, batch, limit int,
 // add queues m for writing. It never blocks on storage.
 func (w *writer) add(m storage.ArchivedMessage) {
 	w.mu.Lock()
-	if len(w.pending) >= w.limit {
+	if len(w.pending)+w.writing >= w.limit {
 		w.dropped++
 		n := w.dropped
 		w.mu.Unlock()
@@ -96,30 +97,36 @@ func (w *writer) run() {
 	}
 }
 
-// flush writes what is pending, a batch at a time.
+// flush writes what is pending, a batch at a time. It takes the whole
+// queue at once, so that adds meanwhile go to a fresh one and nothing
+// is copied per batch; what a failure leaves unwritten goes back in
+// front, in order.
 func (w *writer) flush(ctx context.Context) error {
-	for {
-		w.mu.Lock()
-		waiting := len(w.pending)
-		n := min(waiting, w.batch)
-		if n == 0 {
+	w.mu.Lock()
+	todo := w.pending
+	w.pending = nil
+	w.writing = len(todo)
+	w.mu.Unlock()
+	for len(todo) > 0 {
+		n := min(len(todo), w.batch)
+		if err := w.store.Append(ctx, todo[:n]); err != nil {
+			w.mu.Lock()
+			w.pending = append(todo, w.pending...)
+			w.writing = 0
+			waiting := len(w.pending)
 			w.mu.Unlock()
-			return nil
-		}
-		b := w.pending[:n:n]
-		w.mu.Unlock()
-		if err := w.store.Append(ctx, b); err != nil {
 			w.failLog.Fail(err, "waiting", waiting)
 			return err
 		}
 		w.failLog.OK()
+		todo = todo[n:]
 		w.mu.Lock()
-		// Only this goroutine removes from the front; add appends.
-		w.pending = append(w.pending[:0:0], w.pending[n:]...)
 		w.settled += uint64(n)
+		w.writing -= n
 		w.written.Broadcast()
 		w.mu.Unlock()
 	}
+	return nil
 }
 
 // sync waits until everything added before the call is written, so that

@@ -124,7 +124,7 @@ func buildAppendQuery(n int, question bool) string {
 		}
 		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", 7*i+1, 7*i+2, 7*i+3, 7*i+4, 7*i+5, 7*i+6, 7*i+7)
 	}
-	b.WriteString(` ON CONFLICT (seq) DO NOTHING`)
+	b.WriteString(` ON CONFLICT DO NOTHING`)
 	return b.String()
 }
 

@@ -89,7 +89,7 @@ func dialectFor(driver string) (dialect, error) {
 				"{{BLOB}}", "BYTEA",
 				"{{AUTOINC}}", "BIGSERIAL PRIMARY KEY",
 				// No such thing: a table is a heap, its primary key an index.
-				"{{INT64_KEY}}", "BIGINT PRIMARY KEY",
+				"{{INT64_KEY}}", "BIGINT NOT NULL", // no index of its own: see 0008_archive.sql
 			),
 			// Transaction-scoped, so it is released by COMMIT or ROLLBACK
 			// and cannot leak when a process dies mid-migration.
