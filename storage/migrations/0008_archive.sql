@@ -8,12 +8,13 @@
 -- foreign key to accounts, since rooms own archives too; user del deletes
 -- an account's rows with it (Accounts.Delete).
 --
--- seq alone is the primary key (the rowid on SQLite): rows are appended in
--- the order they are archived, so a batch of messages for a thousand
--- owners writes a few pages at the end of the table and small index
--- entries, rather than a page per owner (clustering on (owner, seq) made
--- SQLite write a page per row and fall behind 5,000 messages/s). Queries
--- read an owner's rows through archive_owner or archive_with.
+-- Rows are appended in the order they are archived (on SQLite seq is the
+-- rowid; on PostgreSQL the heap is in insertion order and seq has no index
+-- of its own), so a batch of messages for a thousand owners writes a few
+-- pages at the end of the table and small index entries, rather than a
+-- page per owner: clustered on (owner, seq), SQLite wrote a page per row
+-- and fell behind 5,000 messages/s. Queries read an owner's rows through
+-- archive_owner or archive_with.
 
 CREATE TABLE archive (
     seq           {{INT64_KEY}},      -- microseconds since the Unix epoch when archived; unique per server, increasing; orders and dates the row
