@@ -103,6 +103,23 @@ func TestRoomArchive(t *testing.T) {
 		if got := bodies(res); !slices.Equal(got, []string{"secret"}) || !slices.Equal(ids(res), privateIDs) {
 			t.Errorf("a member reads the members-only room's archive: %q %q, want ids %q", got, ids(res), privateIDs)
 		}
+		// A password-protected room: readable by its occupants, who
+		// gave the password, not by anyone else.
+		alice = login(t, srv, "alice", "a2")
+		alice.createRoom(t, "secret@conference.localhost", "Alice",
+			"<field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field><field var='muc#roomconfig_roomsecret'><value>sesame</value></field>")
+		alice.say(t, "secret@conference.localhost", "hush")
+		if _, f := dave.query(t, queryOpts{to: "secret@conference.localhost", max: -1}); f.Err != "not-authorized" {
+			t.Errorf("someone outside a password-protected room reads its archive: %s", f.Raw)
+		}
+		dave.Send("<presence to='secret@conference.localhost/Dave'><x xmlns='http://jabber.org/protocol/muc'><password>sesame</password></x></presence>")
+		dave.Expect(wait, "self-presence", func(e xmpptest.Element) bool {
+			return e.Name.Local == "presence" && e.Attr("from") == "secret@conference.localhost/Dave"
+		})
+		if res, f := dave.query(t, queryOpts{to: "secret@conference.localhost", max: -1}); f.Err != "" || !slices.Equal(bodies(res), []string{"hush"}) {
+			t.Errorf("an occupant reads the password-protected room's archive: %q %s", bodies(res), f.Raw)
+		}
+
 		// The room's disco#info says it archives.
 		bob.Send("<iq type='get' id='di' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", lounge)
 		if e := bob.Expect(wait, "disco#info", func(e xmpptest.Element) bool { return e.Attr("id") == "di" }); !e.Contains("urn:xmpp:mam:2") {

@@ -121,8 +121,9 @@ func isArchiveQuery(st *router.Stanza) bool {
 // archiveAccessLocked decides whether the sender of st, a request for
 // the room's archive, may read it: nil when the archive is to answer.
 // Nobody may when the room does not archive; an outcast never may; in a
-// members-only room, only members, admins and owners may; in another,
-// anyone.
+// members-only room, only members, admins and owners may; in a
+// password-protected one, they and its occupants (who gave the password);
+// in another, anyone.
 func (r *room) archiveAccessLocked(st *router.Stanza) *stanza.Error {
 	aff := r.affOf(st.From.Bare().String())
 	var e stanza.Error
@@ -137,10 +138,22 @@ func (r *room) archiveAccessLocked(st *router.Stanza) *stanza.Error {
 		e = errText(stanza.Auth, stanza.Forbidden, "you are banned from this room")
 	case r.cfg.membersOnly && aff < affMember:
 		e = errText(stanza.Cancel, stanza.Forbidden, "only members may read the archive of this members-only room")
+	case r.cfg.passwordProtected && aff < affMember && !r.joinedLocked(st.From.Bare().String()):
+		e = errText(stanza.Auth, stanza.NotAuthorized, "enter the room with its password to read its archive")
 	default:
 		return nil
 	}
 	return &e
+}
+
+// joinedLocked reports whether the account bare has a session in the room.
+func (r *room) joinedLocked(bare string) bool {
+	for _, o := range r.occupants {
+		if o.bare == bare {
+			return true
+		}
+	}
+	return false
 }
 
 // queryArchive has the archive answer st, which the room has allowed,
