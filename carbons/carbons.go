@@ -28,6 +28,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/router"
 )
 
@@ -195,7 +196,7 @@ func (s *Service) received(ctx context.Context, d router.Delivery) {
 // copyTo delivers m wrapped in a <sent/> or <received/> (dir) to each
 // session, from the user's bare JID to the session's full JID.
 func (s *Service) copyTo(sessions []router.Session, dir string, m *router.Stanza) {
-	inner := withClientNS(m.Raw)
+	inner := xmlenc.AppendDeclaringNS(nil, m.Raw, stanza.NSClient)
 	for _, sess := range sessions {
 		full := sess.JID()
 		sess.Deliver(wrap(m.Type, full.Bare(), full, dir, inner))

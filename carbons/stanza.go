@@ -89,21 +89,6 @@ func shouldCopy(m *router.Stanza) (ok bool, reason string) {
 	return false, "type normal without a body"
 }
 
-// withClientNS returns the message's bytes with xmlns='jabber:client' on
-// its start tag, as XEP-0297 forwards it (in <forwarded/> it would
-// otherwise be in urn:xmpp:forward:0).
-func withClientNS(raw []byte) []byte {
-	end := bytes.IndexByte(raw, '>')
-	if end < 0 || bytes.Contains(raw[:end], []byte(" xmlns=")) {
-		return raw
-	}
-	const name = len("<message")
-	out := make([]byte, 0, len(raw)+24)
-	out = append(out, raw[:name]...)
-	out = xmlenc.AppendAttr(out, "xmlns", stanza.NSClient)
-	return append(out, raw[name:]...)
-}
-
 // wrap builds a carbon copy: inner (with its namespace declared) in
 // <dir xmlns=NS><forwarded xmlns=NSForward>, from the user's bare JID to
 // the full JID of the session getting it.

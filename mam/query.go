@@ -317,22 +317,8 @@ func resultMessage(archive, to jid.JID, queryID string, m storage.ArchivedMessag
 	b = xmlenc.AppendAttr(b, "xmlns", NSDelay)
 	b = xmlenc.AppendAttr(b, "stamp", stampOf(m.Seq).Format(stampLayout))
 	b = append(b, "/>"...)
-	b = appendWithClientNS(b, m.Stanza)
+	b = xmlenc.AppendDeclaringNS(b, m.Stanza, stanza.NSClient) // XEP-0297: inside <forwarded/> it would be in urn:xmpp:forward:0
 	return append(b, "</forwarded></result></message>"...)
-}
-
-// appendWithClientNS appends a stored message with xmlns='jabber:client'
-// declared on it, as XEP-0297 forwards it (inside <forwarded/> it would
-// otherwise be in urn:xmpp:forward:0).
-func appendWithClientNS(dst, raw []byte) []byte {
-	end, _ := tagEnd(raw, 0)
-	if end < 0 || attr(raw[:end], "xmlns") != nil {
-		return append(dst, raw...)
-	}
-	const name = len("<message")
-	dst = append(dst, raw[:name]...)
-	dst = xmlenc.AppendAttr(dst, "xmlns", stanza.NSClient)
-	return append(dst, raw[name:]...)
 }
 
 // finPayload is <fin complete><set><first/><last/><count/></set></fin>.

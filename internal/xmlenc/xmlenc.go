@@ -196,3 +196,40 @@ func AppendAttr(dst []byte, name, value string) []byte {
 	dst = AppendEscaped(dst, []byte(value), true)
 	return append(dst, '\'')
 }
+
+// AppendDeclaringNS appends raw, a serialised element (a stanza kept in
+// the compact form), to dst with xmlns=ns declared on its start tag when
+// the tag declares no default namespace: the element can then be nested
+// in one of another namespace, as XEP-0297 forwards a stanza. raw's
+// attribute values are escaped (as AppendAttr writes them), so the first
+// '>' ends the start tag.
+func AppendDeclaringNS(dst, raw []byte, ns string) []byte {
+	end := -1
+	for i, b := range raw {
+		if b == '>' {
+			end = i
+			break
+		}
+	}
+	name := 1
+	for name < len(raw) && raw[name] != ' ' && raw[name] != '/' && raw[name] != '>' {
+		name++
+	}
+	if end < 0 || hasDefaultNS(raw[name:end]) {
+		return append(dst, raw...)
+	}
+	dst = append(dst, raw[:name]...)
+	dst = AppendAttr(dst, "xmlns", ns)
+	return append(dst, raw[name:]...)
+}
+
+// hasDefaultNS reports whether the attributes of a start tag declare a
+// default namespace.
+func hasDefaultNS(attrs []byte) bool {
+	for i := 0; i+len(" xmlns=") <= len(attrs); i++ {
+		if string(attrs[i:i+len(" xmlns=")]) == " xmlns=" {
+			return true
+		}
+	}
+	return false
+}
