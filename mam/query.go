@@ -176,10 +176,9 @@ func (r *request) setRSM(name, value string) error {
 	return nil
 }
 
-// archiveRef names the archive a query reads and where its results go.
+// archiveRef names the archive a query reads; its results come from it.
 type archiveRef struct {
 	owner jid.JID // the archive: an account's or a room's bare JID
-	room  bool
 }
 
 // query answers a query of the user's own archive.

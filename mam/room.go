@@ -35,7 +35,7 @@ func (r *Rooms) Append(room jid.JID, nick string, msg []byte) string {
 // Query answers a MAM IQ to the room from someone the room lets read
 // its archive.
 func (r *Rooms) Query(ctx context.Context, room jid.JID, iq *router.Stanza) (xml.TokenReader, error) {
-	ref := archiveRef{owner: room.Bare(), room: true}
+	ref := archiveRef{owner: room.Bare()}
 	switch {
 	case iq.Payload == xml.Name{Space: NS, Local: "query"} && iq.Type == string(stanza.SetIQ):
 		return r.s.run(ctx, ref, iq)
