@@ -196,8 +196,11 @@ func (s *Service) inbound(ctx context.Context, m *router.Stanza) (*router.Stanza
 		return m, router.Continue
 	}
 	one := oneToOne(m)
-	if !one && !bytes.Contains(m.Raw, sidBytes) {
-		return m, router.Continue // groupchat, headline or error without ids
+	if !one && (m.Type == "groupchat" || !bytes.Contains(m.Raw, sidBytes)) {
+		// A room's copies carry the room's id, which the room checked
+		// (clients read only a groupchat id by the room); a headline or
+		// an error without ids has nothing to cut.
+		return m, router.Continue
 	}
 	owner := m.To.Bare()
 	if m.To.Equal(jid.JID{}) {
