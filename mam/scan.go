@@ -98,8 +98,13 @@ func scanMessage(raw []byte) (c children, ok bool) {
 				return scanSlow(raw)
 			}
 			ns = attr(tag, "xmlns")
-			if ns == nil {
+			switch {
+			case ns == nil:
 				ns = nsClientBytes
+			case bytes.IndexByte(ns, '&') >= 0:
+				// A character reference spells the namespace as well
+				// (urn:xmpp:&#x73;id:0): compare what it means.
+				ns = []byte(unescape(ns))
 			}
 			childStart = i
 			if self {

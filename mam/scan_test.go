@@ -1,6 +1,7 @@
 package mam
 
 import (
+	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,6 +25,8 @@ func TestScanMessage(t *testing.T) {
 		{name: "stanza ids", raw: `<message><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='b@x' id='1'/><stanza-id xmlns='urn:xmpp:sid:0' by="r&amp;d@x" id='2'></stanza-id><origin-id xmlns='urn:xmpp:sid:0' id='o'/></message>`,
 			want: children{body: true}, sids: []string{"b@x", "r&d@x"}, cut: `<message><body>x</body><origin-id xmlns='urn:xmpp:sid:0' id='o'/></message>`},
 		{name: "prefixed stanza id goes the slow way", raw: `<message><body>x</body><s:stanza-id xmlns:s='urn:xmpp:sid:0' by='b@x' id='1'/></message>`,
+			want: children{body: true}, sids: []string{"b@x"}, cut: `<message><body>x</body></message>`},
+		{name: "namespace spelt with a character reference", raw: `<message><body>x</body><stanza-id xmlns='urn:xmpp:&#x73;id:0' by='b@x' id='1'/></message>`,
 			want: children{body: true}, sids: []string{"b@x"}, cut: `<message><body>x</body></message>`},
 		{name: "comment goes the slow way", raw: `<message><!-- c --><body>x</body></message>`, want: children{body: true}},
 	} {
@@ -113,6 +116,45 @@ func TestIDs(t *testing.T) {
 			t.Errorf("seqOf(%q) accepted it", bad)
 		}
 	}
+}
+
+// FuzzScanMessage: on any message encoding/xml reads, the byte walk finds
+// the same children as encoding/xml, and cuts the same stanza-ids.
+func FuzzScanMessage(f *testing.F) {
+	for _, s := range []string{
+		`<message><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='b@x' id='1'/></message>`,
+		`<message><store xmlns="urn:xmpp:hints"/><x xmlns='u'><body>y</body></x></message>`,
+		`<message a='>'><s:stanza-id xmlns:s='urn:xmpp:sid:0' by='b'/></message>`,
+		`<message><stanza-id xmlns='urn:xmpp:&#x73;id:0' by='b&amp;c'/><body/></message>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		// The router's messages start with their start tag.
+		if !bytes.HasPrefix(raw, []byte("<message")) || len(raw) > 8 && raw[8] != ' ' && raw[8] != '>' && raw[8] != '/' {
+			return
+		}
+		slow, ok := scanSlow(raw)
+		if !ok {
+			return
+		}
+		fast, ok := scanMessage(raw)
+		if !ok {
+			return // the walk may refuse what it cannot read; the hook then leaves the message alone
+		}
+		if len(fast.sids) != len(slow.sids) {
+			t.Fatalf("%s: the walk found %d stanza-ids, encoding/xml %d", raw, len(fast.sids), len(slow.sids))
+		}
+		for i := range fast.sids {
+			if fast.sids[i] != slow.sids[i] {
+				t.Fatalf("%s: stanza-id %d: walk %+v, encoding/xml %+v", raw, i, fast.sids[i], slow.sids[i])
+			}
+		}
+		fast.sids, slow.sids = nil, nil
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%s: walk %+v, encoding/xml %+v", raw, fast, slow)
+		}
+	})
 }
 
 func BenchmarkScanMessage(b *testing.B) {
