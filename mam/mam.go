@@ -222,7 +222,7 @@ func (s *Service) inbound(ctx context.Context, m *router.Stanza) (*router.Stanza
 			raw = without(raw, cut)
 		}
 	}
-	if !one || !archivable(c) || !s.wants(ctx, owner, m.From) {
+	if !one || !archivable(c) || !s.exists(ctx, owner) || !s.wants(ctx, owner, m.From) {
 		if len(raw) == len(m.Raw) {
 			return m, router.Continue
 		}
@@ -236,6 +236,18 @@ func (s *Service) inbound(ctx context.Context, m *router.Stanza) (*router.Stanza
 		Stanza: raw,
 	})
 	return restanza(m, withStanzaID(raw, owner.String(), id)), router.Continue
+}
+
+// exists reports whether owner is an account, so that messages to a name
+// nobody has (which the router answers with an error) are not archived
+// for it. A bound session says so without asking storage; a message to
+// an account with none goes to offline storage, which asks anyway.
+func (s *Service) exists(ctx context.Context, owner jid.JID) bool {
+	if s.router.HasSession(owner) {
+		return true
+	}
+	ok, err := s.router.AccountExists(ctx, owner)
+	return err == nil && ok
 }
 
 // restanza is m with other bytes.

@@ -264,14 +264,19 @@ func TestWhatIsArchived(t *testing.T) {
 		"<message to='bob@localhost' type='chat'><body>stored</body><store xmlns='urn:xmpp:hints'/></message>",
 		"<message to='bob@localhost' type='chat' id='receipt'><received xmlns='urn:xmpp:receipts' id='x'/><store xmlns='urn:xmpp:hints'/></message>",
 		"<message to='alice@localhost' type='chat'><body>note to self</body></message>",
+		"<message to='nobody@localhost' type='chat'><body>to nobody</body></message>",
 	} {
 		alice.Send("%s", m)
 	}
 	alice.Sync()
 	bob.Sync()
 	res, _ := alice.query(t, opts(-1))
-	if got := bodies(res); !slices.Equal(got, []string{"chat", "normal", "stored", "", "note to self"}) {
+	if got := bodies(res); !slices.Equal(got, []string{"chat", "normal", "stored", "", "note to self", "to nobody"}) {
 		t.Errorf("alice's archive: %q", got)
+	}
+	var n int
+	if err := srv.DB().SQL().QueryRow(`SELECT count(*) FROM archive WHERE owner = 'nobody@localhost'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("an archive for an account that does not exist: %d rows (%v)", n, err)
 	}
 	res, _ = bob.query(t, opts(-1))
 	if got := bodies(res); !slices.Equal(got, []string{"chat", "normal", "stored", ""}) {

@@ -649,6 +649,13 @@ func (r *Router) InRoster(ctx context.Context, user, contact jid.JID) bool {
 	return r.reg.inRoster(ctx, user.Bare(), contact.Bare())
 }
 
+// HasSession reports whether the account user has a bound session (so
+// it exists), without allocating.
+func (r *Router) HasSession(user jid.JID) bool {
+	var buf [8]snapshot
+	return len(r.table.lookup(buf[:0], user.Bare().String())) > 0
+}
+
 // AccountExists reports whether bare is a local account.
 func (r *Router) AccountExists(ctx context.Context, bare jid.JID) (bool, error) {
 	if r.accounts == nil {
