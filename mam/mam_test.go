@@ -220,6 +220,7 @@ func TestFilters(t *testing.T) {
 		{"unknown field", opts(-1).with("colour", "red"), "bad-request"},
 		{"bad start", opts(-1).with("start", "yesterday"), "bad-request"},
 		{"bad with", opts(-1).with("with", "@@"), "jid-malformed"},
+		{"too many ids", manyIDs(101), "bad-request"},
 	} {
 		if _, f := alice.query(t, tc.o); f.Err != tc.cond {
 			t.Errorf("%s: got %q, want %s: %s", tc.what, f.Err, tc.cond, f.Raw)
@@ -234,6 +235,14 @@ func TestFilters(t *testing.T) {
 	if e := alice.Expect(wait, "answer", func(e xmpptest.Element) bool { return e.Attr("id") == "other" }); e.Attr("type") != "error" {
 		t.Errorf("alice read bob's archive: %s", e.Raw)
 	}
+}
+
+func manyIDs(n int) queryOpts {
+	o := opts(-1)
+	for i := range n {
+		o = o.with("ids", fmt.Sprintf("id%d", i))
+	}
+	return o
 }
 
 func bobsID(t *testing.T, bob *user) string {

@@ -146,8 +146,8 @@ func (r *request) setField(name string, values []string) error {
 		r.beforeID = one
 	case "ids":
 		r.ids, r.idsSet = slices.Clone(values), true
-		if len(r.ids) > MaxPage {
-			return badRequest("at most " + strconv.Itoa(MaxPage) + " ids")
+		if len(r.ids) > maxIDs {
+			return badRequest("at most " + strconv.Itoa(maxIDs) + " ids")
 		}
 	default:
 		return badRequest("unsupported field " + name)
@@ -175,6 +175,10 @@ func (r *request) setRSM(name, value string) error {
 	}
 	return nil
 }
+
+// maxIDs is the most ids one query may name (storage looks up at most
+// that many at once).
+const maxIDs = 100
 
 // archiveRef names the archive a query reads; its results come from it.
 type archiveRef struct {
