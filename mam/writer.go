@@ -28,10 +28,11 @@ type writer struct {
 
 	mu      sync.Mutex
 	pending []storage.ArchivedMessage
-	writing int    // messages flush took and has not written; guarded by mu
-	added   uint64 // messages ever handed over; guarded by mu
-	settled uint64 // of those, written or given up; guarded by mu
-	dropped uint64 // not archived: the queue was full; guarded by mu
+	spare   []storage.ArchivedMessage // a written queue's array, for the next; guarded by mu
+	writing int                       // messages flush took and has not written; guarded by mu
+	added   uint64                    // messages ever handed over; guarded by mu
+	settled uint64                    // of those, written or given up; guarded by mu
+	dropped uint64                    // not archived: the queue was full; guarded by mu
 	written sync.Cond
 
 	kick chan struct{} // a full batch waits
@@ -104,9 +105,12 @@ func (w *writer) run() {
 func (w *writer) flush(ctx context.Context) error {
 	w.mu.Lock()
 	todo := w.pending
-	w.pending = nil
+	// The adds meanwhile go to the array the last flush wrote, so that
+	// the queue does not grow from nothing after every flush.
+	w.pending, w.spare = w.spare[:0], nil
 	w.writing = len(todo)
 	w.mu.Unlock()
+	all := todo
 	for len(todo) > 0 {
 		n := min(len(todo), w.batch)
 		if err := w.store.Append(ctx, todo[:n]); err != nil {
@@ -126,6 +130,12 @@ func (w *writer) flush(ctx context.Context) error {
 		w.written.Broadcast()
 		w.mu.Unlock()
 	}
+	clear(all) // the stanzas are written: let them go
+	w.mu.Lock()
+	if w.spare == nil && cap(all) <= 4*w.batch {
+		w.spare = all[:0]
+	}
+	w.mu.Unlock()
 	return nil
 }
 
