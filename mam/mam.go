@@ -173,12 +173,13 @@ func (s *Service) outbound(ctx context.Context, m *router.Stanza) (*router.Stanz
 		return m, router.Continue
 	}
 	owner := m.From.Bare()
-	if !s.wants(ctx, owner, m.To) {
+	ownerStr := owner.String()
+	if !s.wants(ctx, owner, ownerStr, m.To) {
 		return m, router.Continue
 	}
 	seq := s.clock.next()
 	s.w.add(storage.ArchivedMessage{
-		Owner: owner.String(), Seq: seq, ID: newID(seq),
+		Owner: ownerStr, Seq: seq, ID: newID(seq),
 		With: m.To.Bare().String(), WithResource: m.To.Resourcepart(),
 		Outgoing: true, Stanza: m.Raw,
 	})
@@ -222,7 +223,8 @@ func (s *Service) inbound(ctx context.Context, m *router.Stanza) (*router.Stanza
 			raw = without(raw, cut)
 		}
 	}
-	if !one || !archivable(c) || !s.exists(ctx, owner) || !s.wants(ctx, owner, m.From) {
+	ownerStr := owner.String()
+	if !one || !archivable(c) || !s.wants(ctx, owner, ownerStr, m.From) {
 		if len(raw) == len(m.Raw) {
 			return m, router.Continue
 		}
@@ -231,23 +233,11 @@ func (s *Service) inbound(ctx context.Context, m *router.Stanza) (*router.Stanza
 	seq := s.clock.next()
 	id := newID(seq)
 	s.w.add(storage.ArchivedMessage{
-		Owner: owner.String(), Seq: seq, ID: id,
+		Owner: ownerStr, Seq: seq, ID: id,
 		With: m.From.Bare().String(), WithResource: m.From.Resourcepart(),
 		Stanza: raw,
 	})
-	return restanza(m, withStanzaID(raw, owner.String(), id)), router.Continue
-}
-
-// exists reports whether owner is an account, so that messages to a name
-// nobody has (which the router answers with an error) are not archived
-// for it. A bound session says so without asking storage; a message to
-// an account with none goes to offline storage, which asks anyway.
-func (s *Service) exists(ctx context.Context, owner jid.JID) bool {
-	if s.router.HasSession(owner) {
-		return true
-	}
-	ok, err := s.router.AccountExists(ctx, owner)
-	return err == nil && ok
+	return restanza(m, withStanzaID(raw, ownerStr, id)), router.Continue
 }
 
 // restanza is m with other bytes.

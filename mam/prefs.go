@@ -34,8 +34,9 @@ type prefs struct {
 // the configured default. The map is replaced, never changed, so the
 // message path reads it without a lock.
 type prefsCache struct {
-	mu sync.Mutex // serialises writers
-	m  atomic.Pointer[map[string]*prefs]
+	write sync.Mutex // serialises setPrefs: storage, then the cache
+	mu    sync.Mutex // serialises writers of m
+	m     atomic.Pointer[map[string]*prefs]
 }
 
 func (c *prefsCache) init() { c.m.Store(&map[string]*prefs{}) }
@@ -62,12 +63,13 @@ func (c *prefsCache) set(owner string, p *prefs) {
 	c.m.Store(&m)
 }
 
-// wants says whether owner's archive keeps a message exchanged with
+// wants says whether owner's archive (ownerStr is owner.String(), which
+// the caller needs too) keeps a message exchanged with
 // contact. never wins over always (§6.1); the roster mode asks the
 // roster whether contact is in it (with a subscription either way).
-func (s *Service) wants(ctx context.Context, owner, contact jid.JID) bool {
+func (s *Service) wants(ctx context.Context, owner jid.JID, ownerStr string, contact jid.JID) bool {
 	def := s.opts.Default
-	p := s.prefs.get(owner.String())
+	p := s.prefs.get(ownerStr)
 	if p != nil {
 		bare := contact.Bare().String()
 		if slices.Contains(p.never, bare) {
@@ -105,6 +107,10 @@ func (s *Service) setPrefs(ctx context.Context, iq *router.Stanza) (xml.TokenRea
 		return nil, err
 	}
 	owner := iq.From.Bare().String()
+	// One change at a time, so that the cache ends as the database does
+	// when two of the user's clients set preferences at once.
+	s.prefs.write.Lock()
+	defer s.prefs.write.Unlock()
 	if err := s.store.SetPrefs(ctx, storage.ArchivePrefs{Owner: owner, Default: p.def, Always: p.always, Never: p.never}); err != nil {
 		return nil, err // answered wait/internal-server-error by the router
 	}

@@ -126,7 +126,10 @@ func (r *Registry) OutboundMessage(p Phase, h MessageHook) {
 
 // InboundMessage adds a hook for messages addressed to a local account
 // (its bare or a full JID, or no to), before the router picks the
-// sessions that get it: blocking drops here, the archive will store.
+// sessions that get it: blocking drops here, the archive stores. A chat
+// or normal message reaches the hooks only when the account exists (one
+// with a session does; otherwise the router asked, and bounced the
+// message for an unknown name).
 // Failed answers the sender with wait/internal-server-error.
 func (r *Registry) InboundMessage(p Phase, h MessageHook) {
 	r.inMessage = addPhased(r.inMessage, p, h, "inbound message")

@@ -271,13 +271,20 @@ func (r *Router) handleIQ(ctx context.Context, st *Stanza, class Addressee) {
 // routeMessage: RFC 6121 §8.5.2 (bare) and §8.5.3 (full).
 func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 	arrived := st
+	var buf [8]snapshot
+	sessions := r.table.lookup(buf[:0], to.Bare().String())
+	// A chat or normal message for an account with no session: whether
+	// the account exists is asked once, before the hooks, so that they
+	// (the archive) never see one for a name nobody has.
+	if len(sessions) == 0 && st.Type != "groupchat" && st.Type != "error" && st.Type != "headline" &&
+		!r.existsOrBounce(ctx, st, to.Bare()) {
+		return
+	}
 	if len(r.reg.inMessage) > 0 {
 		if st = r.runMessageHooks(ctx, r.reg.inMessage, st); st == nil {
 			return
 		}
 	}
-	var buf [8]snapshot
-	sessions := r.table.lookup(buf[:0], to.Bare().String())
 	if res := to.Resourcepart(); res != "" {
 		for _, s := range sessions {
 			if s.sess.JID().Resourcepart() == res {
@@ -340,9 +347,6 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 		r.runDelivered(ctx, &d)
 	}
 	if delivered || st.Type == "headline" {
-		return
-	}
-	if len(sessions) == 0 && !r.existsOrBounce(ctx, st, to.Bare()) {
 		return
 	}
 	r.undeliverable(ctx, st)
@@ -647,13 +651,6 @@ func (r *Router) InRoster(ctx context.Context, user, contact jid.JID) bool {
 		return false
 	}
 	return r.reg.inRoster(ctx, user.Bare(), contact.Bare())
-}
-
-// HasSession reports whether the account user has a bound session (so
-// it exists), without allocating.
-func (r *Router) HasSession(user jid.JID) bool {
-	var buf [8]snapshot
-	return len(r.table.lookup(buf[:0], user.Bare().String())) > 0
 }
 
 // AccountExists reports whether bare is a local account.

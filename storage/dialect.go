@@ -62,9 +62,9 @@ func dialectFor(driver string) (dialect, error) {
 				// AUTOINCREMENT: ids are never reused, even after the
 				// highest row is deleted, so they order rows by insertion.
 				"{{AUTOINC}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
-				// The table is one B-tree clustered on its primary key
-				// instead of a rowid table plus a primary-key index.
-				"{{INT64_KEY}}", "INTEGER PRIMARY KEY", // the rowid itself
+				// The rowid itself: rows are stored in its order, and
+				// it needs no index of its own.
+				"{{ROWID_INT64}}", "INTEGER PRIMARY KEY",
 			),
 			// Every SQLite transaction here begins IMMEDIATE (see
 			// sqliteParams), which already excludes other writers.
@@ -88,8 +88,9 @@ func dialectFor(driver string) (dialect, error) {
 			schema: strings.NewReplacer(
 				"{{BLOB}}", "BYTEA",
 				"{{AUTOINC}}", "BIGSERIAL PRIMARY KEY",
-				// No such thing: a table is a heap, its primary key an index.
-				"{{INT64_KEY}}", "BIGINT NOT NULL", // no index of its own: see 0008_archive.sql
+				// A heap is in insertion order anyway; a key would be
+				// one more index per row (see 0008_archive.sql).
+				"{{ROWID_INT64}}", "BIGINT NOT NULL",
 			),
 			// Transaction-scoped, so it is released by COMMIT or ROLLBACK
 			// and cannot leak when a process dies mid-migration.

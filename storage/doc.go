@@ -30,9 +30,9 @@
 // file. Migration files may use the tokens {{BLOB}} (bytea on PostgreSQL, BLOB
 // on SQLite) and {{AUTOINC}} (an auto-incrementing 64-bit primary key:
 // BIGSERIAL PRIMARY KEY on PostgreSQL, INTEGER PRIMARY KEY AUTOINCREMENT on
-// SQLite) and {{INT64_KEY}} (a 64-bit primary key the application chooses: BIGINT
-// PRIMARY KEY on PostgreSQL, INTEGER PRIMARY KEY, the rowid, on SQLite), which
-// the dialect rewrites. A database whose schema is newer than
+// SQLite) and {{ROWID_INT64}} (a 64-bit column the application fills in
+// increasing order: the rowid, INTEGER PRIMARY KEY, on SQLite; BIGINT NOT
+// NULL, with no index, on PostgreSQL), which the dialect rewrites. A database whose schema is newer than
 // the binary is refused rather than silently used.
 //
 // # Tests

@@ -17,7 +17,7 @@
 -- archive_owner or archive_with.
 
 CREATE TABLE archive (
-    seq           {{INT64_KEY}},      -- microseconds since the Unix epoch when archived; unique per server, increasing; orders and dates the row
+    seq           {{ROWID_INT64}},      -- microseconds since the Unix epoch when archived; unique per server, increasing; orders and dates the row
     owner         TEXT NOT NULL,      -- bare JID whose archive this is: an account, or a MUC room
     id            TEXT NOT NULL,      -- the XEP-0359 stanza id handed to clients (it encodes seq; see mam)
     with_jid      TEXT NOT NULL,      -- bare JID of the other party (for a room: the room's bare JID)
