@@ -145,6 +145,20 @@ func (r *Registry) Delivered(h DeliveredHook) {
 	r.delivered = append(r.delivered, h)
 }
 
+// BroadcastPresence adds a hook for the available presence a local
+// session broadcasts (initial or changed; no to), before the router
+// records it and sends it to the account's resources and subscribers.
+// A hook may read it (entity capabilities) or return a changed presence
+// (a XEP-0153 photo hash added), which is then what everyone gets and
+// what probes are answered with. Hooks run in registration order;
+// Handled drops the presence, Failed answers it with a wait error.
+func (r *Registry) BroadcastPresence(h MessageHook) {
+	if h == nil {
+		panic("router: nil broadcast presence hook")
+	}
+	r.broadcast = append(r.broadcast, phased{phase: PhaseRewrite, hook: h})
+}
+
 // OutboundIQ adds a hook for IQs a local client sends, before they are
 // routed; Handled and Failed mean what they mean for OutboundPresence.
 func (r *Registry) OutboundIQ(h StanzaHook) {

@@ -127,6 +127,7 @@ type Registry struct {
 	inPresence      []StanzaHook
 	outIQ           []StanzaHook
 	inIQ            []StanzaHook
+	broadcast       []phased // BroadcastPresence, one phase
 	outMessage      []phased // sorted by phase
 	inMessage       []phased // sorted by phase
 	delivered       []DeliveredHook

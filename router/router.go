@@ -39,6 +39,8 @@ type Router struct {
 	// since an outage of storage fails every stanza that needs it.
 	storeLog *burstlog.Logger
 	iqLog    *burstlog.Logger
+
+	req requests // the server's own IQs waiting for answers (Request)
 }
 
 // logPeriod is how often a burst of one failure is logged again.
@@ -241,7 +243,12 @@ func (r *Router) routeIQ(ctx context.Context, st *Stanza) {
 // registry.
 func (r *Router) handleIQ(ctx context.Context, st *Stanza, class Addressee) {
 	if st.Type != "get" && st.Type != "set" {
-		return // results and errors addressed to the server end here
+		// Results and errors addressed to the server end here, answering
+		// one of its requests or nothing.
+		if class == ToServer {
+			r.answer(ctx, st)
+		}
+		return
 	}
 	h, ok := r.reg.iq[iqKey{stanza.IQType(st.Type), class, st.Payload}]
 	if !ok {
@@ -463,6 +470,11 @@ func (r *Router) broadcastPresence(ctx context.Context, st *Stanza) {
 		return
 	default:
 		return // subscription presence and probes need a to: nothing to do
+	}
+	if len(r.reg.broadcast) > 0 {
+		if st = r.runMessageHooks(ctx, r.reg.broadcast, st); st == nil {
+			return
+		}
 	}
 	prio := presencePriority(st)
 	var first bool
