@@ -2,9 +2,9 @@ package router
 
 import (
 	"context"
-	"encoding/xml"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/xml"
 	"errors"
 	"sync"
 	"time"
@@ -109,4 +109,3 @@ func (r *Router) answer(ctx context.Context, st *Stanza) {
 	p.timer.Stop()
 	p.fn(ctx, st, nil)
 }
-
