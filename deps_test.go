@@ -24,9 +24,10 @@ import (
 var allowedImports = map[string][]string{
 	"": {}, // the module root: repository-wide tests only
 
-	"cmd/xmppd":     {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc"},
-	"cmd/xmppbench": {}, // a load generator: it speaks XMPP over sockets, to any server
-	"bench/mkusers": {"auth", "config", "storage"},
+	"cmd/xmppd":           {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc"},
+	"cmd/xmppbench":       {}, // a load generator: it speaks XMPP over sockets, to any server
+	"bench/mkusers":       {"auth", "config", "storage"},
+	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "internal/xmlenc"},
 

@@ -221,7 +221,8 @@ type MAM struct {
 	// before it is written: what a crash can lose. Writing in batches
 	// keeps the database off each message's delivery path.
 	FlushInterval Duration `toml:"flush_interval"`
-	// FlushMessages writes a batch as soon as it holds this many messages.
+	// FlushMessages writes a batch as soon as it holds this many archived
+	// copies (a message between two local users is two: one per archive).
 	FlushMessages int `toml:"flush_messages"`
 	// Rooms keeps an archive for each room whose configuration says so
 	// (persistent rooms by default).
@@ -382,8 +383,8 @@ func Default() Config {
 			MaxAge:             Duration{0},
 			MaxMessagesPerUser: 0,
 			SweepInterval:      Duration{time.Hour},
-			FlushInterval:      Duration{200 * time.Millisecond},
-			FlushMessages:      2000,
+			FlushInterval:      Duration{500 * time.Millisecond},
+			FlushMessages:      5000,
 			Rooms:              true,
 		},
 		HTTP: HTTP{

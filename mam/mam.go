@@ -76,10 +76,10 @@ func New(r *router.Router, store *storage.Archive, opts Options, log *slog.Logge
 		opts.QueueLimit = 100_000
 	}
 	if opts.FlushMessages <= 0 {
-		opts.FlushMessages = 2000
+		opts.FlushMessages = 5000
 	}
 	if opts.FlushInterval <= 0 {
-		opts.FlushInterval = 200 * time.Millisecond
+		opts.FlushInterval = 500 * time.Millisecond
 	}
 	if opts.Default == "" {
 		opts.Default = "always"

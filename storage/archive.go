@@ -99,7 +99,14 @@ func (a *Archive) copyIn(ctx context.Context, msgs []ArchivedMessage) (err error
 // insert stores msgs with multi-row INSERTs that skip rows already
 // stored, in one transaction.
 func (a *Archive) insert(ctx context.Context, msgs []ArchivedMessage) (err error) {
-	tx, err := a.db.sql.BeginTx(ctx, nil)
+	var tx *sql.Tx
+	if a.db.dialect.name == DriverSQLite {
+		a.db.archiveMu.Lock()
+		defer a.db.archiveMu.Unlock()
+		tx, err = a.sqliteTx(ctx)
+	} else {
+		tx, err = a.db.sql.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("storage: archive %d messages: %w", len(msgs), err)
 	}
@@ -124,6 +131,42 @@ func (a *Archive) insert(ctx context.Context, msgs []ArchivedMessage) (err error
 		return fmt.Errorf("storage: archive messages: commit: %w", err)
 	}
 	return nil
+}
+
+// archiveCacheKiB is the page cache of SQLite's archive connection.
+// A batch adds an entry to each index at the end of each owner's and each
+// conversation's range: a page per owner and per conversation in the
+// batch, more than SQLite's default cache (2 MiB) holds, which then
+// spilled pages to the WAL in the middle of the transaction and read them
+// back. With 64 MiB (filled only as pages are used), a batch of 2,500
+// messages among 1,000 users cost 39 instead of 53 µs of CPU per message
+// (docs/performance.md).
+const archiveCacheKiB = 64 << 10
+
+// sqliteTx begins a transaction on SQLite's archive connection, opening
+// it first if needed. The caller holds archiveMu. Batches go through one
+// connection of their own so that its cache stays warm with the index
+// pages the next batch will touch again; the pool's connections keep the
+// default cache.
+func (a *Archive) sqliteTx(ctx context.Context) (*sql.Tx, error) {
+	if a.db.archiveConn == nil {
+		c, err := a.db.sql.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", archiveCacheKiB)); err != nil {
+			c.Close()
+			return nil, err
+		}
+		a.db.archiveConn = c
+	}
+	tx, err := a.db.archiveConn.BeginTx(ctx, nil)
+	if err != nil {
+		// The connection may be broken: the next batch opens another.
+		a.db.archiveConn.Close()
+		a.db.archiveConn = nil
+	}
+	return tx, err
 }
 
 // appendSize is how many of n rows the next INSERT of Append carries:

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -30,6 +31,11 @@ type DB struct {
 	// login makes (see query); nil for SQLite, whose connections keep
 	// their own statement cache (sqlite_worker.go).
 	stmts *stmtCache
+
+	// archiveConn is SQLite's connection for archive batches (see
+	// Archive.Append); nil until the first batch and for PostgreSQL.
+	archiveMu   sync.Mutex
+	archiveConn *sql.Conn
 }
 
 // Open opens the database and checks that it answers before returning.
@@ -62,6 +68,12 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 
 // Close closes the connection pool.
 func (db *DB) Close() error {
+	db.archiveMu.Lock()
+	if db.archiveConn != nil {
+		db.archiveConn.Close()
+		db.archiveConn = nil
+	}
+	db.archiveMu.Unlock()
 	if db.stmts != nil {
 		db.stmts.close()
 	}

@@ -159,7 +159,7 @@ func TestPlaceholders(t *testing.T) {
 func TestSQLitePragmasOnEveryConnection(t *testing.T) {
 	db := storagetest.Open(t, storagetest.SQLite(t))
 	ctx := t.Context()
-	want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "5000", "synchronous": "1"}
+	want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "5000", "synchronous": "1", "wal_autocheckpoint": "4000"}
 	for i := range 4 {
 		conn, err := db.SQL().Conn(ctx)
 		if err != nil {
