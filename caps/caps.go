@@ -97,12 +97,10 @@ type Service struct {
 	opts   Options
 	now    func() time.Time
 
-	// onKnown are OnKnown's functions; set before the server serves.
-	onKnown []func(ctx context.Context, full jid.JID)
-
 	// mu guards everything below. Wants takes it for reading; presence,
 	// answers and the session hooks for writing.
 	mu       sync.RWMutex
+	onKnown  []func(ctx context.Context, full jid.JID)
 	sessions map[sessionKey]*session
 	cache    lru
 	inflight map[capsKey]*query // shared queries, by the ver they verify
@@ -180,8 +178,7 @@ func (w *session) spend(now time.Time) bool {
 type query struct {
 	caps     capsKey
 	shared   bool                  // verifiable: the result is cached and told to every waiter
-	asked    *session              // who was asked
-	waiters  map[*session]struct{} // sessions waiting for it, asked included
+	waiters  map[*session]bool // sessions waiting for it: true for those asked
 	attempts int
 }
 
@@ -217,10 +214,11 @@ func (s *Service) Register(r *router.Registry) {
 // after its presence when the ver was cached (after its initial presence
 // went out, for the first), or when the disco#info answer verified; again
 // when a later presence changes the ver. fn must not block (it may run on
-// the goroutine of the client that answered). Call it before the server
-// serves.
+// the goroutine of the client that answered, or a timer's).
 func (s *Service) OnKnown(fn func(ctx context.Context, full jid.JID)) {
+	s.mu.Lock()
 	s.onKnown = append(s.onKnown, fn)
+	s.mu.Unlock()
 }
 
 // Wants reports whether the available session full announced
@@ -336,7 +334,9 @@ func (s *Service) presence(ctx context.Context, st *router.Stanza) (*router.Stan
 			w.known = e
 			fire = s.tell(w)
 		} else if q = s.inflight[c.cacheKey()]; q != nil {
-			q.waiters[w] = struct{}{}
+			if _, ok := q.waiters[w]; !ok {
+				q.waiters[w] = false
+			}
 			w.waiting = true
 			q = nil
 		} else if q = s.newQuery(w, true); q != nil {
@@ -364,7 +364,7 @@ func (s *Service) newQuery(w *session, shared bool) *query {
 	}
 	s.queries++
 	w.waiting = true
-	return &query{caps: w.caps, shared: shared, asked: w, waiters: map[*session]struct{}{w: {}}, attempts: 1}
+	return &query{caps: w.caps, shared: shared, waiters: map[*session]bool{w: true}, attempts: 1}
 }
 
 // tell marks w's caps as known and reports whether OnKnown is to run now
@@ -384,7 +384,10 @@ func (s *Service) current(w *session, c capsKey) bool {
 }
 
 func (s *Service) fireKnown(ctx context.Context, full jid.JID) {
-	for _, fn := range s.onKnown {
+	s.mu.RLock()
+	fns := s.onKnown // appended to only: this prefix never changes
+	s.mu.RUnlock()
+	for _, fn := range fns {
 		fn(ctx, full)
 	}
 }
@@ -434,12 +437,10 @@ func (s *Service) answered(ctx context.Context, q *query, to *session, reply *ro
 			}
 		}
 	} else {
-		delete(q.waiters, to)
-		if s.current(to, q.caps) {
-			to.waiting = false
-		}
-		// Another session announcing the same ver may answer honestly.
-		for w := range q.waiters {
+		// Another session announcing the same ver may answer honestly;
+		// those asked stay waiters, since a ver verified by anyone holds
+		// for everyone announcing it.
+		for w, asked := range q.waiters {
 			if q.attempts >= maxAttempts || s.queries >= maxQueries {
 				break
 			}
@@ -447,13 +448,13 @@ func (s *Service) answered(ctx context.Context, q *query, to *session, reply *ro
 				delete(q.waiters, w)
 				continue
 			}
-			if w.spend(s.now()) {
+			if !asked && w.spend(s.now()) {
 				next = w
 				break
 			}
 		}
 		if next != nil {
-			q.asked = next
+			q.waiters[next] = true
 			q.attempts++
 			s.queries++
 		} else {
