@@ -404,3 +404,23 @@ func TestServerCaps(t *testing.T) {
 		t.Errorf("another node: %s", e.Raw)
 	}
 }
+
+// TestLegacyCaps: caps without a hash cannot be verified: the client is
+// asked and its answer counts for that session only, never cached.
+func TestLegacyCaps(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	svc := srv.Caps()
+	const legacy = "<presence><c xmlns='http://jabber.org/protocol/caps' node='" + clientNode + "' ver='1.0'/></presence>"
+	for _, res := range []string{"a", "b"} {
+		c := login(t, srv, alice, res)
+		c.Send("%s", legacy)
+		answer(c, expectQuery(t, srv, c, "1.0"), features)
+		if !svc.Wants(c.JID, "urn:xmpp:avatar:metadata") {
+			t.Errorf("%s: no interest from its own answer", c.JID)
+		}
+	}
+	if st := svc.Stats(); st.Cached != 0 || st.Queries != 0 {
+		t.Errorf("stats %+v: legacy caps cached", st)
+	}
+}
