@@ -177,7 +177,7 @@ func (w *session) spend(now time.Time) bool {
 // query is one disco#info request in flight. Guarded by Service.mu.
 type query struct {
 	caps     capsKey
-	shared   bool                  // verifiable: the result is cached and told to every waiter
+	shared   bool              // verifiable: the result is cached and told to every waiter
 	waiters  map[*session]bool // sessions waiting for it: true for those asked
 	attempts int
 }
