@@ -219,6 +219,7 @@ func (n *negotiation) appendFeatures(b []byte) []byte {
 			b = xmlenc.AppendAttr(b, "xmlns", f.Space)
 			b = append(b, "/>"...)
 		}
+		b = append(b, n.srv.Caps...)
 		b = append(b, "<bind xmlns='"+nsBind+"'/><session xmlns='"+nsSession+"'><optional/></session><sm xmlns='"+nsSM+"'/><csi xmlns='"+nsCSI+"'/><limits xmlns='"+nsLimits+"'><max-bytes>"...)
 		b = strconv.AppendInt(b, int64(n.srv.Limits.MaxStanzaBytes), 10)
 		b = append(b, "</max-bytes></limits>"...)

@@ -91,6 +91,9 @@ type Server struct {
 	// authentication for what features support (roster versioning,
 	// pre-approval: XEP-0237, RFC 6121 §3.4).
 	Features []xml.Name
+	// Caps is the server's XEP-0115 caps element (<c hash node ver/>),
+	// serialised, listed with Features (§6.3); nil for none.
+	Caps []byte
 	// SCRAMIterations is the iteration count of new accounts; unknown
 	// users are shown the same so that they look like real ones.
 	SCRAMIterations int

@@ -24,6 +24,7 @@ type Config struct {
 	TLS     TLS     `toml:"tls"`
 
 	HTTPUpload HTTPUpload `toml:"httpupload"`
+	Caps       Caps       `toml:"caps"`
 }
 
 // Server is the [server] table: who the server is and where it keeps its files.
@@ -304,6 +305,16 @@ type TLS struct {
 	KeyFile string `toml:"key_file"`
 }
 
+// Caps is the [caps] table: how the server learns its clients' entity
+// capabilities (XEP-0115), from which PEP knows who wants which events.
+type Caps struct {
+	// QueryTimeout is how long the server waits for a client's answer to
+	// its disco#info query about caps it has not seen.
+	QueryTimeout Duration `toml:"query_timeout"`
+	// CacheEntries bounds the verified capability sets kept in memory.
+	CacheEntries int `toml:"cache_entries"`
+}
+
 // Default returns the configuration used when there is no file, and the
 // base a file's keys are laid over. It passes [Config.Validate].
 func Default() Config {
@@ -404,6 +415,10 @@ func Default() Config {
 			SweepInterval: Duration{time.Hour},
 			AllowRemote:   false,
 		},
+		Caps: Caps{
+			QueryTimeout: Duration{30 * time.Second},
+			CacheEntries: 4096,
+		},
 	}
 }
 
@@ -469,6 +484,7 @@ func (c *Config) check() []*Error {
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
+	c.Caps.validate(&p)
 	p.checkDistinctAddrs([][2]string{
 		{"c2s.listen", c.C2S.Listen},
 		{"c2s.direct_tls_listen", c.C2S.DirectTLSListen},
@@ -704,4 +720,9 @@ func joinErrors(errs []*Error) error {
 		all[i] = e
 	}
 	return errors.Join(all...)
+}
+
+func (c *Caps) validate(p *problems) {
+	p.positive("caps.query_timeout", c.QueryTimeout)
+	p.between("caps.cache_entries", c.CacheEntries, 1, 1000000, "")
 }

@@ -12,8 +12,10 @@ package disco
 import (
 	"context"
 	"encoding/xml"
+	"slices"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"xmppd.dev/xmppd/router"
@@ -29,6 +31,9 @@ const (
 type Service struct {
 	reg  *router.Registry
 	name string // the server's identity name
+	// capsNode is the node of the server's entity capabilities
+	// (node#ver), answered as the server itself; set once before serving.
+	capsNode string
 }
 
 // New returns a disco service; name is the server identity's name.
@@ -41,7 +46,7 @@ func (s *Service) Register(r *router.Registry) {
 	r.Feature(NSItems)
 	info := xml.Name{Space: NSInfo, Local: "query"}
 	items := xml.Name{Space: NSItems, Local: "query"}
-	r.IQFunc(stanza.GetIQ, router.ToServer, info, s.serverInfo)
+	r.IQFunc(stanza.GetIQ, router.ToServer, info, s.serverInfoCaps)
 	r.IQFunc(stanza.GetIQ, router.ToServer, items, s.serverItems)
 	for _, to := range []router.Addressee{router.ToSelf, router.ToBare} {
 		r.IQFunc(stanza.GetIQ, to, info, s.accountInfo)
@@ -143,4 +148,52 @@ func (s *Service) accountItems(ctx context.Context, iq *router.Stanza) (xml.Toke
 		return nil, err
 	}
 	return query(NSItems), nil
+}
+
+// --- Entity capabilities (XEP-0115) ---------------------------------------
+
+// Info returns the server's disco#info <query/> as a query without node
+// gets it, for the server's caps ver (XEP-0115 §6.3) computed from it.
+func (s *Service) Info(ctx context.Context) (xml.TokenReader, error) {
+	iq, err := router.Build(router.KindIQ, "get", "caps", jid.JID{}, jid.JID{}, query(NSInfo))
+	if err != nil {
+		return nil, err
+	}
+	return s.serverInfo(ctx, iq)
+}
+
+// SetCapsNode makes node (ServerNode#ver of the server's caps) answer
+// disco#info as the server does without node (XEP-0115 §6.2). Call it
+// before the server serves.
+func (s *Service) SetCapsNode(node string) { s.capsNode = node }
+
+// serverInfoCaps answers the server's disco#info: for the caps node as
+// without node, the node echoed in the answer; anything else as
+// serverInfo does.
+func (s *Service) serverInfoCaps(ctx context.Context, iq *router.Stanza) (xml.TokenReader, error) {
+	if n, err := node(iq); err != nil || n == "" || n != s.capsNode {
+		return s.serverInfo(ctx, iq)
+	}
+	r, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &withNode{r: r, node: s.capsNode}, nil
+}
+
+// withNode adds a node attribute to the first start element of r.
+type withNode struct {
+	r    xml.TokenReader
+	node string
+	done bool
+}
+
+func (w *withNode) Token() (xml.Token, error) {
+	tok, err := w.r.Token()
+	if start, ok := tok.(xml.StartElement); ok && !w.done {
+		w.done = true
+		start.Attr = append(slices.Clip(start.Attr), xml.Attr{Name: xml.Name{Local: "node"}, Value: w.node})
+		tok = start
+	}
+	return tok, err
 }

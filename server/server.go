@@ -19,6 +19,7 @@ import (
 	"xmppd.dev/xmppd/auth"
 	"xmppd.dev/xmppd/blocking"
 	"xmppd.dev/xmppd/c2s"
+	"xmppd.dev/xmppd/caps"
 	"xmppd.dev/xmppd/carbons"
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
@@ -55,6 +56,8 @@ type Server struct {
 	// muc, when enabled, tells its occupants (332) before c2s ends their
 	// streams.
 	muc *muc.Service
+	// caps learns the clients' entity capabilities (PEP's +notify).
+	caps *caps.Service
 	// http is the [http] listeners and the upload service; shut down
 	// after c2s, before storage closes.
 	http httpSide
@@ -104,7 +107,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 
 	s.router = router.New(domain, s.auth, s.log.With("component", "router"))
 	reg := s.router.Registry()
-	disco.New(Name).Register(reg)
+	discoSvc := disco.New(Name)
+	discoSvc.Register(reg)
 	for _, f := range c2s.StreamFeatures {
 		reg.Feature(f)
 	}
@@ -133,6 +137,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.mam.Register(reg)
 	}
 	carbons.New(s.router, s.log.With("component", "carbons")).Register(reg)
+	// Entity capabilities: PEP asks s.caps.Wants (its interest) and is
+	// told through s.caps.OnKnown when a session's caps become known.
+	s.caps = caps.New(s.router, caps.Options{
+		QueryTimeout: cfg.Caps.QueryTimeout.Duration, CacheEntries: cfg.Caps.CacheEntries,
+	}, s.log.With("component", "caps"))
+	s.caps.Register(reg)
 	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
 		MaxMessages:   cfg.Offline.MaxMessages,
@@ -222,6 +232,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.startHTTP(cert); err != nil {
 		return err
 	}
+	// The server's own caps (XEP-0115 §6.3), from its disco#info now
+	// that every feature is registered.
+	if err := s.serverCaps(ctx, discoSvc); err != nil {
+		return err
+	}
 	if err := s.listen(c.Listen, "c2s (STARTTLS)", s.c2s.Serve); err != nil {
 		return err
 	}
@@ -231,6 +246,22 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}
 	s.log.Info("serving", "domain", domain.String(), "storage", cfg.Storage.Driver, "data_dir", cfg.Server.DataDir)
+	return nil
+}
+
+// serverCaps computes the server's caps from its disco#info, lists them
+// in the stream features and has disco answer for their node.
+func (s *Server) serverCaps(ctx context.Context, d *disco.Service) error {
+	info, err := d.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("server: disco#info for caps: %w", err)
+	}
+	ver, err := caps.ServerVer(info)
+	if err != nil {
+		return fmt.Errorf("server: caps: %w", err)
+	}
+	d.SetCapsNode(caps.ServerNode + "#" + ver)
+	s.c2s.Caps = caps.StreamFeature(ver)
 	return nil
 }
 
@@ -297,6 +328,9 @@ func (s *Server) C2S() *c2s.Server { return s.c2s }
 
 // MAM is the message archive, nil when [mam] is off.
 func (s *Server) MAM() *mam.Service { return s.mam }
+
+// Caps is the entity capabilities service (what each session supports).
+func (s *Server) Caps() *caps.Service { return s.caps }
 
 // DB is the server's storage.
 func (s *Server) DB() *storage.DB { return s.db }
