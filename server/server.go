@@ -26,6 +26,7 @@ import (
 	"xmppd.dev/xmppd/mam"
 	"xmppd.dev/xmppd/muc"
 	"xmppd.dev/xmppd/offline"
+	"xmppd.dev/xmppd/pep"
 	"xmppd.dev/xmppd/ping"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
@@ -55,6 +56,9 @@ type Server struct {
 	// muc, when enabled, tells its occupants (332) before c2s ends their
 	// streams.
 	muc *muc.Service
+	// pep, when enabled, is every account's PEP service; features built
+	// on it (bookmarks, avatars) are wired to it here.
+	pep *pep.Service
 	// http is the [http] listeners and the upload service; shut down
 	// after c2s, before storage closes.
 	http httpSide
@@ -133,7 +137,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.mam.Register(reg)
 	}
 	carbons.New(s.router, s.log.With("component", "carbons")).Register(reg)
-	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
+	rost := roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster"))
+	rost.Register(reg)
+	if cfg.PEP.Enabled {
+		s.pep = pep.New(s.db.PEP(), rost, s.router, pep.Options{
+			MaxNodes: cfg.PEP.MaxNodesPerAccount, MaxItems: cfg.PEP.MaxItemsPerNode, MaxPayloadBytes: cfg.PEP.MaxPayloadBytes,
+			Interest: s.pepInterest(),
+		}, s.log.With("component", "pep"))
+		s.pep.Register(reg)
+	}
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
 		MaxMessages:   cfg.Offline.MaxMessages,
 		MaxBytes:      cfg.Offline.MaxBytes,
@@ -243,6 +255,13 @@ func (s *Server) roomArchive() muc.Archive {
 	return s.mam.Rooms()
 }
 
+// pepInterest is who tells PEP which resources want which node's events:
+// entity capabilities (XEP-0115) once they exist, which then call
+// s.pep.CapsKnown when a resource's caps are known. Until then nil: PEP
+// counts every available resource as interested and sends last items at
+// initial presence itself.
+func (s *Server) pepInterest() pep.Interest { return nil }
+
 // proxyNetworks returns the proxies allowed to send a PROXY protocol
 // header, or nil when the protocol is off.
 func proxyNetworks(c config.C2S) []netip.Prefix {
@@ -297,6 +316,9 @@ func (s *Server) C2S() *c2s.Server { return s.c2s }
 
 // MAM is the message archive, nil when [mam] is off.
 func (s *Server) MAM() *mam.Service { return s.mam }
+
+// PEP is the accounts' PEP service, nil when [pep] is off.
+func (s *Server) PEP() *pep.Service { return s.pep }
 
 // DB is the server's storage.
 func (s *Server) DB() *storage.DB { return s.db }
