@@ -29,8 +29,22 @@ func engines(t *testing.T, f func(t *testing.T, opts ...xmpptest.Option)) {
 // client is a logged-in test client that numbers its IQs.
 type client struct {
 	*xmpptest.Client
-	t *testing.T
-	n int
+	t    *testing.T
+	n    int
+	seen []xmpptest.Element // received while waiting for an IQ's answer
+}
+
+// expect returns the first element, received while waiting for an IQ's
+// answer or after, that match accepts.
+func (c *client) expect(what string, match func(xmpptest.Element) bool) xmpptest.Element {
+	c.t.Helper()
+	for i, e := range c.seen {
+		if match(e) {
+			c.seen = append(c.seen[:i], c.seen[i+1:]...)
+			return e
+		}
+	}
+	return c.Expect(wait, what, match)
 }
 
 func addUsers(t *testing.T, srv *xmpptest.Server, names ...string) {
@@ -64,7 +78,18 @@ func (c *client) iq(typ, to, payload string) xmpptest.Element {
 		toAttr = " to='" + to + "'"
 	}
 	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr, payload)
-	return c.Expect(wait, "answer to "+id, func(e xmpptest.Element) bool { return e.Name.Local == "iq" && e.Attr("id") == id })
+	deadline := time.After(wait)
+	for {
+		select {
+		case e := <-c.Elements():
+			if e.Name.Local == "iq" && e.Attr("id") == id {
+				return e
+			}
+			c.seen = append(c.seen, e)
+		case <-deadline:
+			c.t.Fatalf("%s: no answer to %s", c.JID, id)
+		}
+	}
 }
 
 // ok is iq that must succeed.
