@@ -283,8 +283,8 @@ func appError(typ stanza.ErrorType, cond stanza.Condition, app, text string) err
 	return router.AppError{Err: router.ErrorText(typ, cond, text), App: xml.StartElement{Name: xml.Name{Space: NSErrors, Local: app}}}
 }
 
-// unsupported is feature-not-implemented with <unsupported feature/>
-// (XEP-0060 §7.1.3.? and passim).
+// unsupported is feature-not-implemented with <unsupported feature/>,
+// XEP-0060's answer to a request for a feature the service lacks.
 func unsupported(feature string) error {
 	return router.AppError{
 		Err: router.ErrorText(stanza.Cancel, stanza.FeatureNotImplemented, ""),
