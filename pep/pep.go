@@ -87,7 +87,9 @@ type Options struct {
 
 // WatchFunc is told of a change to a node of some account: an item
 // published (payload) or retracted (payload nil), or the node deleted or
-// purged (id "" and payload nil).
+// purged (id "" and payload nil). It runs on the path of the change,
+// after it is stored and notified and with no lock held, so it may
+// publish in turn (to another node: the same one would loop).
 type WatchFunc func(ctx context.Context, owner jid.JID, id string, payload []byte)
 
 // Service is the PEP service of every local account.
