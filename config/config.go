@@ -20,6 +20,7 @@ type Config struct {
 	Offline Offline `toml:"offline"`
 	MUC     MUC     `toml:"muc"`
 	MAM     MAM     `toml:"mam"`
+	PEP     PEP     `toml:"pep"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 
@@ -230,6 +231,23 @@ type MAM struct {
 	Rooms bool `toml:"rooms"`
 }
 
+// PEP is the [pep] table: personal eventing (XEP-0163), the XEP-0060
+// service on every account that OMEMO, avatars and bookmarks use.
+type PEP struct {
+	// Enabled runs the service.
+	Enabled bool `toml:"enabled"`
+	// MaxNodesPerAccount bounds the nodes of one account; creating one
+	// more is refused with <not-allowed/><max-nodes-exceeded/>. 0 sets no
+	// bound.
+	MaxNodesPerAccount int `toml:"max_nodes_per_account"`
+	// MaxItemsPerNode bounds the items one node keeps: the most
+	// pubsub#max_items may be, and what "max" means.
+	MaxItemsPerNode int `toml:"max_items_per_node"`
+	// MaxPayloadBytes bounds one item's payload; a bigger one is refused
+	// with <not-acceptable/><payload-too-big/>.
+	MaxPayloadBytes int `toml:"max_payload_bytes"`
+}
+
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
 type MUC struct {
 	// Enabled runs the service.
@@ -398,6 +416,12 @@ func Default() Config {
 			FlushMessages:      5000,
 			Rooms:              true,
 		},
+		PEP: PEP{
+			Enabled:            true,
+			MaxNodesPerAccount: 1000,
+			MaxItemsPerNode:    256,
+			MaxPayloadBytes:    250000,
+		},
 		HTTP: HTTP{
 			Listen:    ":5280",
 			PublicURL: "",
@@ -481,6 +505,7 @@ func (c *Config) check() []*Error {
 	c.Offline.validate(&p)
 	c.MUC.validate(&p, c.Server.Domain)
 	c.MAM.validate(&p)
+	c.PEP.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
@@ -606,6 +631,12 @@ func (m *MAM) validate(p *problems) {
 	p.positive("mam.sweep_interval", m.SweepInterval)
 	p.positive("mam.flush_interval", m.FlushInterval)
 	p.between("mam.flush_messages", m.FlushMessages, 1, 10000, "")
+}
+
+func (e *PEP) validate(p *problems) {
+	p.atLeast("pep.max_nodes_per_account", e.MaxNodesPerAccount, 0, "0 sets no bound")
+	p.between("pep.max_items_per_node", e.MaxItemsPerNode, 1, 1_000_000, "")
+	p.between("pep.max_payload_bytes", e.MaxPayloadBytes, 1024, 16<<20, "")
 }
 
 // validate checks the [muc] table; serverDomain is the normalised

@@ -5,8 +5,10 @@
 // router (r.Feature), and its disco#items the services registered with
 // r.Item; nothing is listed here by hand. An account's bare JID answers
 // disco#info with the account/registered identity on behalf of the user
-// (RFC 6120 §10.3.3). Nodes are not supported: a query with a node gets
-// item-not-found.
+// (RFC 6120 §10.3.3), plus the identities and features features add
+// (r.AccountIdentity, r.AccountFeature). Queries with a node to the server
+// get item-not-found; to an account, and an account's disco#items, they go
+// to the handler set with r.SetAccountNodes (PEP), if any.
 package disco
 
 import (
@@ -133,10 +135,23 @@ func (s *Service) serverItems(ctx context.Context, iq *router.Stanza) (xml.Token
 // accountInfo answers for a local account's bare JID. Any local user may
 // ask (the router has checked that the account exists).
 func (s *Service) accountInfo(ctx context.Context, iq *router.Stanza) (xml.TokenReader, error) {
+	if h := s.reg.AccountNodesHandler(); h != nil {
+		n, err := node(iq)
+		if err != nil {
+			return nil, router.ErrorText(stanza.Modify, stanza.BadRequest, "")
+		}
+		if n != "" {
+			return h.NodeInfo(ctx, iq, n)
+		}
+	}
 	if err := noNode(iq); err != nil {
 		return nil, err
 	}
-	children := []xml.TokenReader{identity("account", "registered", ""), feature(NSInfo), feature(NSItems)}
+	children := []xml.TokenReader{identity("account", "registered", "")}
+	for _, id := range s.reg.AccountIdentities() {
+		children = append(children, identity(id.Category, id.Type, id.Name))
+	}
+	children = append(children, feature(NSInfo), feature(NSItems))
 	for _, f := range s.reg.AccountFeatures() {
 		children = append(children, feature(f))
 	}
@@ -144,6 +159,13 @@ func (s *Service) accountInfo(ctx context.Context, iq *router.Stanza) (xml.Token
 }
 
 func (s *Service) accountItems(ctx context.Context, iq *router.Stanza) (xml.TokenReader, error) {
+	if h := s.reg.AccountNodesHandler(); h != nil {
+		n, err := node(iq)
+		if err != nil {
+			return nil, router.ErrorText(stanza.Modify, stanza.BadRequest, "")
+		}
+		return h.Items(ctx, iq, n)
+	}
 	if err := noNode(iq); err != nil {
 		return nil, err
 	}

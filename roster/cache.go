@@ -43,6 +43,16 @@ type summary struct {
 	subscribers   []jid.JID // from or both: they receive the account's presence
 	subscriptions []jid.JID // to or both: the account probes them
 	pending       [][]byte  // unanswered subscribe stanzas, redelivered on login
+	// relations holds the subscription and groups of each visible
+	// contact in subscribers or subscriptions, by bare JID, for PEP's
+	// access models (pep.go).
+	relations map[string]relation
+}
+
+// relation is a contact's subscription and groups.
+type relation struct {
+	subscription string
+	groups       []string
 }
 
 // cacheShard holds the summaries of the accounts that hash to it.
@@ -90,7 +100,7 @@ func (s *Service) loadSummary(ctx context.Context, user jid.JID) (*summary, erro
 	if err != nil {
 		return nil, storeErr("rows", err)
 	}
-	sum := &summary{}
+	sum := &summary{relations: map[string]relation{}}
 	add := func(it storage.RosterItem) {
 		if !hasTo(it.Subscription) && !hasFrom(it.Subscription) {
 			return
@@ -98,6 +108,9 @@ func (s *Service) loadSummary(ctx context.Context, user jid.JID) (*summary, erro
 		contact, err := jid.Parse(it.Contact)
 		if err != nil {
 			return // skipped, as every use of a contact skips a malformed one
+		}
+		if it.Visible {
+			sum.relations[contact.String()] = relation{it.Subscription, slices.Clip(it.Groups)}
 		}
 		if hasFrom(it.Subscription) {
 			sum.subscribers = append(sum.subscribers, contact)

@@ -116,6 +116,8 @@ type iqKey struct {
 type Registry struct {
 	features        []string
 	accountFeatures []string // of local accounts' disco#info
+	accountIDs      []Identity
+	accountNodes    AccountNodes
 	items           []Item
 	iq              map[iqKey]IQHandler
 	domains         map[string]StanzaHandler
@@ -179,6 +181,46 @@ func (r *Registry) AccountFeatures() []string {
 	slices.Sort(f)
 	return f
 }
+
+// Identity is a disco#info identity (XEP-0030 §3.1).
+type Identity struct {
+	Category, Type, Name string
+}
+
+// AccountIdentity adds an identity to every local account's disco#info
+// besides account/registered: a service the account hosts (PEP's
+// pubsub/pep, XEP-0163 §1).
+func (r *Registry) AccountIdentity(id Identity) {
+	if slices.Contains(r.accountIDs, id) {
+		panic("router: multiple registrations for account identity " + id.Category + "/" + id.Type)
+	}
+	r.accountIDs = append(r.accountIDs, id)
+}
+
+// AccountIdentities returns the identities added by AccountIdentity.
+func (r *Registry) AccountIdentities() []Identity { return slices.Clone(r.accountIDs) }
+
+// AccountNodes answers the disco queries about a local account that its
+// own services answer (XEP-0030 §3.2, §4: the nodes of its PEP service):
+// disco#info with a node, and disco#items.
+type AccountNodes interface {
+	// NodeInfo answers a disco#info query to the account with a node.
+	NodeInfo(ctx context.Context, iq *Stanza, node string) (xml.TokenReader, error)
+	// Items answers a disco#items query to the account (node "" for none).
+	Items(ctx context.Context, iq *Stanza, node string) (xml.TokenReader, error)
+}
+
+// SetAccountNodes makes h answer the accounts' node queries. Only one may
+// be set.
+func (r *Registry) SetAccountNodes(h AccountNodes) {
+	if h == nil || r.accountNodes != nil {
+		panic("router: AccountNodes set twice or to nil")
+	}
+	r.accountNodes = h
+}
+
+// AccountNodesHandler returns what SetAccountNodes set, or nil.
+func (r *Registry) AccountNodesHandler() AccountNodes { return r.accountNodes }
 
 // Item adds an entry to the server's disco#items.
 func (r *Registry) Item(it Item) { r.items = append(r.items, it) }

@@ -257,6 +257,13 @@ func (r *Router) handleIQ(ctx context.Context, st *Stanza, class Addressee) {
 	}
 	payload, err := h.HandleIQ(ctx, st)
 	if err != nil {
+		var ae AppError
+		if errors.As(err, &ae) {
+			if reply := AppErrorReply(st, ae); reply != nil && !reply.To.Equal(jid.JID{}) {
+				r.Route(ctx, reply)
+			}
+			return
+		}
 		var se stanza.Error
 		if !errors.As(err, &se) {
 			r.iqLog.Fail(err, "payload", st.Payload.Space+" "+st.Payload.Local, "from", st.From.String())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -120,6 +121,36 @@ func ErrorReply(s *Stanza, e stanza.Error) *Stanza {
 	r, err := Build(s.Kind, "error", s.ID, from, s.From, e.TokenReader())
 	if err != nil {
 		return nil // a stanza.Error always encodes
+	}
+	return r
+}
+
+// AppError is a stanza error with an application-specific condition
+// element besides the defined one (RFC 6120 §8.3.4), such as XEP-0060's
+// <precondition-not-met xmlns='http://jabber.org/protocol/pubsub#errors'/>.
+// An IQ handler returns it as it would a stanza.Error; errors.As finds the
+// stanza.Error through Unwrap.
+type AppError struct {
+	Err stanza.Error
+	App xml.StartElement // an empty element: its name and attributes
+}
+
+func (e AppError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the defined condition.
+func (e AppError) Unwrap() error { return e.Err }
+
+// AppErrorReply is ErrorReply with e's application-specific condition.
+func AppErrorReply(s *Stanza, e AppError) *Stanza {
+	if s.Type == "error" {
+		return nil
+	}
+	if e.Err.Type == "" {
+		e.Err.Type = stanza.Cancel
+	}
+	r, err := Build(s.Kind, "error", s.ID, s.To, s.From, e.Err.Wrap(xmlstream.Wrap(nil, e.App)))
+	if err != nil {
+		return nil
 	}
 	return r
 }

@@ -27,6 +27,7 @@ import (
 	"xmppd.dev/xmppd/mam"
 	"xmppd.dev/xmppd/muc"
 	"xmppd.dev/xmppd/offline"
+	"xmppd.dev/xmppd/pep"
 	"xmppd.dev/xmppd/ping"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
@@ -58,6 +59,9 @@ type Server struct {
 	muc *muc.Service
 	// caps learns the clients' entity capabilities (PEP's +notify).
 	caps *caps.Service
+	// pep, when enabled, is every account's PEP service; features built
+	// on it (bookmarks, avatars) are wired to it here.
+	pep *pep.Service
 	// http is the [http] listeners and the upload service; shut down
 	// after c2s, before storage closes.
 	http httpSide
@@ -143,7 +147,18 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		QueryTimeout: cfg.Caps.QueryTimeout.Duration, CacheEntries: cfg.Caps.CacheEntries,
 	}, s.log.With("component", "caps"))
 	s.caps.Register(reg)
-	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
+	rost := roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster"))
+	rost.Register(reg)
+	if cfg.PEP.Enabled {
+		s.pep = pep.New(s.db.PEP(), rost, s.router, pep.Options{
+			MaxNodes: cfg.PEP.MaxNodesPerAccount, MaxItems: cfg.PEP.MaxItemsPerNode, MaxPayloadBytes: cfg.PEP.MaxPayloadBytes,
+			Interest: s.caps,
+		}, s.log.With("component", "pep"))
+		s.pep.Register(reg)
+		// Last published items go to a resource once its caps say
+		// which nodes it wants (XEP-0163 §6.2).
+		s.caps.OnKnown(s.pep.CapsKnown)
+	}
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
 		MaxMessages:   cfg.Offline.MaxMessages,
 		MaxBytes:      cfg.Offline.MaxBytes,
@@ -331,6 +346,9 @@ func (s *Server) MAM() *mam.Service { return s.mam }
 
 // Caps is the entity capabilities service (what each session supports).
 func (s *Server) Caps() *caps.Service { return s.caps }
+
+// PEP is the accounts' PEP service, nil when [pep] is off.
+func (s *Server) PEP() *pep.Service { return s.pep }
 
 // DB is the server's storage.
 func (s *Server) DB() *storage.DB { return s.db }
