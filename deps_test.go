@@ -28,7 +28,7 @@ var allowedImports = map[string][]string{
 	"cmd/xmppbench": {}, // a load generator: it speaks XMPP over sockets, to any server
 	"bench/mkusers": {"auth", "config", "storage"},
 
-	"server": {"c2s", "router", "blocking", "carbons", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "internal/xmlenc"},
+	"server": {"c2s", "router", "blocking", "carbons", "vcard", "private", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "internal/xmlenc"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -45,6 +45,8 @@ var allowedImports = map[string][]string{
 	"mam":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0313; muc reaches it through muc.Archive
 	"blocking":   {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
 	"httpupload": {"router", "storage", "internal/xmlenc"},
+	"vcard":      {"router", "internal/xmlenc", "internal/burstlog"}, // XEP-0054/0153/0398; its Store is storage's VCards
+	"private":    {"router", "internal/xmlenc"},                      // XEP-0049/0402 #compat; its Store is storage's PrivateXML
 
 	"auth":                {"storage"},
 	"storage":             {},

@@ -20,6 +20,8 @@ type Config struct {
 	Offline Offline `toml:"offline"`
 	MUC     MUC     `toml:"muc"`
 	MAM     MAM     `toml:"mam"`
+	VCard   VCard   `toml:"vcard"`
+	Private Private `toml:"private"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 
@@ -228,6 +230,24 @@ type MAM struct {
 	Rooms bool `toml:"rooms"`
 }
 
+// VCard is the [vcard] table: vCards (XEP-0054) and the photo hashes in
+// presence (XEP-0153).
+type VCard struct {
+	// MaxBytes bounds one vCard as stored (the element as set); a set
+	// over it is refused with <not-acceptable/>.
+	MaxBytes int `toml:"max_bytes"`
+}
+
+// Private is the [private] table: private XML storage (XEP-0049).
+type Private struct {
+	// MaxBytes bounds what one account stores under one namespace; a set
+	// over it is refused with <not-acceptable/>.
+	MaxBytes int `toml:"max_bytes"`
+	// MaxItems bounds the namespaces one account stores something under;
+	// a set of one more is refused with <resource-constraint/>.
+	MaxItems int `toml:"max_items"`
+}
+
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
 type MUC struct {
 	// Enabled runs the service.
@@ -386,6 +406,13 @@ func Default() Config {
 			FlushMessages:      2000,
 			Rooms:              true,
 		},
+		VCard: VCard{
+			MaxBytes: 128 << 10,
+		},
+		Private: Private{
+			MaxBytes: 64 << 10,
+			MaxItems: 100,
+		},
 		HTTP: HTTP{
 			Listen:    ":5280",
 			PublicURL: "",
@@ -465,6 +492,8 @@ func (c *Config) check() []*Error {
 	c.Offline.validate(&p)
 	c.MUC.validate(&p, c.Server.Domain)
 	c.MAM.validate(&p)
+	c.VCard.validate(&p)
+	c.Private.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
@@ -589,6 +618,15 @@ func (m *MAM) validate(p *problems) {
 	p.positive("mam.sweep_interval", m.SweepInterval)
 	p.positive("mam.flush_interval", m.FlushInterval)
 	p.between("mam.flush_messages", m.FlushMessages, 1, 10000, "")
+}
+
+func (v *VCard) validate(p *problems) {
+	p.between("vcard.max_bytes", v.MaxBytes, 1024, 16<<20, "")
+}
+
+func (pr *Private) validate(p *problems) {
+	p.between("private.max_bytes", pr.MaxBytes, 1024, 16<<20, "")
+	p.between("private.max_items", pr.MaxItems, 1, 100000, "")
 }
 
 // validate checks the [muc] table; serverDomain is the normalised

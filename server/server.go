@@ -27,9 +27,11 @@ import (
 	"xmppd.dev/xmppd/muc"
 	"xmppd.dev/xmppd/offline"
 	"xmppd.dev/xmppd/ping"
+	"xmppd.dev/xmppd/private"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/storage"
+	"xmppd.dev/xmppd/vcard"
 	"xmppd.dev/xmppd/version"
 )
 
@@ -134,6 +136,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	carbons.New(s.router, s.log.With("component", "carbons")).Register(reg)
 	roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster")).Register(reg)
+	// vCards and private XML; their PEP sides (XEP-0398, XEP-0402
+	// #compat) wait for SetPEP and SyncFromPEP to be wired to PEP.
+	vcard.New(s.db.VCards(), s.router, vcard.Options{MaxBytes: cfg.VCard.MaxBytes}, s.log.With("component", "vcard")).Register(reg)
+	private.New(s.db.PrivateXML(), private.Options{MaxBytes: cfg.Private.MaxBytes, MaxItems: cfg.Private.MaxItems},
+		s.log.With("component", "private")).Register(reg)
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
 		MaxMessages:   cfg.Offline.MaxMessages,
 		MaxBytes:      cfg.Offline.MaxBytes,
