@@ -25,14 +25,14 @@ func updateElement(photo string) []byte {
 // startTag reads the start tag at b[i] == '<'. It returns the element's
 // name, its xmlns attribute (unescaped), the index after the tag and
 // whether it closes itself.
-func startTag(b []byte, i int) (name, ns string, end int, empty, ok bool) {
+func startTag(b []byte, i int) (name, ns []byte, end int, empty, ok bool) {
 	j := i + 1
 	for j < len(b) && !isSpace(b[j]) && b[j] != '>' && b[j] != '/' {
 		j++
 	}
-	name = string(b[i+1 : j])
-	if name == "" || name[0] == '!' || name[0] == '?' {
-		return "", "", 0, false, false
+	name = b[i+1 : j]
+	if len(name) == 0 || name[0] == '!' || name[0] == '?' {
+		return nil, nil, 0, false, false
 	}
 	for j < len(b) {
 		switch c := b[j]; {
@@ -44,47 +44,47 @@ func startTag(b []byte, i int) (name, ns string, end int, empty, ok bool) {
 			if j+1 < len(b) && b[j+1] == '>' {
 				return name, ns, j + 2, true, true
 			}
-			return "", "", 0, false, false
+			return nil, nil, 0, false, false
 		default:
 			k := j
 			for k < len(b) && b[k] != '=' && !isSpace(b[k]) {
 				k++
 			}
-			attr := string(b[j:k])
+			attr := b[j:k]
 			for k < len(b) && (isSpace(b[k]) || b[k] == '=') {
 				k++
 			}
 			if k >= len(b) || (b[k] != '\'' && b[k] != '"') {
-				return "", "", 0, false, false
+				return nil, nil, 0, false, false
 			}
 			q := b[k]
 			e := bytes.IndexByte(b[k+1:], q)
 			if e < 0 {
-				return "", "", 0, false, false
+				return nil, nil, 0, false, false
 			}
-			if attr == "xmlns" {
+			if string(attr) == "xmlns" {
 				ns = unescape(b[k+1 : k+1+e])
 			}
 			j = k + 1 + e + 1
 		}
 	}
-	return "", "", 0, false, false
+	return nil, nil, 0, false, false
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // unescape resolves entity and character references in an attribute
 // value (a namespace spelt with them is the same namespace).
-func unescape(v []byte) string {
+func unescape(v []byte) []byte {
 	if bytes.IndexByte(v, '&') < 0 {
-		return string(v)
+		return v
 	}
 	d := xml.NewDecoder(strings.NewReader("<v>" + string(v) + "</v>"))
 	var s string
 	if d.Decode(&s) != nil {
-		return string(v)
+		return v
 	}
-	return s
+	return []byte(s)
 }
 
 // elementEnd returns the index after the element whose start tag is at
@@ -123,11 +123,11 @@ func elementEnd(b []byte, end int) (int, bool) {
 type update struct {
 	start, end int
 	photo      bool   // it has a <photo/> child
-	hash       string // that child's text, trimmed
+	hash       []byte // that child's text, trimmed
 }
 
 // readUpdate reads the children of an <x/> whose content is b.
-func readUpdate(b []byte) (photo bool, hash string, ok bool) {
+func readUpdate(b []byte) (photo bool, hash []byte, ok bool) {
 	for i := 0; ; {
 		k := bytes.IndexByte(b[i:], '<')
 		if k < 0 {
@@ -136,18 +136,18 @@ func readUpdate(b []byte) (photo bool, hash string, ok bool) {
 		i += k
 		name, ns, end, empty, ok := startTag(b, i)
 		if !ok {
-			return false, "", false
+			return false, nil, false
 		}
 		e := end
 		if !empty {
 			if e, ok = elementEnd(b, end); !ok {
-				return false, "", false
+				return false, nil, false
 			}
 		}
-		if name == "photo" && (ns == "" || ns == NSUpdate) && !photo {
+		if string(name) == "photo" && (len(ns) == 0 || string(ns) == NSUpdate) && !photo {
 			photo = true
 			if !empty {
-				hash = strings.TrimSpace(string(b[end : e-len("</photo>")]))
+				hash = bytes.TrimSpace(b[end : e-len("</photo>")])
 			}
 		}
 		i = e
@@ -156,21 +156,22 @@ func readUpdate(b []byte) (photo bool, hash string, ok bool) {
 
 // rewritePresence returns raw with the server's photo element in place of
 // the client's, and whether it changed anything (raw itself is returned
-// when not).
-func rewritePresence(raw []byte, photo string) ([]byte, bool) {
+// when not). An <x/> with an empty <photo/> is left alone unless force.
+func rewritePresence(raw []byte, photo string, force bool) ([]byte, bool) {
 	_, _, end, empty, ok := startTag(raw, 0)
 	if !ok {
 		return raw, false
 	}
-	want := updateElement(photo)
 	if empty {
+		want := updateElement(photo)
 		out := make([]byte, 0, len(raw)+len(want)+16)
 		out = append(out, raw[:end-2]...)
 		out = append(out, '>')
 		out = append(out, want...)
 		return append(out, "</presence>"...), true
 	}
-	var found []update
+	var buf [2]update
+	found := buf[:0]
 	closeAt := -1
 	for i := end; closeAt < 0; {
 		k := bytes.IndexByte(raw[i:], '<')
@@ -192,14 +193,14 @@ func rewritePresence(raw []byte, photo string) ([]byte, bool) {
 				return raw, false
 			}
 		}
-		if name == "x" && ns == NSUpdate {
+		if string(name) == "x" && string(ns) == NSUpdate {
 			u := update{start: i, end: e}
 			if !empty {
 				if u.photo, u.hash, ok = readUpdate(raw[tagEnd : e-len("</x>")]); !ok {
 					return raw, false
 				}
 			}
-			if u.photo && u.hash == "" {
+			if u.photo && len(u.hash) == 0 && !force {
 				// XEP-0398 §4: an empty photo is the client's to say.
 				return raw, false
 			}
@@ -207,9 +208,10 @@ func rewritePresence(raw []byte, photo string) ([]byte, bool) {
 		}
 		i = e
 	}
-	if len(found) == 1 && found[0].photo && found[0].hash == photo {
+	if len(found) == 1 && found[0].photo && string(found[0].hash) == photo {
 		return raw, false
 	}
+	want := updateElement(photo) // built only now: it allocates
 	out := make([]byte, 0, len(raw)+len(want))
 	if len(found) == 0 {
 		out = append(out, raw[:closeAt]...)

@@ -422,7 +422,7 @@ func (s *Service) presence(ctx context.Context, p *router.Stanza) (*router.Stanz
 	if !ok || photo == photoExternal {
 		return p, router.Continue
 	}
-	raw, changed := rewritePresence(p.Raw, photo)
+	raw, changed := rewritePresence(p.Raw, photo, false)
 	if !changed {
 		return p, router.Continue
 	}
@@ -432,11 +432,17 @@ func (s *Service) presence(ctx context.Context, p *router.Stanza) (*router.Stanz
 }
 
 // rebroadcast sends the available presence of each of owner's resources
-// again, through the broadcast hooks, so that it carries the new hash.
-// A resource that changes its presence at the same moment may see the
-// older one win; its next presence corrects it.
+// again, through the broadcast hooks, with the new photo (the server's
+// knowledge is newer than an empty <photo/> the presence may hold). A
+// resource that changes its presence at the same moment may see the older
+// one win; its next presence corrects it.
 func (s *Service) rebroadcast(ctx context.Context, owner jid.JID) {
+	photo, ok := s.cached(owner.String())
+	if !ok || photo == photoExternal {
+		return
+	}
 	for _, raw := range s.router.Presences(owner) {
+		raw, _ = rewritePresence(raw, photo, true)
 		st, err := router.Parse(raw)
 		if err != nil || st.Kind != router.KindPresence {
 			continue
