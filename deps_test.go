@@ -29,7 +29,7 @@ var allowedImports = map[string][]string{
 	"bench/mkusers":       {"auth", "config", "storage"},
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
-	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "internal/xmlenc"},
+	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -48,6 +48,8 @@ var allowedImports = map[string][]string{
 	"blocking":   {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
 	"httpupload": {"router", "storage", "internal/xmlenc"},
 	"pep":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0163; rosters through pep.Roster (roster implements it)
+	"vcard":      {"router", "internal/xmlenc", "internal/burstlog"},            // XEP-0054/0153/0398; its Store is storage's VCards
+	"private":    {"router", "internal/xmlenc"},                                 // XEP-0049/0402 #compat; its Store is storage's PrivateXML
 
 	"auth":                {"storage"},
 	"storage":             {},

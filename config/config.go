@@ -21,6 +21,8 @@ type Config struct {
 	MUC     MUC     `toml:"muc"`
 	MAM     MAM     `toml:"mam"`
 	PEP     PEP     `toml:"pep"`
+	VCard   VCard   `toml:"vcard"`
+	Private Private `toml:"private"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 
@@ -248,6 +250,24 @@ type PEP struct {
 	MaxPayloadBytes int `toml:"max_payload_bytes"`
 }
 
+// VCard is the [vcard] table: vCards (XEP-0054) and the photo hashes in
+// presence (XEP-0153).
+type VCard struct {
+	// MaxBytes bounds one vCard as stored (the element as set); a set
+	// over it is refused with <not-acceptable/>.
+	MaxBytes int `toml:"max_bytes"`
+}
+
+// Private is the [private] table: private XML storage (XEP-0049).
+type Private struct {
+	// MaxBytes bounds what one account stores under one namespace; a set
+	// over it is refused with <not-acceptable/>.
+	MaxBytes int `toml:"max_bytes"`
+	// MaxItems bounds the namespaces one account stores something under;
+	// a set of one more is refused with <resource-constraint/>.
+	MaxItems int `toml:"max_items"`
+}
+
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
 type MUC struct {
 	// Enabled runs the service.
@@ -422,6 +442,13 @@ func Default() Config {
 			MaxItemsPerNode:    256,
 			MaxPayloadBytes:    250000,
 		},
+		VCard: VCard{
+			MaxBytes: 128 << 10,
+		},
+		Private: Private{
+			MaxBytes: 64 << 10,
+			MaxItems: 100,
+		},
 		HTTP: HTTP{
 			Listen:    ":5280",
 			PublicURL: "",
@@ -506,6 +533,8 @@ func (c *Config) check() []*Error {
 	c.MUC.validate(&p, c.Server.Domain)
 	c.MAM.validate(&p)
 	c.PEP.validate(&p)
+	c.VCard.validate(&p)
+	c.Private.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
@@ -637,6 +666,15 @@ func (e *PEP) validate(p *problems) {
 	p.atLeast("pep.max_nodes_per_account", e.MaxNodesPerAccount, 0, "0 sets no bound")
 	p.between("pep.max_items_per_node", e.MaxItemsPerNode, 1, 1_000_000, "")
 	p.between("pep.max_payload_bytes", e.MaxPayloadBytes, 1024, 16<<20, "")
+}
+
+func (v *VCard) validate(p *problems) {
+	p.between("vcard.max_bytes", v.MaxBytes, 1024, 16<<20, "")
+}
+
+func (pr *Private) validate(p *problems) {
+	p.between("private.max_bytes", pr.MaxBytes, 1024, 16<<20, "")
+	p.between("private.max_items", pr.MaxItems, 1, 100000, "")
 }
 
 // validate checks the [muc] table; serverDomain is the normalised

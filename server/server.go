@@ -29,9 +29,11 @@ import (
 	"xmppd.dev/xmppd/offline"
 	"xmppd.dev/xmppd/pep"
 	"xmppd.dev/xmppd/ping"
+	"xmppd.dev/xmppd/private"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/storage"
+	"xmppd.dev/xmppd/vcard"
 	"xmppd.dev/xmppd/version"
 )
 
@@ -159,6 +161,21 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		// which nodes it wants (XEP-0163 §6.2).
 		s.caps.OnKnown(s.pep.CapsKnown)
 	}
+	// vCards and private XML. With PEP, each keeps its PEP side in step:
+	// the vCard photo and nickname with the avatar and nick nodes
+	// (XEP-0398, XEP-0172), private bookmarks with XEP-0402's and
+	// XEP-0048's nodes (#compat, #compat-pep).
+	vc := vcard.New(s.db.VCards(), s.router, vcard.Options{MaxBytes: cfg.VCard.MaxBytes}, s.log.With("component", "vcard"))
+	priv := private.New(s.db.PrivateXML(), private.Options{MaxBytes: cfg.Private.MaxBytes, MaxItems: cfg.Private.MaxItems},
+		s.log.With("component", "private"))
+	if s.pep != nil {
+		vc.SetPEP(s.pep)
+		priv.SetPEP(s.pep)
+		s.watchPEP(vc.SyncFromPEP, vcard.NSAvatarMetadata, vcard.NSNick)
+		s.watchPEP(priv.SyncFromPEP, private.NSBookmarks2, private.NSBookmarks)
+	}
+	vc.Register(reg)
+	priv.Register(reg)
 	s.offline = offline.New(s.db.Offline(), s.router, domain, offline.Limits{
 		MaxMessages:   cfg.Offline.MaxMessages,
 		MaxBytes:      cfg.Offline.MaxBytes,
@@ -287,6 +304,19 @@ func (s *Server) roomArchive() muc.Archive {
 		return nil
 	}
 	return s.mam.Rooms()
+}
+
+// watchPEP has sync called after each change of the given PEP nodes of
+// any account. A sync that fails is logged: the node's change stands, and
+// the other side catches up at the next change.
+func (s *Server) watchPEP(sync func(ctx context.Context, owner jid.JID, node string) error, nodes ...string) {
+	for _, node := range nodes {
+		s.pep.Watch(node, func(ctx context.Context, owner jid.JID, _ string, _ []byte) {
+			if err := sync(ctx, owner, node); err != nil {
+				s.log.Warn("keeping a PEP node's other side in step failed", "node", node, "jid", owner.String(), "err", err)
+			}
+		})
+	}
 }
 
 // proxyNetworks returns the proxies allowed to send a PROXY protocol
