@@ -28,7 +28,8 @@ var allowedImports = map[string][]string{
 	"cmd/xmppbench": {}, // a load generator: it speaks XMPP over sockets, to any server
 	"bench/mkusers": {"auth", "config", "storage"},
 
-	"server": {"c2s", "router", "blocking", "carbons", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "internal/xmlenc"},
+	"server": {"c2s", "router", "blocking", "carbons", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "internal/xmlenc",
+		"contactinfo", "extdisco", "entitytime", "lastactivity"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -45,6 +46,12 @@ var allowedImports = map[string][]string{
 	"mam":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0313; muc reaches it through muc.Archive
 	"blocking":   {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
 	"httpupload": {"router", "storage", "internal/xmlenc"},
+
+	// Issue 23's smaller pieces.
+	"contactinfo":  {"router"},                      // XEP-0157; addresses from the config, converted by server
+	"extdisco":     {"router"},                      // XEP-0215; services from the config, converted by server
+	"entitytime":   {"router"},                      // XEP-0202
+	"lastactivity": {"router", "internal/burstlog"}, // XEP-0012; its Store is storage's LastActivity
 
 	"auth":                {"storage"},
 	"storage":             {},
