@@ -29,7 +29,8 @@ var allowedImports = map[string][]string{
 	"bench/mkusers":       {"auth", "config", "storage"},
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
-	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc"},
+	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
+		"contactinfo", "extdisco", "entitytime", "lastactivity"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -50,6 +51,12 @@ var allowedImports = map[string][]string{
 	"pep":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0163; rosters through pep.Roster (roster implements it)
 	"vcard":      {"router", "internal/xmlenc", "internal/burstlog"},            // XEP-0054/0153/0398; its Store is storage's VCards
 	"private":    {"router", "internal/xmlenc"},                                 // XEP-0049/0402 #compat; its Store is storage's PrivateXML
+
+	// Issue 23's smaller pieces.
+	"contactinfo":  {"router"},                      // XEP-0157; addresses from the config, converted by server
+	"extdisco":     {"router"},                      // XEP-0215; services from the config, converted by server
+	"entitytime":   {"router"},                      // XEP-0202
+	"lastactivity": {"router", "internal/burstlog"}, // XEP-0012; its Store is storage's LastActivity
 
 	"auth":                {"storage"},
 	"storage":             {},

@@ -28,6 +28,7 @@ type Config struct {
 
 	HTTPUpload HTTPUpload `toml:"httpupload"`
 	Caps       Caps       `toml:"caps"`
+	ExtDisco   ExtDisco   `toml:"extdisco"`
 }
 
 // Server is the [server] table: who the server is and where it keeps its files.
@@ -41,6 +42,9 @@ type Server struct {
 	// SoftwareVersion makes the server answer XEP-0092 software version
 	// queries with its name and version.
 	SoftwareVersion bool `toml:"software_version"`
+	// Contact is the [server.contact] table: addresses for reaching the
+	// server's people, in its disco#info (XEP-0157).
+	Contact Contact `toml:"contact"`
 }
 
 // Log is the log table: what the server logs, and how.
@@ -361,6 +365,10 @@ func Default() Config {
 			Domain:          "localhost",
 			DataDir:         "./data",
 			SoftwareVersion: true,
+			Contact: Contact{
+				Abuse: []string{}, Admin: []string{}, Feedback: []string{}, Sales: []string{},
+				Security: []string{}, Status: []string{}, Support: []string{},
+			},
 		},
 		Log: Log{
 			Level:  "info",
@@ -470,6 +478,10 @@ func Default() Config {
 			QueryTimeout: Duration{30 * time.Second},
 			CacheEntries: 4096,
 		},
+		ExtDisco: ExtDisco{
+			CredentialLifetime: Duration{24 * time.Hour},
+			Services:           []ExternalService{},
+		},
 	}
 }
 
@@ -539,6 +551,8 @@ func (c *Config) check() []*Error {
 	c.TLS.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
 	c.Caps.validate(&p)
+	c.Server.Contact.validate(&p)
+	c.ExtDisco.validate(&p)
 	p.checkDistinctAddrs([][2]string{
 		{"c2s.listen", c.C2S.Listen},
 		{"c2s.direct_tls_listen", c.C2S.DirectTLSListen},

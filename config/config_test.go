@@ -16,8 +16,16 @@ import (
 const examplePath = "../config.toml.example"
 
 // tomlKeys walks t by reflection and returns every dotted key of its leaves,
-// in field order. It fails the test on a field without a toml tag.
+// in field order. It fails the test on a field without a toml tag. An
+// array of tables ([[extdisco.services]]) is a leaf: its default is empty.
 func tomlKeys(t *testing.T, typ reflect.Type, prefix string) []string {
+	return tomlKeysIn(t, typ, prefix, false)
+}
+
+// tomlKeysIn is tomlKeys; with items, it also returns the keys of the
+// tables in arrays of tables (extdisco.services.host), which the docs
+// describe.
+func tomlKeysIn(t *testing.T, typ reflect.Type, prefix string, items bool) []string {
 	t.Helper()
 	var keys []string
 	for i := range typ.NumField() {
@@ -29,10 +37,13 @@ func tomlKeys(t *testing.T, typ reflect.Type, prefix string) []string {
 		}
 		key := prefix + tag
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
-			keys = append(keys, tomlKeys(t, f.Type, key+".")...)
+			keys = append(keys, tomlKeysIn(t, f.Type, key+".", items)...)
 			continue
 		}
 		keys = append(keys, key)
+		if items && f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			keys = append(keys, tomlKeysIn(t, f.Type.Elem(), key+".", items)...)
+		}
 	}
 	return keys
 }
@@ -117,7 +128,7 @@ func TestDocsDescribeEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range tomlKeys(t, reflect.TypeFor[Config](), "") {
+	for _, key := range tomlKeysIn(t, reflect.TypeFor[Config](), "", true) {
 		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(key) + "` \\|")
 		if !row.Match(doc) {
 			t.Errorf("docs/configuration.md has no table row for `%s`", key)
@@ -135,10 +146,12 @@ func TestSchemaTypes(t *testing.T) {
 			case f.Type == reflect.TypeFor[Duration]():
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type)
+			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+				walk(f.Type.Elem())
 			case f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Bool, f.Type.Kind() == reflect.Int,
 				f.Type == reflect.TypeFor[[]string]():
 			default:
-				t.Errorf("%s.%s has type %s; decodeValue handles string, bool, int, []string, Duration and structs",
+				t.Errorf("%s.%s has type %s; decodeValue handles string, bool, int, []string, Duration, structs and slices of structs",
 					typ.Name(), f.Name, f.Type)
 			}
 		}

@@ -163,6 +163,8 @@ func decodeValue(p *problems, path []string, v any, fv reflect.Value) {
 			out = reflect.Append(out, reflect.ValueOf(s))
 		}
 		fv.Set(out)
+	case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+		decodeTables(p, path, v, fv)
 	case fv.Kind() == reflect.Bool:
 		b, ok := v.(bool)
 		if !ok {
@@ -186,6 +188,39 @@ func decodeValue(p *problems, path []string, v any, fv reflect.Value) {
 		// package, which TestSchemaTypes catches.
 		*p = append(*p, newKeyError(path, "cannot decode into %s", fv.Type()))
 	}
+}
+
+// decodeTables sets the slice of structs fv from an array of tables
+// ([[a.b]] or a.b = [{…}]) found at path. A problem inside an item names
+// the item's key and says which item it is ("item 2: …").
+func decodeTables(p *problems, path []string, v any, fv reflect.Value) {
+	var items []map[string]any
+	switch list := v.(type) {
+	case []map[string]any:
+		items = list
+	case []any:
+		for i, e := range list {
+			m, ok := e.(map[string]any)
+			if !ok {
+				*p = append(*p, newKeyError(path, "item %d: want a table, got %s", i+1, describe(e)))
+				return
+			}
+			items = append(items, m)
+		}
+	default:
+		*p = append(*p, newKeyError(path, "want tables ([[%s]]), got %s", toml.Key(path).String(), describe(v)))
+		return
+	}
+	out := reflect.MakeSlice(fv.Type(), len(items), len(items))
+	for i, m := range items {
+		var ip problems
+		decodeTable(&ip, path, m, out.Index(i))
+		for _, e := range ip {
+			e.Msg = fmt.Sprintf("item %d: %s", i+1, e.Msg)
+		}
+		*p = append(*p, ip...)
+	}
+	fv.Set(out)
 }
 
 // fieldByKey returns the field of the struct type t whose toml tag is key.
@@ -240,6 +275,9 @@ func schemaKeys(t reflect.Type, prefix []string) [][]string {
 		keys = append(keys, path)
 		if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(textUnmarshalType) {
 			keys = append(keys, schemaKeys(f.Type, path)...)
+		}
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			keys = append(keys, schemaKeys(f.Type.Elem(), path)...)
 		}
 	}
 	return keys

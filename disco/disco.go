@@ -3,12 +3,15 @@
 //
 // The server's disco#info lists exactly the features registered with the
 // router (r.Feature), and its disco#items the services registered with
-// r.Item; nothing is listed here by hand. An account's bare JID answers
-// disco#info with the account/registered identity on behalf of the user
-// (RFC 6120 §10.3.3), plus the identities and features features add
-// (r.AccountIdentity, r.AccountFeature). Queries with a node to the server
-// get item-not-found; to an account, and an account's disco#items, they go
-// to the handler set with r.SetAccountNodes (PEP), if any.
+// r.Item; nothing is listed here by hand. XEP-0128 forms registered with
+// r.InfoForm (contact addresses, XEP-0157) follow its features. An
+// account's bare JID answers disco#info with the account/registered
+// identity on behalf of the user (RFC 6120 §10.3.3), plus the identities
+// and features features add (r.AccountIdentity, r.AccountFeature). Queries
+// with a node to the server get item-not-found, except the server's own
+// entity capabilities node (XEP-0115); to an account, and an account's
+// disco#items, they go to the handler set with r.SetAccountNodes (PEP),
+// if any.
 package disco
 
 import (
@@ -114,6 +117,9 @@ func (s *Service) serverInfo(ctx context.Context, iq *router.Stanza) (xml.TokenR
 	for _, f := range s.reg.Features() {
 		children = append(children, feature(f))
 	}
+	// XEP-0128 extended information, after the features (XEP-0030's
+	// schema allows any element there).
+	children = append(children, s.reg.InfoForms()...)
 	return query(NSInfo, children...), nil
 }
 

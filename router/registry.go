@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"slices"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -135,6 +136,9 @@ type Registry struct {
 	delivered       []DeliveredHook
 	subscribers     SubscribersFunc
 	inRoster        InRosterFunc
+
+	infoForms         []infoForm        // XEP-0128, by FORM_TYPE
+	onUnavailablePres []UnavailableHook // with the unavailable presence
 }
 
 // InRosterFunc reports whether contact (any JID; its bare JID counts) is
@@ -306,3 +310,53 @@ func (r *Registry) InRoster(f InRosterFunc) {
 // the message) has the sender told wait/internal-server-error; when none
 // does either, the sender gets service-unavailable.
 func (r *Registry) Undeliverable(h StanzaHook) { r.undeliverable = append(r.undeliverable, h) }
+
+// --- Extended service discovery information (XEP-0128) -------------------
+
+// InfoForm adds a XEP-0128 data form to the server's disco#info. formType
+// is the form's FORM_TYPE, which may appear once (XEP-0128 §2); form
+// returns a fresh reader over the whole <x xmlns='jabber:x:data'/>
+// element on every call, since each answer reads one.
+func (r *Registry) InfoForm(formType string, form func() xml.TokenReader) {
+	if form == nil {
+		panic("router: nil info form " + formType)
+	}
+	if slices.ContainsFunc(r.infoForms, func(f infoForm) bool { return f.formType == formType }) {
+		panic("router: multiple registrations for info form " + formType)
+	}
+	r.infoForms = append(r.infoForms, infoForm{formType, form})
+	slices.SortFunc(r.infoForms, func(a, b infoForm) int { return strings.Compare(a.formType, b.formType) })
+}
+
+// InfoForms returns readers over the server's disco#info forms, by
+// FORM_TYPE.
+func (r *Registry) InfoForms() []xml.TokenReader {
+	out := make([]xml.TokenReader, len(r.infoForms))
+	for i, f := range r.infoForms {
+		out[i] = f.form()
+	}
+	return out
+}
+
+type infoForm struct {
+	formType string
+	form     func() xml.TokenReader
+}
+
+// --- The unavailable presence itself ---------------------------------------
+
+// UnavailableHook is called as an OnUnavailable hook is, with the
+// unavailable presence the client sent, or nil when the server made one up
+// (the stream ended without one). The session is already unavailable in the
+// session table, so a hook sees the account's remaining available
+// resources (XEP-0012 last activity records the last one's status).
+type UnavailableHook func(ctx context.Context, s Session, pres *Stanza)
+
+// OnUnavailablePresence adds an UnavailableHook, run after the
+// OnUnavailable hooks.
+func (r *Registry) OnUnavailablePresence(h UnavailableHook) {
+	if h == nil {
+		panic("router: nil unavailable presence hook")
+	}
+	r.onUnavailablePres = append(r.onUnavailablePres, h)
+}

@@ -547,6 +547,9 @@ func (r *Router) wentUnavailable(ctx context.Context, res *resource, pres *Stanz
 	for _, h := range r.reg.onUnavailable {
 		h(ctx, res.sess)
 	}
+	for _, h := range r.reg.onUnavailablePres {
+		h(ctx, res.sess, pres)
+	}
 }
 
 // toSubscribers sends a user's broadcast presence (raw, without to) to

@@ -23,7 +23,11 @@ import (
 	"xmppd.dev/xmppd/carbons"
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
+	"xmppd.dev/xmppd/contactinfo"
 	"xmppd.dev/xmppd/disco"
+	"xmppd.dev/xmppd/entitytime"
+	"xmppd.dev/xmppd/extdisco"
+	"xmppd.dev/xmppd/lastactivity"
 	"xmppd.dev/xmppd/mam"
 	"xmppd.dev/xmppd/muc"
 	"xmppd.dev/xmppd/offline"
@@ -122,6 +126,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if cfg.Server.SoftwareVersion {
 		version.Register(reg, Name, s.version)
 	}
+	// Issue 23's smaller pieces: XEP-0157, XEP-0215, XEP-0202, XEP-0012.
+	// The field lists are the same, so the config converts.
+	contactinfo.Register(reg, contactinfo.Addresses(cfg.Server.Contact))
+	if err := s.registerExtDisco(reg, domain); err != nil {
+		return err
+	}
+	entitytime.Register(reg, nil)
+	lastactivity.New(s.db.LastActivity(), s.router, s.log.With("component", "lastactivity")).Register(reg)
 	// Blocking before the roster: presence from a blocked JID is dropped
 	// before the roster sees it.
 	block := blocking.New(s.db.Blocklists(), s.router, s.log.With("component", "blocking"))
@@ -294,6 +306,25 @@ func (s *Server) serverCaps(ctx context.Context, d *disco.Service) error {
 	}
 	d.SetCapsNode(caps.ServerNode + "#" + ver)
 	s.c2s.Caps = caps.StreamFeature(ver)
+	return nil
+}
+
+// registerExtDisco registers XEP-0215 with the [extdisco] services, their
+// secrets read now (secret_file).
+func (s *Server) registerExtDisco(reg *router.Registry, domain jid.JID) error {
+	e := s.cfg.ExtDisco
+	opts := extdisco.Options{Lifetime: e.CredentialLifetime.Duration}
+	for _, c := range e.Services {
+		secret, err := c.LoadSecret()
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		opts.Services = append(opts.Services, extdisco.Service{
+			Type: c.Type, Host: c.Host, Port: c.DefaultPort(), Transport: c.Transport,
+			Name: c.Name, Restricted: c.Restricted, Secret: secret,
+		})
+	}
+	extdisco.Register(reg, domain, opts)
 	return nil
 }
 
