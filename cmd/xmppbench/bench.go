@@ -50,6 +50,9 @@ type bench struct {
 	readErrs    errorCounts
 
 	rssBeforeLogin int64
+
+	pepOn atomic.Bool // the PEP phase has begun: readers answer its stanzas
+	pep   pepCounters
 }
 
 func newBench(o options, stdout, stderr io.Writer) *bench {
@@ -102,6 +105,8 @@ func (b *bench) run(ctx context.Context, phases []string) error {
 			err = b.chatMax(ctx)
 		case "muc":
 			err = b.muc(ctx)
+		case "pep":
+			err = b.pepPhase(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
@@ -322,9 +327,15 @@ func (b *bench) handle(c *client, el []byte) {
 	}
 	if bytes.HasPrefix(el, []byte("<message")) {
 		if i := bytes.Index(el, markerBytes); i >= 0 {
+			if b.pepOn.Load() && ownEvent(c, el) {
+				return
+			}
 			b.received(el, i+len(marker))
 			return
 		}
+	}
+	if b.pepOn.Load() && b.handlePEP(c, el) {
+		return
 	}
 	switch {
 	case isPing(el):

@@ -232,3 +232,62 @@ func TestStreamManagementAgainstXMPPD(t *testing.T) {
 		t.Errorf("chat: %v <a/> sent, want at least about 100", a)
 	}
 }
+
+// TestPEPAgainstXMPPD runs the pep phase against a real xmppd: clients
+// subscribe to each other, announce caps with the tune node's +notify
+// (which the server verifies by asking one of them), and every publish
+// reaches each of the publisher's subscribers.
+func TestPEPAgainstXMPPD(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	srv := xmpptest.Start(t, func(c *config.Config) {
+		c.C2S.MaxConnectionsPerAddress = 0
+		c.C2S.ConnectionRatePerAddress = 0
+	})
+	const n, contacts = 12, 3
+	for i := 1; i <= n; i++ {
+		srv.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
+	}
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{
+		"-addr", srv.Addr, "-domain", srv.Domain, "-n", strconv.Itoa(n), "-concurrency", "4",
+		"-pid", strconv.Itoa(os.Getpid()), "-label", "test",
+		"-pep-contacts", strconv.Itoa(contacts), "-pep-rate", "100", "-duration", "1s", "-drain", "5s",
+		"pep",
+	}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("xmppbench: %v\n%s", err, errOut.String())
+	}
+	var pep map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", l, err)
+		}
+		if m["phase"] == "pep" {
+			pep = m
+		}
+	}
+	if pep == nil {
+		t.Fatalf("no pep line in:\n%s", out.String())
+	}
+	t.Logf("pep: %v", pep)
+	if pep["errors"] != nil {
+		t.Errorf("pep errors: %v", pep["errors"])
+	}
+	if pep["sent"] != float64(100) || pep["expected"] != float64(100*contacts) {
+		t.Errorf("pep sent %v, expected %v; want 100 publishes, %d events", pep["sent"], pep["expected"], 100*contacts)
+	}
+	if pep["delivered"] != pep["expected"] || pep["lost"] != float64(0) {
+		t.Errorf("pep delivered %v of %v, lost %v", pep["delivered"], pep["expected"], pep["lost"])
+	}
+	if pep["contacts"] != float64(contacts) {
+		t.Errorf("pep contacts = %v", pep["contacts"])
+	}
+	if p99, _ := pep["p99_ms"].(float64); !(p99 > 0) {
+		t.Errorf("pep p99_ms = %v", pep["p99_ms"])
+	}
+}

@@ -68,6 +68,8 @@ type options struct {
 	mucService                                          string
 	rooms, occupants                                    int
 	mucRate                                             float64
+	pepContacts                                         int
+	pepRate                                             float64
 	pid, extraComm, label                               string
 	tlsGroups                                           []tls.CurveID
 	sm                                                  bool // stream management (XEP-0198) on every client
@@ -143,6 +145,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rooms, "rooms", 50, "muc: number of rooms")
 	fs.IntVar(&o.occupants, "occupants", 20, "muc: occupants per room")
 	fs.Float64Var(&o.mucRate, "muc-rate", 100, "muc: aggregate groupchat messages per second")
+	fs.IntVar(&o.pepContacts, "pep-contacts", 10, "pep: contacts subscribed to each user's presence, who get its events")
+	fs.Float64Var(&o.pepRate, "pep-rate", 500, "pep: aggregate publishes per second (each notifies -pep-contacts subscribers)")
 	fs.StringVar(&o.pid, "pid", "", "server's PID, for its RSS and CPU time from /proc")
 	fs.StringVar(&o.extraComm, "extra-comm", "", "also count CPU time of processes with this command name (e.g. postgres)")
 	fs.StringVar(&o.label, "label", "", "label copied into every result line")
@@ -150,7 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.smAckEvery, "sm-ack-every", 5, "with -sm: stanzas received between unprompted <a/>, and sent between <r/>")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: xmppbench [flags] PHASE[,PHASE...]\nphases: register, login, hold, chat, chatmax, muc\nflags:")
+		fmt.Fprintln(stderr, "usage: xmppbench [flags] PHASE[,PHASE...]\nphases: register, login, hold, chat, chatmax, muc, pep\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -190,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return b.run(ctx, phases)
 }
 
-var knownPhases = map[string]bool{"register": true, "login": true, "hold": true, "chat": true, "chatmax": true, "muc": true}
+var knownPhases = map[string]bool{"register": true, "login": true, "hold": true, "chat": true, "chatmax": true, "muc": true, "pep": true}
 
 // parsePhases splits the phase list, adding login before the first phase
 // that needs connections.
@@ -204,7 +208,7 @@ func parsePhases(s string) ([]string, error) {
 		switch p {
 		case "login":
 			logged = true
-		case "hold", "chat", "chatmax", "muc":
+		case "hold", "chat", "chatmax", "muc", "pep":
 			if !logged {
 				out = append(out, "login")
 				logged = true
@@ -225,7 +229,7 @@ func (o *options) check() error {
 	if o.n < 2 || o.n > 100000 {
 		return fmt.Errorf("-n %d: want 2 to 100000", o.n)
 	}
-	if o.concurrency < 1 || o.senders < 1 || o.rate <= 0 || o.mucRate <= 0 || o.maxStart <= 0 {
+	if o.concurrency < 1 || o.senders < 1 || o.rate <= 0 || o.mucRate <= 0 || o.pepRate <= 0 || o.maxStart <= 0 {
 		return fmt.Errorf("-concurrency, -senders and the rates must be positive")
 	}
 	if o.smAckEvery < 1 {

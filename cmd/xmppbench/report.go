@@ -113,6 +113,8 @@ type ChatResult struct {
 	Mode        string  `json:"mode,omitempty"`
 	Rooms       int     `json:"rooms,omitempty"`
 	Occupants   int     `json:"occupants,omitempty"`
+	Contacts    int     `json:"contacts,omitempty"` // pep: subscribers notified per publish
+	SetupS      float64 `json:"setup_s,omitempty"`  // pep: subscriptions and caps before the first publish
 	JoinOK      int     `json:"joined,omitempty"`
 	JoinFailed  int     `json:"join_failed,omitempty"`
 	JoinS       float64 `json:"join_s,omitempty"`
