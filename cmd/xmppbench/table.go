@@ -50,6 +50,10 @@ var tableRows = []row{
 	{"MUC: p99 ms", "muc", "p99_ms", 1, false},
 	{"MUC: lost", "muc", "lost", 1, true},
 	{"MUC: server CPU-s per 10k deliveries", "muc", "server_cpu_s_per_10k", 1, false},
+	{"PEP: notifications/s", "pep", "delivered_per_s", 1, true},
+	{"PEP: p99 ms", "pep", "p99_ms", 1, false},
+	{"PEP: lost", "pep", "lost", 1, true},
+	{"PEP: server CPU-s per 10k notifications", "pep", "server_cpu_s_per_10k", 1, false},
 }
 
 // writeTable reads result lines (JSON objects with "label", "n" and
