@@ -245,7 +245,7 @@ func TestPEPAgainstXMPPD(t *testing.T) {
 		c.C2S.MaxConnectionsPerAddress = 0
 		c.C2S.ConnectionRatePerAddress = 0
 	})
-	const n, contacts = 12, 3
+	const n, contacts = 12, 4
 	for i := 1; i <= n; i++ {
 		srv.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
 	}

@@ -145,7 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rooms, "rooms", 50, "muc: number of rooms")
 	fs.IntVar(&o.occupants, "occupants", 20, "muc: occupants per room")
 	fs.Float64Var(&o.mucRate, "muc-rate", 100, "muc: aggregate groupchat messages per second")
-	fs.IntVar(&o.pepContacts, "pep-contacts", 10, "pep: contacts subscribed to each user's presence, who get its events")
+	fs.IntVar(&o.pepContacts, "pep-contacts", 10, "pep: contacts of each user (even: half before it, half after, subscribed both ways), who get its events")
 	fs.Float64Var(&o.pepRate, "pep-rate", 500, "pep: aggregate publishes per second (each notifies -pep-contacts subscribers)")
 	fs.StringVar(&o.pid, "pid", "", "server's PID, for its RSS and CPU time from /proc")
 	fs.StringVar(&o.extraComm, "extra-comm", "", "also count CPU time of processes with this command name (e.g. postgres)")
