@@ -12,11 +12,11 @@ import (
 // requirement is one provider of one feature of a XEP-0479 suite at the
 // Advanced Server level, and how xmppd shows it.
 type requirement struct {
-	Suite    string // Core, IM, Mobile, A/V, Web
+	Suite    string // Core, IM, Mobile, AV (A/V Calling), Web
 	Feature  string // the feature as XEP-0479 names it
 	Spec     string // the provider (XEP-0479's "Providers" column); the subtest's name
 	Level    string // the lowest server level requiring it: "Server" (and so Advanced Server too) or "Advanced Server"
-	Note     string // XEP-0479's footnote for the Advanced Server column, briefly
+	Note     string // XEP-0479's footnote on the row, briefly, or which part of the provider the row covers
 	Packages string // the xmppd packages that provide it
 	// Gap, when not "", says why xmppd does not meet it; the row is
 	// skipped with it. Not a pass: it stays listed until the check replaces it.
@@ -27,7 +27,8 @@ type requirement struct {
 
 // suites is XEP-0479 (XMPP Compliance Suites 2023, version 0.1.0 of
 // 2023-05-04; xsf/xeps, xep-0479.xml, §2), every provider required at the
-// Advanced Server level, in the XEP's order. Providers marked N/A for
+// Advanced Server level, in the XEP's order (the Web suite, out of issue
+// 23's scope, last). Providers marked N/A for
 // servers there (XEP-0245, XEP-0084, XEP-0184, XEP-0085, XEP-0308,
 // XEP-0234/0261, XEP-0156; the A/V suite's client-side XEPs) are not
 // listed. XEP-0479 asks for all comma-separated providers of a feature
