@@ -70,6 +70,7 @@ var allowedImports = map[string][]string{
 	// xmpptest starts whole servers for other packages' tests.
 	"internal/xmpptest": {"server", "config", "auth", "storage", "storage/storagetest", "internal/xmlenc"},
 	"interop":           {}, // tests only
+	"compliance":        {}, // tests only: XEP-0479 Advanced Server, row by row
 }
 
 // TestDependencyDirection enforces the one-way arrows of
