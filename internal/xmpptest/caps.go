@@ -103,6 +103,26 @@ func (c *Client) SyncCaps() []Element {
 	return append(got, c.Sync()...)
 }
 
+// IsCapsQuery matches the server's disco#info query for a test client's
+// caps of ver, for tests that answer it themselves (AnswerCaps) to see
+// what happens before the server knows the caps.
+func IsCapsQuery(ver string) func(Element) bool {
+	return func(e Element) bool {
+		return e.Name.Local == "iq" && e.Attrs["type"] == "get" &&
+			e.Inner == "<query xmlns='"+nsDiscoInfo+"' node='"+escape(CapsNode+"#"+ver)+"'></query>"
+	}
+}
+
+// AnswerCaps answers the server's caps query q (see IsCapsQuery) with
+// features, and syncs: when it returns, the server has taken the answer.
+// It returns what was received meanwhile.
+func (c *Client) AnswerCaps(q Element, features ...string) []Element {
+	c.t.Helper()
+	node, _ := infoNode(q)
+	c.Send("<iq type='result' id='%s' to='%s'>%s</iq>", escape(q.Attrs["id"]), escape(q.Attrs["from"]), capsInfo(node, features))
+	return c.Sync()
+}
+
 // CapsQueries counts the server's disco#info queries that the client
 // answered for its caps.
 func (c *Client) CapsQueries() int {
@@ -111,23 +131,30 @@ func (c *Client) CapsQueries() int {
 	return c.capsQueries
 }
 
+// infoNode returns the node of a disco#info IQ e, if it is one.
+func infoNode(e Element) (string, bool) {
+	if e.Name.Local != "iq" || !strings.HasPrefix(e.Inner, "<query xmlns='"+nsDiscoInfo+"'") {
+		return "", false
+	}
+	tok, err := xml.NewDecoder(strings.NewReader(e.Inner)).Token()
+	if err != nil {
+		return "", false
+	}
+	for _, a := range tok.(xml.StartElement).Attr {
+		if a.Name.Space == "" && a.Name.Local == "node" {
+			return a.Value, true
+		}
+	}
+	return "", true
+}
+
 // answerCaps answers e if it is the server's disco#info query for a caps
 // node the client serves, and reports whether it did. It runs on the
 // reading goroutine.
 func (c *Client) answerCaps(e Element) bool {
-	if e.Name.Local != "iq" || e.Attrs["type"] != "get" || !strings.HasPrefix(e.Inner, "<query xmlns='"+nsDiscoInfo+"'") {
+	node, ok := infoNode(e)
+	if !ok || e.Attrs["type"] != "get" {
 		return false
-	}
-	d := xml.NewDecoder(strings.NewReader(e.Inner))
-	tok, err := d.Token()
-	if err != nil {
-		return false
-	}
-	node := ""
-	for _, a := range tok.(xml.StartElement).Attr {
-		if a.Name.Space == "" && a.Name.Local == "node" {
-			node = a.Value
-		}
 	}
 	c.mu.Lock()
 	info, ok := c.caps[node]
