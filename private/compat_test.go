@@ -174,7 +174,9 @@ func getItems(node string) string {
 
 const getPrivate = "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>"
 
-func privateAnswer(storage string) string { return "<query xmlns='jabber:iq:private'>" + storage + "</query>" }
+func privateAnswer(storage string) string {
+	return "<query xmlns='jabber:iq:private'>" + storage + "</query>"
+}
 
 // publishOptions is a publish-options form (XEP-0060 §7.1.5).
 func publishOptions(kv ...string) string {

@@ -183,7 +183,9 @@ func TestAvatarSync(t *testing.T) {
 		id1 := sha1hex(img1)
 		alice.ok("set", "", "<vCard xmlns='vcard-temp'><FN>Alice</FN><NICKNAME>Ally</NICKNAME><PHOTO><TYPE>image/png</TYPE><BINVAL>"+
 			base64.StdEncoding.EncodeToString(img1)+"</BINVAL></PHOTO></vCard>")
-		events := bob.received(func(e xmpptest.Element) bool { return isEvent("urn:xmpp:avatar:metadata")(e) || isEvent("http://jabber.org/protocol/nick")(e) })
+		events := bob.received(func(e xmpptest.Element) bool {
+			return isEvent("urn:xmpp:avatar:metadata")(e) || isEvent("http://jabber.org/protocol/nick")(e)
+		})
 		wantMeta := "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:avatar:metadata'><item id='" + id1 + "'>" + metadata(img1, 2, 3) + "</item></items></event>"
 		wantNick := "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='http://jabber.org/protocol/nick'>"
 		if len(events) != 2 || events[0].Inner != wantMeta || !strings.HasPrefix(events[1].Inner, wantNick) ||
