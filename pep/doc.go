@@ -7,8 +7,8 @@
 // account (router classes ToSelf for the owner, ToBare for others); the
 // pubsub/pep identity and the pubsub features of the account's
 // disco#info; the disco#info of a node and the account's disco#items
-// (Registry.SetAccountNodes); and, without an Interest, an OnAvailable hook
-// that sends the last items.
+// (Registry.SetAccountNodes). The last items go out when the Interest's
+// owner (entity capabilities) calls CapsKnown.
 //
 // The owner publishes (nodes are created on first publish, with
 // publish-options as their configuration; on an existing node they are

@@ -60,11 +60,14 @@ func login(t *testing.T, srv *xmpptest.Server, name, res string) *client {
 	return &client{Client: srv.Login(t, j, "pw", xmpptest.LoginOptions{Resource: res}), t: t}
 }
 
-// online sends initial presence and waits until the server has handled it.
-func (c *client) online() *client {
+// online sends initial presence with entity capabilities listing
+// features (such as node+"+notify", XEP-0163 §4), answers the server's
+// query for them, and waits until the server knows them. What arrives
+// meanwhile is kept for expect.
+func (c *client) online(features ...string) *client {
 	c.t.Helper()
-	c.Send("<presence/>")
-	c.Sync()
+	c.AnnounceCaps(features...)
+	c.seen = append(c.seen, c.SyncCaps()...)
 	return c
 }
 
@@ -184,4 +187,20 @@ func isEvent(from, s string) func(xmpptest.Element) bool {
 
 func isAnyEvent(e xmpptest.Element) bool {
 	return e.Name.Local == "message" && e.Contains("http://jabber.org/protocol/pubsub#event")
+}
+
+// noEvent fails if any of cs has received an event. The server handles a
+// client's stanzas in order, and the events of a publish, a retract or a
+// node change are routed before its IQ result: once the actor has the
+// result, a Sync of each other client shows whatever it was sent.
+func noEvent(t *testing.T, what string, cs ...*client) {
+	t.Helper()
+	for _, c := range cs {
+		c.seen = append(c.seen, c.Sync()...)
+		for _, e := range c.seen {
+			if isAnyEvent(e) {
+				t.Fatalf("%s got an event %s: %s", c.JID, what, e.Raw)
+			}
+		}
+	}
 }

@@ -162,3 +162,14 @@ func TestInterest(t *testing.T) {
 		}
 	})
 }
+
+// TestInterestRequired: PEP without an Interest is a wiring mistake,
+// caught when the server is assembled.
+func TestInterestRequired(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), "Interest") {
+			t.Fatalf("New without an Interest: recovered %v", r)
+		}
+	}()
+	New(nil, fakeRoster{}, router.New(jid.MustParse("localhost"), nil, nil), Options{}, nil)
+}

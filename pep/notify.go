@@ -125,8 +125,7 @@ func inGroups(groups, allowed []string) bool {
 // it is interested in, of every account whose events it may receive: its
 // own, and those whose presence it receives (roster to or both) — XEP-0163
 // §6.2, the last item on presence. Whoever learns a resource's
-// capabilities calls it (after its initial presence); without an
-// Interest, PEP calls it at initial presence itself.
+// capabilities calls it (after its initial presence).
 func (s *Service) CapsKnown(ctx context.Context, full jid.JID) {
 	user := full.Bare()
 	subs, err := s.roster.SubscribedTo(ctx, user)

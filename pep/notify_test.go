@@ -9,20 +9,36 @@ import (
 
 // TestNotifications: alice publishes from one resource. Her other resource
 // and bob, who receives her presence, get the event (one serialisation,
-// addressed to each full JID); carol, not subscribed, gets none; a
-// whitelist node's events reach only alice's resources. Retract with
-// notify, without it on a node that does not notify retractions, purge and
-// delete send what XEP-0060 §7.2.2.1, §8.5.2 and §8.4.2 show.
+// addressed to each full JID) since their entity capabilities announce
+// the node's +notify; carol, not subscribed, gets none; nor does a
+// resource whose caps lack the node's +notify, one whose caps answer does
+// not hash to its ver (forged), or one that never answers the server's
+// query. A whitelist node's events reach only alice's resources. Retract
+// with notify, without it on a node that does not notify retractions,
+// purge and delete send what XEP-0060 §7.2.2.1, §8.5.2 and §8.4.2 show.
 func TestNotifications(t *testing.T) {
 	srv := xmpptest.Start(t)
 	addUsers(t, srv, "alice", "bob", "carol")
-	a := login(t, srv, "alice", "a").online()
-	a2 := login(t, srv, "alice", "a2").online()
-	bob := login(t, srv, "bob", "b").online()
-	carol := login(t, srv, "carol", "c").online()
+	const node, mood = "http://jabber.org/protocol/tune", "http://jabber.org/protocol/mood"
+	notify := []string{node + "+notify", "urn:xmpp:bookmarks:1+notify"}
+	a := login(t, srv, "alice", "a").online(notify...)
+	a2 := login(t, srv, "alice", "a2").online(notify...)
+	if a.CapsQueries() != 1 || a2.CapsQueries() != 0 {
+		t.Fatalf("caps queries: %d, then %d for the cached ver", a.CapsQueries(), a2.CapsQueries())
+	}
+	moodOnly := login(t, srv, "alice", "mood").online(mood + "+notify")
+	bob := login(t, srv, "bob", "b").online(notify...)
+	carol := login(t, srv, "carol", "c").online(notify...)
+	// Announces the ver of a client without +notify, answers with them.
+	forged := login(t, srv, "bob", "forged")
+	forged.Send("<presence>%s</presence>", forged.ServeCapsVer(xmpptest.CapsVer(), notify...))
+	forged.SyncCaps()
+	// Never answers the server's query.
+	silent := login(t, srv, "bob", "silent")
+	silent.Send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org/silent' ver='%s'/></presence>", xmpptest.CapsVer(notify...)+"x")
+	silent.Sync()
 	subscribe(t, bob, a)
 	a2.Sync()
-	const node = "http://jabber.org/protocol/tune"
 	a.ok("set", "", publish(node, "t1", tuneOne))
 	wantItem := "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='" + node + "'><item id='t1'>" + tuneOne + "</item></items></event>"
 	for _, c := range []*client{a, a2, bob} {
@@ -31,7 +47,11 @@ func TestNotifications(t *testing.T) {
 			t.Fatalf("%s got %s, want %s", c.JID, e.Raw, wantItem)
 		}
 	}
-	carol.ExpectNone(quiet, "event for someone not subscribed", isAnyEvent)
+	noEvent(t, "without +notify, with a forged or unanswered ver, or not subscribed", moodOnly, forged, silent, carol)
+	// The resource without tune+notify does get what it asked for.
+	a.ok("set", "", publish(mood, "m1", "<mood xmlns='"+mood+"'><happy/></mood>"))
+	moodOnly.expect("mood event", isEvent("alice@localhost", "m1"))
+	noEvent(t, "without mood+notify", a, a2, bob, forged, silent, carol)
 
 	// Retract, notified on request.
 	a.ok("set", "", "<pubsub xmlns='"+nsPub+"'><retract node='"+node+"' notify='true'><item id='t1'/></retract></pubsub>")
@@ -76,14 +96,17 @@ func TestNotifications(t *testing.T) {
 	// A whitelist node: alice's resources only.
 	a.ok("set", "", publish("urn:xmpp:bookmarks:1", "room@conference.localhost", "<conference xmlns='urn:xmpp:bookmarks:1'/>", "pubsub#access_model", "whitelist"))
 	a2.expect("bookmark event", isEvent("alice@localhost", "room@conference.localhost"))
-	bob.ExpectNone(quiet, "event of a whitelist node", isAnyEvent)
-	carol.ExpectNone(quiet, "any event", isAnyEvent)
+	noEvent(t, "of a whitelist node", bob, carol)
 }
 
-// TestLastItemOnPresence: bob receives alice's presence; when he comes
-// online after a restart he gets the last item of each of her nodes that
-// sends it on presence (not of one configured never, not every item), and
-// of his own; carol, a stranger, gets nothing of alice's.
+// TestLastItemOnPresence: bob receives alice's presence. When he comes
+// online after a restart he gets, once the server knows his entity
+// capabilities (XEP-0163 §6.2) and not before, the last item of each of
+// her nodes he announced +notify for that sends it on presence (not of
+// one configured never, not of her whitelist node, not every item), and
+// of his own. His second resource, whose ver is cached by then, gets them
+// at once; a resource whose caps lack a node's +notify does not get that
+// node's; carol, a stranger, gets nothing of alice's.
 func TestLastItemOnPresence(t *testing.T) {
 	engines(t, func(t *testing.T, opts ...xmpptest.Option) {
 		srv := xmpptest.Start(t, opts...)
@@ -103,33 +126,68 @@ func TestLastItemOnPresence(t *testing.T) {
 		srv.Stop(t)
 		srv = xmpptest.StartConfig(t, cfg)
 
+		feats := []string{"urn:example:open+notify", "urn:example:presence+notify", "urn:example:never+notify",
+			"urn:example:mine+notify", "urn:example:bobs+notify"}
+		open := "alice@localhost <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:open'><item id='o2'><x xmlns='urn:example'>o2</x></item></items></event>"
+		presence := "alice@localhost <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:presence'><item id='p1'><x xmlns='urn:example'>p1</x></item></items></event>"
+		bobs := "bob@localhost <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:bobs'><item id='b1'><x xmlns='urn:example'>b1</x></item></items></event>"
+
+		// The cache is empty after the restart: the server asks, and
+		// sends nothing before the answer.
 		bob = login(t, srv, "bob", "b")
-		bob.Send("<presence/>")
-		got := map[string]string{}
+		ver := xmpptest.CapsVer(feats...)
+		bob.Send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/></presence>", xmpptest.CapsNode, ver)
+		var q xmpptest.Element
 		for _, e := range bob.Sync() {
 			if isAnyEvent(e) {
-				got[e.Attr("from")+" "+e.Inner] = e.Attr("to")
+				t.Fatalf("an event before the caps are known: %s", e.Raw)
+			}
+			if xmpptest.IsCapsQuery(ver)(e) {
+				q = e
 			}
 		}
-		want := []string{
-			"alice@localhost <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:open'><item id='o2'><x xmlns='urn:example'>o2</x></item></items></event>",
-			"alice@localhost <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:presence'><item id='p1'><x xmlns='urn:example'>p1</x></item></items></event>",
-			"bob@localhost <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:bobs'><item id='b1'><x xmlns='urn:example'>b1</x></item></items></event>",
+		if q.Raw == "" {
+			t.Fatal("the server did not ask for bob's caps")
 		}
-		for _, w := range want {
-			if got[w] != "bob@localhost/b" {
-				t.Errorf("bob did not get %s; got %v", w, got)
-			}
+		expectLast(t, bob.AnswerCaps(q, feats...), bob.JID.String(), open, presence, bobs)
+
+		// The ver is cached now.
+		b2 := login(t, srv, "bob", "b2")
+		b2.AnnounceCaps(feats...)
+		expectLast(t, b2.SyncCaps(), b2.JID.String(), open, presence, bobs)
+		if b2.CapsQueries() != 0 {
+			t.Fatalf("asked %d times for a cached ver", b2.CapsQueries())
 		}
-		if len(got) != len(want) {
-			t.Fatalf("bob got %d last items, want %d: %v", len(got), len(want), got)
-		}
+		// Caps without urn:example:presence+notify.
+		b3 := login(t, srv, "bob", "b3")
+		b3.AnnounceCaps("urn:example:open+notify", "urn:example:bobs+notify")
+		expectLast(t, b3.SyncCaps(), b3.JID.String(), open, bobs)
+
 		carol := login(t, srv, "carol", "c")
-		carol.Send("<presence/>")
-		for _, e := range carol.Sync() {
-			if isAnyEvent(e) {
-				t.Fatalf("carol got %s", e.Raw)
-			}
-		}
+		carol.AnnounceCaps(feats...)
+		expectLast(t, carol.SyncCaps(), carol.JID.String())
 	})
+}
+
+// expectLast checks that the events among got are exactly want ("from
+// inner"), each addressed to to.
+func expectLast(t *testing.T, got []xmpptest.Element, to string, want ...string) {
+	t.Helper()
+	events := map[string]string{}
+	for _, e := range got {
+		if isAnyEvent(e) {
+			if _, dup := events[e.Attr("from")+" "+e.Inner]; dup {
+				t.Errorf("%s got %s twice", to, e.Raw)
+			}
+			events[e.Attr("from")+" "+e.Inner] = e.Attr("to")
+		}
+	}
+	for _, w := range want {
+		if events[w] != to {
+			t.Errorf("%s did not get %s; got %v", to, w, events)
+		}
+	}
+	if len(events) != len(want) {
+		t.Fatalf("%s got %d last items, want %d: %v", to, len(events), len(want), events)
+	}
 }

@@ -77,11 +77,11 @@ type Options struct {
 	MaxItems int
 	// MaxPayloadBytes bounds one item's payload as serialised.
 	MaxPayloadBytes int
-	// Interest says who wants which events. Nil counts every available
-	// resource as interested in every node and sends the last items at
-	// initial presence itself, as a server without entity capabilities
-	// must to deliver anything; with an Interest, whoever learns a
-	// resource's capabilities calls CapsKnown.
+	// Interest says who wants which events; it is required. Whoever
+	// learns a resource's capabilities calls CapsKnown. There is no
+	// "everyone wants everything" default: it would send every contact's
+	// OMEMO bundles, avatars and bookmarks to every client at every
+	// login, and the server always has entity capabilities (package caps).
 	Interest Interest
 }
 
@@ -112,8 +112,12 @@ type Service struct {
 
 const stripes = 64
 
-// New returns the PEP service.
+// New returns the PEP service. It panics without o.Interest, as a
+// registration the server cannot run without does.
 func New(store Store, roster Roster, r *router.Router, o Options, log *slog.Logger) *Service {
+	if o.Interest == nil {
+		panic("pep: New without an Interest")
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -146,14 +150,11 @@ func (s *Service) Register(r *router.Registry) {
 		r.IQFunc(stanza.SetIQ, to, xml.Name{Space: NSOwner, Local: "pubsub"}, s.ownerSet)
 	}
 	r.SetAccountNodes(discoNodes{s})
-	if s.opts.Interest == nil {
-		r.OnAvailable(func(ctx context.Context, sess router.Session) { s.CapsKnown(ctx, sess.JID()) })
-	}
 }
 
 // wants reports whether full wants events of node.
 func (s *Service) wants(full jid.JID, node string) bool {
-	return s.opts.Interest == nil || s.opts.Interest.Wants(full, node)
+	return s.opts.Interest.Wants(full, node)
 }
 
 func (s *Service) lock(owner jid.JID) func() {

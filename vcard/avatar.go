@@ -18,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"xmppd.dev/xmppd/internal/xmlenc"
+	"xmppd.dev/xmppd/router"
 )
 
 // Avatar is an image as XEP-0084 publishes it.
@@ -231,6 +232,27 @@ func (s *Service) isSyncing(key string) bool {
 	return s.syncing[key] > 0
 }
 
+// nodeOptions are the publish-options of the avatar and nickname nodes a
+// vCard set publishes to: access_model open, as Prosody's
+// mod_vcard_legacy creates them. The vCard they come from is readable by
+// anyone, so a stricter model would hide nothing; and Conversations
+// publishes its avatar with access_model=open, which a node created with
+// the default (presence) would refuse as precondition-not-met.
+func nodeOptions() map[string]string { return map[string]string{"pubsub#access_model": "open"} }
+
+// publishDefault publishes with nodeOptions, which configure the node when
+// the publish creates it. A node the owner configured otherwise
+// (precondition-not-met) is published to without them: the owner's
+// choice stands (Prosody's _defaults_only).
+func publishDefault(ctx context.Context, p PEP, owner jid.JID, node, id string, payload []byte) error {
+	_, err := p.Publish(ctx, owner, node, id, payload, nodeOptions())
+	var ae router.AppError
+	if errors.As(err, &ae) && ae.App.Name.Local == "precondition-not-met" {
+		_, err = p.Publish(ctx, owner, node, id, payload, nil)
+	}
+	return err
+}
+
 // publish copies what a vCard set changed to PEP: the avatar (data, then
 // metadata, XEP-0398 §3.2; disabled when the photo went) and the nickname.
 // The vCard is stored already, so a failure is logged, not answered.
@@ -243,19 +265,19 @@ func (s *Service) publish(ctx context.Context, p PEP, owner jid.JID, old, c card
 	case c.photo == old.photo || c.photo == photoExternal:
 		// Unchanged, or a URL whose image the server does not fetch.
 	case c.photo == "":
-		_, err = p.Publish(ctx, owner, NSAvatarMetadata, "", DisabledMetadata(), nil)
+		err = publishDefault(ctx, p, owner, NSAvatarMetadata, "", DisabledMetadata())
 	default:
 		a := NewAvatar(c.typ, c.image)
 		data, meta := AvatarItems(a)
-		if _, err = p.Publish(ctx, owner, NSAvatarData, a.ID, data, nil); err == nil {
-			_, err = p.Publish(ctx, owner, NSAvatarMetadata, a.ID, meta, nil)
+		if err = publishDefault(ctx, p, owner, NSAvatarData, a.ID, data); err == nil {
+			err = publishDefault(ctx, p, owner, NSAvatarMetadata, a.ID, meta)
 		}
 	}
 	if err != nil {
 		s.log.Warn("vcard: publishing the avatar to PEP failed", "user", key, "err", err)
 	}
 	if c.nick != old.nick {
-		if _, err := p.Publish(ctx, owner, NSNick, "", NickItem(c.nick), nil); err != nil {
+		if err := publishDefault(ctx, p, owner, NSNick, "", NickItem(c.nick)); err != nil {
 			s.log.Warn("vcard: publishing the nickname to PEP failed", "user", key, "err", err)
 		}
 	}

@@ -44,7 +44,11 @@
 //
 // PEP (Options.PEP, or SetPEP before Register): a set whose photo or
 // nickname changed publishes the avatar (data, then metadata, as XEP-0398
-// §3.2 orders) and the nickname; SyncFromPEP, which the PEP service calls
+// §3.2 orders) and the nickname, with pubsub#access_model open as the
+// configuration of a node the publish creates (as Prosody's
+// mod_vcard_legacy: the vCard is anyone's to read, and Conversations
+// publishes avatars with access_model=open); a node the owner configured
+// otherwise keeps its configuration. SyncFromPEP, which the PEP service calls
 // when the avatar metadata or nickname node of an account changes, copies
 // them into the stored vCard. Writes that SyncFromPEP makes are never
 // published back, the publishes a set makes do not come back through

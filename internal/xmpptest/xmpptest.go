@@ -210,6 +210,10 @@ type Client struct {
 	done chan struct{}
 	err  error // why reading stopped; read after done
 	mu   sync.Mutex
+	wmu  sync.Mutex // serialises writes: the reading goroutine answers caps queries
+
+	caps        map[string]string // caps node#ver → disco#info answer; guarded by mu
+	capsQueries int               // caps queries answered; guarded by mu
 
 	syncN int // owned by the test goroutine
 }
@@ -351,6 +355,9 @@ func (c *Client) read() {
 		}
 		b.WriteString(">" + e.Inner + "</" + start.Name.Local + ">")
 		e.Raw = b.String()
+		if c.answerCaps(e) {
+			continue
+		}
 		select {
 		case c.in <- e:
 		default:
@@ -362,9 +369,17 @@ func (c *Client) read() {
 // Send writes raw XML to the stream.
 func (c *Client) Send(format string, args ...any) {
 	c.t.Helper()
-	if _, err := fmt.Fprintf(c.conn, format, args...); err != nil {
+	if err := c.write(fmt.Sprintf(format, args...)); err != nil {
 		c.t.Fatalf("xmpptest: %s: send: %v", c.JID, err)
 	}
+}
+
+// write writes s to the stream in one Write.
+func (c *Client) write(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := io.WriteString(c.conn, s)
+	return err
 }
 
 // Next returns the next element, failing the test after timeout.
@@ -431,7 +446,7 @@ func (c *Client) Err() error {
 
 // Close ends the stream cleanly.
 func (c *Client) Close() {
-	io.WriteString(c.conn, "</stream:stream>")
+	c.write("</stream:stream>")
 	select {
 	case <-c.done:
 	case <-time.After(3 * time.Second):

@@ -1,0 +1,4 @@
+package xmpptest
+
+// CapsInfo is capsInfo, for tests.
+var CapsInfo = capsInfo
