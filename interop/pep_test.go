@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"xmppd.dev/xmppd/internal/xmpptest"
@@ -236,4 +237,80 @@ func lastPhoto(x pepExtra, owner string) string {
 		}
 	}
 	return p
+}
+
+// TestSlixmppPEPOmemo: an OMEMO client's publishes through slixmpp's
+// XEP-0060 publish with publish-options (access_model=open): the device
+// list, a bundle and the OMEMO 2 device list are created, the contact
+// receives the device list event, a stranger none; the stranger finds
+// PEP and publish-options in the account's disco#info and fetches all
+// three; a publish whose options conflict with the node is refused with
+// conflict + precondition-not-met, as slixmpp raises it, and changes
+// nothing (testdata/slixmpp_pep_omemo.py).
+func TestSlixmppPEPOmemo(t *testing.T) {
+	requireSlixmpp(t)
+	srv := xmpptest.Start(t)
+	args := []string{}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		j := srv.AddUser(t, u, u+"-pw")
+		args = append(args, "--"+u+"-jid", j.String(), "--"+u+"-password", u+"-pw")
+	}
+	res := runSlixmpp(t, srv, "slixmpp_pep_omemo.py", args...)
+	alice, bob, carol := res.pep(t, "alice"), res.pep(t, "bob"), res.pep(t, "carol")
+	aliceJID := "alice@" + srv.Domain
+	const devicelist = "eu.siacs.conversations.axolotl.devicelist"
+	checkCaps(t, map[string]pepExtra{"alice": alice, "bob": bob, "carol": carol}, devicelist)
+
+	for _, k := range []string{"publish_devicelist", "publish_bundle", "publish_omemo2"} {
+		if f := alice.Fetches[k]; f.Type != "result" {
+			t.Errorf("alice: %s with access_model=open: %+v", k, f)
+		}
+	}
+	for name, x := range map[string]pepExtra{"alice": alice, "bob": bob} {
+		var got [][]string
+		for _, e := range x.Events {
+			if e.Node != devicelist || e.From != aliceJID || e.ID != "current" {
+				t.Errorf("%s: unexpected event %+v", name, e)
+				continue
+			}
+			got = append(got, e.Payload.Devices)
+		}
+		if len(got) != 1 || !slices.Equal(got[0], []string{"1234"}) {
+			t.Errorf("%s: device list events %q, want one with device 1234", name, got)
+		}
+	}
+	if len(carol.Events) != 0 {
+		t.Errorf("carol (a stranger) received events: %+v", carol.Events)
+	}
+
+	f := carol.Fetches
+	disco := f["disco"]
+	if disco.Type != "result" {
+		t.Errorf("carol: disco#info of alice's account: %+v", disco)
+	} else {
+		ids, _ := disco.Extra["identities"].([]any)
+		feats, _ := disco.Extra["features"].([]any)
+		if !slices.Contains(ids, any("pubsub/pep")) {
+			t.Errorf("alice's account identities %v, want pubsub/pep", ids)
+		}
+		for _, want := range []string{"http://jabber.org/protocol/pubsub#publish-options", "http://jabber.org/protocol/pubsub#publish"} {
+			if !slices.Contains(feats, any(want)) {
+				t.Errorf("alice's account features %v lack %s", feats, want)
+			}
+		}
+	}
+	for _, k := range []string{"devicelist", "devicelist_after"} {
+		if d := f[k]; d.Type != "result" || len(d.Items) != 1 || d.Items[0].ID != "current" || !slices.Equal(d.Items[0].Payload.Devices, []string{"1234"}) {
+			t.Errorf("carol: %s fetched %+v, want item current with device 1234", k, d)
+		}
+	}
+	if b := f["bundle"]; b.Type != "result" || len(b.Items) != 1 || b.Items[0].Payload.SignedPreKeyID != "1" || b.Items[0].Payload.PreKeys != 100 {
+		t.Errorf("carol: bundle fetched %+v, want signed pre-key 1 and 100 pre-keys", b)
+	}
+	if d := f["omemo2"]; d.Type != "result" || len(d.Items) != 1 || !slices.Equal(d.Items[0].Payload.Devices, []string{"1234"}) {
+		t.Errorf("carol: OMEMO 2 device list fetched %+v", d)
+	}
+	if c := alice.Fetches["conflicting"]; !c.isError("conflict", "precondition-not-met") || c.ErrorType != "cancel" {
+		t.Errorf("alice: publish with conflicting options: %+v, want cancel/conflict + precondition-not-met", c)
+	}
 }
