@@ -220,7 +220,6 @@ func TestSlixmppPEPAvatar(t *testing.T) {
 	}
 }
 
-
 // lastPhoto is the XEP-0153 photo hash of the last available presence x
 // received from a resource of owner ("<none>": no vcard-temp:x:update
 // photo; "<no presence>").
