@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"xmppd.dev/xmppd/internal/xmpptest"
 )
 
@@ -65,4 +67,43 @@ func TestNbxmppChat(t *testing.T) {
 	if res.Body != body || res.From != "alice@localhost/gajim" {
 		t.Fatalf("bob received %q from %q, want %q from alice@localhost/gajim", res.Body, res.From, body)
 	}
+}
+
+// requireNbxmpp skips the test when /usr/bin/python3 cannot import nbxmpp
+// (with GObject), and fails it instead under CI=true.
+func requireNbxmpp(t *testing.T) {
+	t.Helper()
+	if err := exec.Command(python, "-c", "import nbxmpp, gi").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("python3-nbxmpp is not importable by %s: %v (.ci/run installs it)", python, err)
+		}
+		t.Skipf("python3-nbxmpp is not importable by %s: %v", python, err)
+	}
+}
+
+// befriend makes a and b (passwords pwA, pwB) subscribed to each
+// other's presence, through two test clients that then leave.
+func befriend(t *testing.T, srv *xmpptest.Server, a jid.JID, pwA string, b jid.JID, pwB string) {
+	t.Helper()
+	ca := srv.Login(t, a, pwA, xmpptest.LoginOptions{Resource: "setup"})
+	cb := srv.Login(t, b, pwB, xmpptest.LoginOptions{Resource: "setup"})
+	defer ca.Close()
+	defer cb.Close()
+	for _, c := range []*xmpptest.Client{ca, cb} {
+		c.Send("<presence/>")
+		c.Sync()
+	}
+	for _, p := range [][2]*xmpptest.Client{{ca, cb}, {cb, ca}} {
+		from, to := p[0], p[1]
+		from.Send("<presence type='subscribe' to='%s'/>", to.JID.Bare())
+		to.Expect(10*time.Second, "subscription request", func(e xmpptest.Element) bool {
+			return e.Name.Local == "presence" && e.Attr("type") == "subscribe"
+		})
+		to.Send("<presence type='subscribed' to='%s'/>", from.JID.Bare())
+		from.Expect(10*time.Second, "approval", func(e xmpptest.Element) bool {
+			return e.Name.Local == "presence" && e.Attr("type") == "subscribed"
+		})
+	}
+	ca.Sync()
+	cb.Sync()
 }
