@@ -26,6 +26,7 @@ type nbxmppPEP struct {
 			Nick       *string      `json:"nick"`
 			AvatarSHAs []string     `json:"avatar_shas"`
 			Bookmark   *nbxBookmark `json:"bookmark"`
+			Devices    []int        `json:"devices"`
 		} `json:"events"`
 		CapsQueries []struct{ From, Node string } `json:"caps_queries"`
 		Caps        *struct{ Node, Ver string }   `json:"caps"`
@@ -43,6 +44,8 @@ type nbxmppPEP struct {
 		ReadPEP            json.RawMessage `json:"read_PEPBookmarks"`
 		ReadNative         json.RawMessage `json:"read_NativeBookmarks"`
 		NativeAfterPrivate []nbxBookmark   `json:"native_after_private"`
+		CarolDevicelist    json.RawMessage `json:"carol_devicelist"`
+		CarolBundle        json.RawMessage `json:"carol_bundle"`
 	} `json:"results"`
 }
 
@@ -63,13 +66,15 @@ func strp(s string) *string { return &s }
 // advertises #compat) that a second session reads through private XML
 // (XEP-0049), XEP-0048's PEP node and XEP-0402; and a bookmark stored
 // through private XML reaches the first session as a XEP-0402 event
-// (testdata/nbxmpp_pep.py).
+// nbxmpp's OMEMO module publishes a device list and a bundle (open) that
+// the contact receives and a stranger fetches (testdata/nbxmpp_pep.py).
 func TestNbxmppPEPBookmarks(t *testing.T) {
 	requireNbxmpp(t)
 	srv := xmpptest.Start(t)
 	const pw = "pw gajim"
 	alice := srv.AddUser(t, "alice", pw)
 	bob := srv.AddUser(t, "bob", pw)
+	srv.AddUser(t, "carol", pw)
 	befriend(t, srv, alice, pw, bob, pw)
 	room := "room@conference." + srv.Domain
 	room2 := "second@conference." + srv.Domain
@@ -113,6 +118,7 @@ func TestNbxmppPEPBookmarks(t *testing.T) {
 	// Nickname: two events at bob, the second after nbxmpp's reconfigure.
 	var nicks []string
 	var metas [][]string
+	var devices [][]int
 	for _, e := range b.Events {
 		if e.From != aliceJID || e.Type != "headline" {
 			t.Errorf("bob: event %+v, want headlines from %s", e, aliceJID)
@@ -124,6 +130,8 @@ func TestNbxmppPEPBookmarks(t *testing.T) {
 			}
 		case nsAvatarMeta:
 			metas = append(metas, e.AvatarSHAs)
+		case "eu.siacs.conversations.axolotl.devicelist":
+			devices = append(devices, e.Devices)
 		default:
 			t.Errorf("bob: event of node %s: %+v", e.Node, e) // not bookmarks: whitelist
 		}
@@ -142,6 +150,8 @@ func TestNbxmppPEPBookmarks(t *testing.T) {
 	if av.FetchedSHA != av.SHA || !av.SameBytes {
 		t.Errorf("bob fetched the avatar data: %+v", av)
 	}
+
+	checkNbxmppOmemo(t, res, devices)
 
 	// Bookmarks.
 	for _, f := range []string{"urn:xmpp:bookmarks:1#compat", "urn:xmpp:bookmarks:1#compat-pep", "http://jabber.org/protocol/pubsub#publish-options"} {
@@ -171,5 +181,18 @@ func TestNbxmppPEPBookmarks(t *testing.T) {
 	want2 := nbxBookmark{JID: room2, Name: strp("Second Room")}
 	if got := res.Results.NativeAfterPrivate; !reflect.DeepEqual(got, []nbxBookmark{want2, want}) && !reflect.DeepEqual(got, []nbxBookmark{want, want2}) {
 		t.Errorf("XEP-0402 bookmarks after a private XML store: %+v, want %+v and %+v", got, want, want2)
+	}
+}
+
+func checkNbxmppOmemo(t *testing.T, res nbxmppPEP, devices [][]int) {
+	t.Helper()
+	if !reflect.DeepEqual(devices, [][]int{{1234}}) {
+		t.Errorf("bob: device list events %v, want one with 1234", devices)
+	}
+	if string(res.Results.CarolDevicelist) != "[1234]" {
+		t.Errorf("carol (a stranger) fetched the device list: %s, want [1234]", res.Results.CarolDevicelist)
+	}
+	if want := `{"ik": "identity key", "prekeys": 100, "spk_id": 1}`; string(res.Results.CarolBundle) != want {
+		t.Errorf("carol (a stranger) fetched the bundle: %s, want %s", res.Results.CarolBundle, want)
 	}
 }

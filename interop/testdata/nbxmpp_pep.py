@@ -24,6 +24,9 @@ initial presence (the Presence module's caps=).
      (XEP-0048's PEP node) and NativeBookmarks; then stores two bookmarks
      through PrivateBookmarks, and the first session receives the XEP-0402
      event of the new one; it then reads them through NativeBookmarks.
+  6. alice publishes her OMEMO device list and bundle with nbxmpp's OMEMO
+     module (public, as Gajim does); bob receives the device list event;
+     carol, a stranger, fetches both.
 
 Prints one JSON line: {"error": null or why it stopped, "accounts":
 {name: {...what it saw...}}, "results": {...}}. Every wait is bounded;
@@ -45,7 +48,7 @@ from nbxmpp.const import ConnectionProtocol, ConnectionType  # noqa: E402
 from nbxmpp.modules.user_avatar import Avatar  # noqa: E402
 from nbxmpp.namespaces import Namespace  # noqa: E402
 from nbxmpp.protocol import JID  # noqa: E402
-from nbxmpp.structs import BookmarkData, DiscoIdentity, StanzaHandler  # noqa: E402
+from nbxmpp.structs import BookmarkData, DiscoIdentity, OMEMOBundle, StanzaHandler  # noqa: E402
 
 STEP_TIMEOUT = 20
 p = argparse.ArgumentParser(description=__doc__)
@@ -63,7 +66,7 @@ CAPS_URI = "https://gajim.org"
 FEATURES = [
     Namespace.DISCO_INFO, Namespace.CAPS, Namespace.NICK, Namespace.NICK + "+notify",
     Namespace.AVATAR_METADATA + "+notify", Namespace.BOOKMARKS_1 + "+notify",
-    Namespace.MOOD + "+notify", "urn:xmpp:ping",
+    Namespace.MOOD + "+notify", Namespace.OMEMO_TEMP_DL + "+notify", "urn:xmpp:ping",
 ]
 
 
@@ -117,6 +120,8 @@ class Account:
             e["avatar_shas"] = d.avatar_shas
         elif ev.node == Namespace.BOOKMARKS_1 and d is not None:
             e["bookmark"] = bookmark(d)
+        elif ev.node == Namespace.OMEMO_TEMP_DL:
+            e["devices"] = d
         self.rec["events"].append(e)
 
     def _disco(self, client, stanza, properties):
@@ -261,6 +266,26 @@ def scenario():
            lambda: any(e.get("bookmark", {}).get("jid") == args.room2 for e in alice.events(Namespace.BOOKMARKS_1)))
     bms = yield alice.client.get_module("NativeBookmarks").request_bookmarks()
     r["native_after_private"] = sorted((bookmark(b) for b in bms), key=lambda b: b["jid"])
+    # 6
+    omemo = alice.client.get_module("OMEMO")
+    yield omemo.set_devicelist([1234], public=True)
+    spk = {"id": "1", "key": b"signed pre-key"}
+    otpks = [{"id": str(i), "key": b"pre-key %d" % i} for i in range(1, 101)]
+    yield omemo.set_bundle(OMEMOBundle(spk=spk, spk_signature=b"signature", ik=b"identity key", otpks=otpks), 1234, public=True)
+    yield ("until", "bob: the device list event", lambda: bob.events(Namespace.OMEMO_TEMP_DL))
+    carol = Account("carol", "carol", "gajim")
+    carol.client.connect()
+    yield ("until", "carol connected", lambda: carol.connected)
+    try:
+        r["carol_devicelist"] = yield carol.client.get_module("OMEMO").request_devicelist(jid=JID.from_string(alice_bare))
+    except Exception as e:
+        r["carol_devicelist"] = error_of(e)
+    try:
+        b = yield carol.client.get_module("OMEMO").request_bundle(JID.from_string(alice_bare), 1234)
+        r["carol_bundle"] = {"spk_id": b.spk["id"], "ik": b.ik.decode(), "prekeys": len(b.otpks)}
+    except Exception as e:
+        r["carol_bundle"] = error_of(e)
+
     # What bob saw is complete once a ping of his is answered.
     yield bob.client.get_module("Ping").ping(JID.from_string(args.domain))
 
