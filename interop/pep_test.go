@@ -151,7 +151,8 @@ const (
 // +notify, receives both events and so does the publisher; a stranger
 // receives none, may fetch the open avatar but not the nickname
 // (not-authorized, presence-subscription-required); a resource coming
-// online later gets the last items (testdata/slixmpp_pep_avatar.py).
+// online later gets the last items; a retraction with notify reaches them
+// all (testdata/slixmpp_pep_avatar.py).
 func TestSlixmppPEPAvatar(t *testing.T) {
 	requireSlixmpp(t)
 	srv := xmpptest.Start(t)
@@ -171,10 +172,13 @@ func TestSlixmppPEPAvatar(t *testing.T) {
 	// and alice see them: one each, headline, from her bare JID.
 	for name, x := range map[string]pepExtra{"alice": alice, "bob": bob, "bob2": bob2} {
 		var meta, nicks []pepEvent
+		var retracts []string
 		for _, e := range x.Events {
 			switch {
 			case e.From != aliceJID:
 				t.Errorf("%s: an event from %s: %+v", name, e.From, e)
+			case e.Retract != "":
+				retracts = append(retracts, e.Node+" "+e.Retract)
 			case e.Node == nsAvatarMeta:
 				meta = append(meta, e)
 			case e.Node == nsNick:
@@ -189,6 +193,11 @@ func TestSlixmppPEPAvatar(t *testing.T) {
 		}
 		if len(nicks) != 1 || nicks[0].ID != "current" || nicks[0].Payload.Nick == nil || *nicks[0].Payload.Nick != nick {
 			t.Errorf("%s: nickname events %+v, want one: %q", name, nicks, nick)
+		}
+		// alice's retraction (XEP-0060 §7.2.2.1, notify='true'), to
+		// everyone who receives the node's events.
+		if !slices.Equal(retracts, []string{nsNick + " current"}) {
+			t.Errorf("%s: retractions %q, want [%s current]", name, retracts, nsNick)
 		}
 		for _, e := range x.Events {
 			if e.Type != "headline" {
@@ -209,6 +218,12 @@ func TestSlixmppPEPAvatar(t *testing.T) {
 	}
 	if n := f["nick"]; !n.isError("not-authorized", "presence-subscription-required") {
 		t.Errorf("carol's fetch of the nickname (presence model): %+v, want not-authorized + presence-subscription-required", n)
+	}
+	if r := alice.Fetches["retract"]; r.Type != "result" {
+		t.Errorf("alice: retracting her nickname: %+v", r)
+	}
+	if n := bob.Fetches["nick_after_retract"]; n.Type != "result" || len(n.Items) != 0 {
+		t.Errorf("bob: the nickname node after the retraction: %+v, want no items", n)
 	}
 	// XEP-0398: the PEP avatar became alice's vCard photo, and her
 	// presence says so (XEP-0153).

@@ -17,6 +17,8 @@ other (slixmpp's automatic handshake); carol is a stranger.
      vCard photo hash (XEP-0398, XEP-0153).
   4. A second resource of bob logs in and receives the last published
      metadata and nickname on its initial presence.
+  5. alice retracts her nickname with notify: she and both of bob's
+     resources receive the retraction; the node is then empty.
 
 Each account's record gets "extra" (see slixmpp_pepcommon) plus
 "fetches": what each fetch returned. The Go test TestSlixmppPEPAvatar
@@ -99,6 +101,16 @@ def main():
         await bob2.until("the last avatar metadata", lambda: bob2.events("urn:xmpp:avatar:metadata", alice_bare))
         await bob2.until("the last nickname", lambda: bob2.events("http://jabber.org/protocol/nick", alice_bare))
         await bob2.sync()
+
+        # 5
+        kind, res = await pc.attempt(alice["xep_0060"].retract(None, "http://jabber.org/protocol/nick", "current",
+                                                               notify=True, timeout=T))
+        alice.extra["fetches"]["retract"] = {"type": kind} if kind == "result" else res
+        for acc in (alice, bob, bob2):
+            await acc.until("the nickname's retraction", lambda acc=acc: any(
+                e.get("retract") == "current" for e in acc.events("http://jabber.org/protocol/nick")))
+        kind, res = await pc.attempt(bob["xep_0060"].get_items(alice_bare, "http://jabber.org/protocol/nick", timeout=T))
+        bob.extra["fetches"]["nick_after_retract"] = {"type": kind, "items": [{"id": i["id"]} for i in res["pubsub"]["items"]]} if kind == "result" else res
 
     common.run(scenario, accounts)
 
