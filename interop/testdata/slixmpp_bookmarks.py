@@ -65,6 +65,7 @@ def main():
             acc.start()
         for acc in (one, two):
             await acc.wait_session()
+        await pc.wait_interest(one, two)
         T = common.STEP_TIMEOUT
         bm = one["xep_0048"]
         f = one.extra["fetches"]

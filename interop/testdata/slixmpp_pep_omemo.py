@@ -90,6 +90,7 @@ def main():
         for acc in (alice, bob, carol):
             await acc.wait_session()
         await pc.befriend(alice, bob)
+        await pc.wait_interest(alice, alice, bob)
         alice_bare = alice.boundjid.bare
         T = common.STEP_TIMEOUT
         pub = alice["xep_0060"]

@@ -35,6 +35,9 @@ DISCO_INFO = "http://jabber.org/protocol/disco#info"
 PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
 PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+# A node every PepAccount wants, published to by wait_interest only; its
+# events are not recorded.
+BARRIER = "urn:xmppd:interop:barrier"
 
 
 class PepAccount(common.Account):
@@ -49,7 +52,8 @@ class PepAccount(common.Account):
         super().__init__(name, jid, password, "SCRAM-SHA-256", host, port, domain)
         for p in ("xep_0004", "xep_0060", "xep_0115", "xep_0163") + tuple(plugins):
             self.register_plugin(p)
-        self._interests = list(interests)
+        self._interests = list(interests) + [BARRIER]
+        self.barriers = 0  # barrier events received
         self.record["extra"] = {
             "events": [],
             "server_caps_queries": [],
@@ -132,6 +136,10 @@ class PepAccount(common.Account):
         if items is None:
             return
         node = items.get("node")
+        if node == BARRIER:
+            self.barriers += 1
+            self._note()
+            return
         for item in items:
             e = {"from": str(msg["from"]), "type": msg["type"], "node": node, "id": item.get("id")}
             if item.tag == "{%s}retract" % PUBSUB_EVENT:
@@ -234,6 +242,30 @@ async def befriend(a, b):
 
     await a.until("subscription both with %s" % b.name, both(a, b))
     await b.until("subscription both with %s" % a.name, both(b, a))
+
+
+async def wait_interest(publisher, *watchers):
+    """Waits until the server knows the caps of each watcher (an account
+    of publisher's or a contact): publisher publishes to the barrier node,
+    again every 200 ms, until each watcher has received an event of it.
+    The server learns a client's caps from its answer to a disco#info
+    query (or its cache) some time after the client's presence; an event
+    published before is not sent to that client, and nodes such as
+    XEP-0402's are not sent again later."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + common.STEP_TIMEOUT
+    n = 0
+    while not all(w.barriers for w in watchers):
+        if loop.time() > deadline:
+            raise common.ScenarioError("the server did not learn the caps of %s within %ss" % (
+                [w.name for w in watchers if not w.barriers], common.STEP_TIMEOUT))
+        n += 1
+        await publisher["xep_0060"].publish(None, BARRIER, id="b%d" % n,
+                                            payload=ET.Element("{%s}barrier" % BARRIER),
+                                            timeout=common.STEP_TIMEOUT)
+        end = loop.time() + 0.2
+        while not all(w.barriers for w in watchers) and loop.time() < end:
+            await asyncio.sleep(0.02)
 
 
 def publish_options(acc, **fields):

@@ -70,6 +70,7 @@ def main():
         for acc in (alice, bob, carol):
             await acc.wait_session()
         await pc.befriend(alice, bob)
+        await pc.wait_interest(alice, alice, bob)
         alice_bare = alice.boundjid.bare
         sha = hashlib.sha1(PHOTO).hexdigest()
         T = common.STEP_TIMEOUT
