@@ -5,7 +5,11 @@
 // against a real xmppd started in-process by xmpptest, and a Go test that
 // runs it and asserts on the one JSON line it prints: what each account saw
 // (STARTTLS, the SASL mechanism used, the bound JID, the messages received,
-// refusals). testdata/slixmpp_common.py holds what the scripts share.
+// refusals). testdata/slixmpp_common.py holds what the scripts share;
+// testdata/slixmpp_pepcommon.py adds what the PEP scenarios (avatar,
+// OMEMO, vCard, bookmarks) share: slixmpp's PEP plugins, the events and
+// caps queries an account saw, befriend, and wait_interest. The nbxmpp
+// scenarios (testdata/nbxmpp_*.py) print their own JSON line.
 //
 // To add a scenario: write testdata/slixmpp_<name>.py with
 // slixmpp_common.Account and slixmpp_common.run, and a TestSlixmpp<Name>
