@@ -178,6 +178,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// (XEP-0398, XEP-0172), private bookmarks with XEP-0402's and
 	// XEP-0048's nodes (#compat, #compat-pep).
 	vc := vcard.New(s.db.VCards(), s.router, vcard.Options{MaxBytes: cfg.VCard.MaxBytes}, s.log.With("component", "vcard"))
+	if err := vc.Start(ctx); err != nil {
+		return err
+	}
 	priv := private.New(s.db.PrivateXML(), private.Options{MaxBytes: cfg.Private.MaxBytes, MaxItems: cfg.Private.MaxItems},
 		s.log.With("component", "private"))
 	if s.pep != nil {

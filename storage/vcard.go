@@ -42,6 +42,28 @@ func (v *VCards) Photo(ctx context.Context, user string) (photo string, ok bool,
 	return photo, true, nil
 }
 
+// WithPhoto returns the accounts whose vCard has a photo value (not ”),
+// so that the presence of every other account needs no read at login.
+func (v *VCards) WithPhoto(ctx context.Context) ([]string, error) {
+	rows, err := v.db.sql.QueryContext(ctx, `SELECT jid FROM vcards WHERE photo <> ''`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: vcards with a photo: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var j string
+		if err := rows.Scan(&j); err != nil {
+			return nil, fmt.Errorf("storage: vcards with a photo: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: vcards with a photo: %w", err)
+	}
+	return out, nil
+}
+
 // Set stores user's vCard, replacing any. It fails for an account that
 // does not exist.
 func (v *VCards) Set(ctx context.Context, user string, vcard []byte, photo string) error {

@@ -47,6 +47,10 @@ func TestVCards(t *testing.T) {
 		if got, _, _, _ := v.Get(ctx, bob); string(got) != string(first) {
 			t.Fatalf("bob's vCard = %q", got)
 		}
+		// Only alice's vCard has a photo.
+		if with, err := v.WithPhoto(ctx); err != nil || len(with) != 1 || with[0] != alice {
+			t.Fatalf("WithPhoto = %q, %v; want [%s]", with, err, alice)
+		}
 		if err := db.Accounts().Delete(ctx, bob); err != nil {
 			t.Fatal(err)
 		}

@@ -142,6 +142,18 @@ func (m *memStore) Photo(_ context.Context, user string) (string, bool, error) {
 	return m.photo[user], ok, nil
 }
 
+func (m *memStore) WithPhoto(context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for u, p := range m.photo {
+		if p != "" {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 func (m *memStore) Set(_ context.Context, user string, v []byte, photo string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
