@@ -385,6 +385,7 @@ func (s *Service) apply(ctx context.Context, key string, change func(cur []byte)
 	if _, online := s.photos[key]; online {
 		s.photos[key] = photo
 	}
+	s.notePhoto(key, photo)
 	s.mu.Unlock()
 	return photo != oldPhoto, nil
 }

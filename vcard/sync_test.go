@@ -246,3 +246,42 @@ func TestAvatarSync(t *testing.T) {
 		}
 	})
 }
+
+// TestPEPAvatarWithoutVCard: an account that never had a vCard (so the
+// server read nothing for its presence) publishes an avatar by PEP, as
+// Conversations does: its contacts get its presence again with the new
+// photo hash, and after a restart its presence carries the hash from the
+// start (the server knows again which accounts have a photo).
+func TestPEPAvatarWithoutVCard(t *testing.T) {
+	engines(t, func(t *testing.T, opts ...xmpptest.Option) {
+		srv := xmpptest.Start(t, opts...)
+		srv.AddUser(t, "alice", "pw")
+		srv.AddUser(t, "bob", "pw")
+		alice := online(t, srv, "alice", "a")
+		bob := online(t, srv, "bob", "b")
+		bob.Send("<presence type='subscribe' to='alice@localhost'/>")
+		alice.Expect(wait, "bob's request", xmpptest.IsStanza("presence", "subscribe"))
+		alice.Send("<presence type='subscribed' to='bob@localhost'/>")
+		if e := bob.Expect(wait, "alice's presence", presenceFrom("alice@localhost/a")); !hasPhoto(e, "") {
+			t.Fatalf("alice's first presence: %s, want an empty <photo/>", e.Raw)
+		}
+		img := pngImage(t, 5, 5)
+		id := sha1hex(img)
+		alice.ok("set", "", "<pubsub xmlns='"+nsPubsub+"'><publish node='urn:xmpp:avatar:data'><item id='"+id+"'>"+avatarData(img)+"</item></publish></pubsub>")
+		alice.ok("set", "", "<pubsub xmlns='"+nsPubsub+"'><publish node='urn:xmpp:avatar:metadata'><item id='"+id+"'>"+
+			"<metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='"+fmt.Sprint(len(img))+"' id='"+id+"' type='image/png' height='5' width='5'/></metadata>"+
+			"</item></publish></pubsub>")
+		if e := bob.expect("alice's presence with the avatar's hash", presenceFrom("alice@localhost/a")); !hasPhoto(e, id) {
+			t.Fatalf("alice's presence after her PEP avatar: %s, want %s", e.Raw, photoUpdate(id))
+		}
+
+		cfg := srv.Config
+		srv.Stop(t)
+		srv = xmpptest.StartConfig(t, cfg)
+		bob = online(t, srv, "bob", "b")
+		online(t, srv, "alice", "a")
+		if e := bob.expect("alice's presence after the restart", presenceFrom("alice@localhost/a")); !hasPhoto(e, id) {
+			t.Fatalf("alice's presence after the restart: %s, want %s", e.Raw, photoUpdate(id))
+		}
+	})
+}

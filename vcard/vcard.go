@@ -398,15 +398,22 @@ func (s *Service) store1(ctx context.Context, owner jid.JID, c card) (old card, 
 	// setter's session is bound, and OnUnbind forgets it.
 	s.mu.Lock()
 	s.photos[key] = c.photo
-	if s.withPhoto != nil {
-		if c.photo != "" {
-			s.withPhoto[key] = struct{}{}
-		} else {
-			delete(s.withPhoto, key)
-		}
-	}
+	s.notePhoto(key, c.photo)
 	s.mu.Unlock()
 	return old, prev != c.photo, nil
+}
+
+// notePhoto records in withPhoto whether key's stored vCard has a photo
+// now. The caller holds mu.
+func (s *Service) notePhoto(key, photo string) {
+	if s.withPhoto == nil {
+		return
+	}
+	if photo != "" {
+		s.withPhoto[key] = struct{}{}
+	} else {
+		delete(s.withPhoto, key)
+	}
 }
 
 func (s *Service) cached(key string) (string, bool) {
@@ -425,7 +432,9 @@ func (s *Service) photoOf(ctx context.Context, key string) (string, bool) {
 		return p, true
 	}
 	if _, has := s.withPhoto[key]; s.withPhoto != nil && !has {
-		// No photo, and nothing cached: a set caches what it stores.
+		// No photo: nothing to read. Cached like a read one, so that a
+		// later change (a set, a PEP avatar) finds the account online.
+		s.photos[key] = ""
 		s.mu.Unlock()
 		return "", true
 	}
