@@ -48,9 +48,9 @@ var allowedImports = map[string][]string{
 	"mam":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0313; muc reaches it through muc.Archive
 	"blocking":   {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
 	"httpupload": {"router", "storage", "internal/xmlenc"},
-	"pep":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0163; rosters through pep.Roster (roster implements it)
-	"vcard":      {"router", "internal/xmlenc", "internal/burstlog"},            // XEP-0054/0153/0398; its Store is storage's VCards
-	"private":    {"router", "internal/xmlenc"},                                 // XEP-0049/0402 #compat; its Store is storage's PrivateXML
+	"pep":        {"router", "storage", "internal/xmlenc", "internal/burstlog"},            // XEP-0163; rosters through pep.Roster (roster implements it)
+	"vcard":      {"router", "internal/xmlenc", "internal/burstlog", "internal/echoguard"}, // XEP-0054/0153/0398; its Store is storage's VCards
+	"private":    {"router", "internal/xmlenc", "internal/echoguard"},                      // XEP-0049/0402 #compat; its Store is storage's PrivateXML
 
 	// Issue 23's smaller pieces.
 	"contactinfo":  {"router"},                      // XEP-0157; addresses from the config, converted by server
@@ -65,6 +65,7 @@ var allowedImports = map[string][]string{
 	"certs":               {},
 
 	"internal/xmlenc":     {},
+	"internal/echoguard":  {}, // vcard's and private's guard against their own PEP writes
 	"internal/burstlog":   {}, // one ERROR line per burst of storage failures
 	"internal/proxyproto": {}, // the PROXY protocol header
 	// xmpptest starts whole servers for other packages' tests.

@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"xmppd.dev/xmppd/internal/echoguard"
 	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/router"
 )
@@ -66,8 +67,9 @@ type Service struct {
 	// server per database, as elsewhere). Never held while PEP is called.
 	write sync.Mutex
 
-	mu      sync.Mutex
-	syncing map[string]int // bare JID → writes to its PEP in progress; guarded by mu
+	// echo marks the accounts whose PEP bookmarks this service is
+	// writing: SyncFromPEP ignores what those writes cause.
+	echo echoguard.Guard
 }
 
 type pepRef struct{ p PEP }
@@ -83,7 +85,7 @@ func New(store Store, opts Options, log *slog.Logger) *Service {
 	if opts.MaxItems <= 0 {
 		opts.MaxItems = DefaultMaxItems
 	}
-	s := &Service{store: store, opts: opts, log: log, syncing: map[string]int{}}
+	s := &Service{store: store, opts: opts, log: log}
 	s.SetPEP(opts.PEP)
 	return s
 }

@@ -7,28 +7,6 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// beginSync marks owner as having PEP writes from this service in
-// progress: SyncFromPEP ignores the changes they cause. endSync unmarks.
-func (s *Service) beginSync(key string) {
-	s.mu.Lock()
-	s.syncing[key]++
-	s.mu.Unlock()
-}
-
-func (s *Service) endSync(key string) {
-	s.mu.Lock()
-	if s.syncing[key]--; s.syncing[key] <= 0 {
-		delete(s.syncing, key)
-	}
-	s.mu.Unlock()
-}
-
-func (s *Service) isSyncing(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syncing[key] > 0
-}
-
 // pushToPEP brings both PEP bookmark nodes of owner into step with
 // storage (a XEP-0048 <storage/>): the XEP-0402 items that differ are
 // published, those of rooms no longer there retracted, and the XEP-0048
@@ -54,8 +32,7 @@ func (s *Service) pushItems(ctx context.Context, p PEP, owner jid.JID, storage [
 		return nil
 	}
 	key := owner.String()
-	s.beginSync(key)
-	defer s.endSync(key)
+	defer s.echo.Begin(key)()
 	for _, b := range publish {
 		if _, err := p.Publish(ctx, owner, NSBookmarks2, b.JID, ConferenceXML(b), Bookmarks2Options()); err != nil {
 			return fmt.Errorf("private: publish bookmark %s of %s: %w", b.JID, owner, err)
@@ -78,8 +55,7 @@ func (s *Service) pushLegacy(ctx context.Context, p PEP, owner jid.JID, storage 
 		return nil
 	}
 	key := owner.String()
-	s.beginSync(key)
-	defer s.endSync(key)
+	defer s.echo.Begin(key)()
 	if _, err := p.Publish(ctx, owner, NSBookmarks, LegacyItem, storage, LegacyOptions()); err != nil {
 		return fmt.Errorf("private: publish legacy bookmarks of %s: %w", owner, err)
 	}
@@ -97,7 +73,7 @@ func (s *Service) SyncFromPEP(ctx context.Context, owner jid.JID, node string) e
 	p := s.pepService()
 	owner = owner.Bare()
 	key := owner.String()
-	if p == nil || (node != NSBookmarks2 && node != NSBookmarks) || s.isSyncing(key) {
+	if p == nil || (node != NSBookmarks2 && node != NSBookmarks) || s.echo.Active(key) {
 		return nil
 	}
 	old, _, err := s.store.Get(ctx, key, NSBookmarks)

@@ -316,15 +316,7 @@ func (p *PEP) Last(ctx context.Context, owners []string) ([]PEPLast, error) {
 			FROM pep_nodes n JOIN pep_items i ON i.owner = n.owner AND i.node = n.node
 			WHERE i.seq = (SELECT MAX(m.seq) FROM pep_items m WHERE m.owner = n.owner AND m.node = n.node)
 			AND n.owner IN (`)
-		args := make([]any, len(chunk))
-		for i, o := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			args[i] = o
-			q.WriteString("$" + strconv.Itoa(i+1))
-		}
-		q.WriteString(")")
+		args := appendInList(&q, chunk)
 		rows, err := p.db.sql.QueryContext(ctx, q.String(), args...)
 		if err != nil {
 			return nil, fmt.Errorf("storage: last pep items: %w", err)
@@ -352,6 +344,21 @@ func (p *PEP) Last(ctx context.Context, owners []string) ([]PEPLast, error) {
 	return out, nil
 }
 
+// appendInList writes "$1, $2, …)" for values into q, closing the IN
+// list the caller opened, and returns them as the query's arguments.
+func appendInList[T any](q *strings.Builder, values []T) []any {
+	args := make([]any, len(values))
+	for i, v := range values {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		args[i] = v
+		q.WriteString("$" + strconv.Itoa(i+1))
+	}
+	q.WriteString(")")
+	return args
+}
+
 // Payloads returns the payloads of the items with the given sequence
 // numbers (from [PEP.Last]); an item deleted meanwhile is missing.
 func (p *PEP) Payloads(ctx context.Context, seqs []int64) (map[int64][]byte, error) {
@@ -361,15 +368,7 @@ func (p *PEP) Payloads(ctx context.Context, seqs []int64) (map[int64][]byte, err
 		seqs = seqs[len(chunk):]
 		var q strings.Builder
 		q.WriteString(`SELECT seq, payload FROM pep_items WHERE seq IN (`)
-		args := make([]any, len(chunk))
-		for i, s := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			args[i] = s
-			q.WriteString("$" + strconv.Itoa(i+1))
-		}
-		q.WriteString(")")
+		args := appendInList(&q, chunk)
 		rows, err := p.db.sql.QueryContext(ctx, q.String(), args...)
 		if err != nil {
 			return nil, fmt.Errorf("storage: pep payloads: %w", err)

@@ -210,28 +210,6 @@ func WithNickname(vcard []byte, nick string) ([]byte, error) {
 	return replaceChild(vcard, "NICKNAME", elem)
 }
 
-// beginSync marks owner's PEP nodes as being written by this service, so
-// that SyncFromPEP ignores what the writes cause; endSync unmarks.
-func (s *Service) beginSync(key string) {
-	s.mu.Lock()
-	s.syncing[key]++
-	s.mu.Unlock()
-}
-
-func (s *Service) endSync(key string) {
-	s.mu.Lock()
-	if s.syncing[key]--; s.syncing[key] <= 0 {
-		delete(s.syncing, key)
-	}
-	s.mu.Unlock()
-}
-
-func (s *Service) isSyncing(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syncing[key] > 0
-}
-
 // nodeOptions are the publish-options of the avatar and nickname nodes a
 // vCard set publishes to: access_model open, as Prosody's
 // mod_vcard_legacy creates them. The vCard they come from is readable by
@@ -258,8 +236,7 @@ func publishDefault(ctx context.Context, p PEP, owner jid.JID, node, id string, 
 // The vCard is stored already, so a failure is logged, not answered.
 func (s *Service) publish(ctx context.Context, p PEP, owner jid.JID, old, c card) {
 	key := owner.String()
-	s.beginSync(key)
-	defer s.endSync(key)
+	defer s.echo.Begin(key)()
 	var err error
 	switch {
 	case c.photo == old.photo || c.photo == photoExternal:
@@ -294,7 +271,7 @@ func (s *Service) SyncFromPEP(ctx context.Context, owner jid.JID, node string) e
 	p := s.pepService()
 	owner = owner.Bare()
 	key := owner.String()
-	if p == nil || (node != NSAvatarMetadata && node != NSNick) || s.isSyncing(key) {
+	if p == nil || (node != NSAvatarMetadata && node != NSNick) || s.echo.Active(key) {
 		return nil
 	}
 	_, payloads, err := p.Items(ctx, owner, node)

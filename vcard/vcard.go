@@ -22,6 +22,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"xmppd.dev/xmppd/internal/burstlog"
+	"xmppd.dev/xmppd/internal/echoguard"
 	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/router"
 )
@@ -94,7 +95,10 @@ type Service struct {
 	// database, as offline storage does); nil before Start, when every
 	// account's photo is read. Guarded by mu.
 	withPhoto map[string]struct{}
-	syncing   map[string]int // bare JID → publishes to its PEP in progress; guarded by mu
+
+	// echo marks the accounts whose PEP avatar or nickname this service
+	// is publishing: SyncFromPEP ignores what those publishes cause.
+	echo echoguard.Guard
 }
 
 type pepRef struct{ p PEP }
@@ -109,7 +113,7 @@ func New(store Store, r *router.Router, opts Options, log *slog.Logger) *Service
 	}
 	s := &Service{store: store, router: r, opts: opts, log: log,
 		storeLog: burstlog.New(log, "vcard: storage failed", time.Minute),
-		photos:   map[string]string{}, syncing: map[string]int{}}
+		photos:   map[string]string{}}
 	if opts.PEP != nil {
 		s.SetPEP(opts.PEP)
 	}
