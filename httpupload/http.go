@@ -106,7 +106,12 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusConflict, "this slot is being uploaded to")
 		return
 	}
-	defer s.release(id)
+	claimed := true
+	defer func() {
+		if claimed {
+			s.release(id)
+		}
+	}()
 	u, err := s.store.Upload(r.Context(), id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -145,6 +150,11 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.receive(w, r, u); err != nil {
+		// Nothing of this upload is left: the slot is free for the
+		// client's next try at once, not only once the answer (to a
+		// client that may be gone) is written.
+		s.release(id)
+		claimed = false
 		var me *http.MaxBytesError
 		switch {
 		case errors.As(err, &me):
