@@ -29,6 +29,7 @@ type Config struct {
 	HTTPUpload HTTPUpload `toml:"httpupload"`
 	Caps       Caps       `toml:"caps"`
 	ExtDisco   ExtDisco   `toml:"extdisco"`
+	Component  Component  `toml:"component"`
 }
 
 // Server is the [server] table: who the server is and where it keeps its files.
@@ -482,6 +483,10 @@ func Default() Config {
 			CredentialLifetime: Duration{24 * time.Hour},
 			Services:           []ExternalService{},
 		},
+		Component: Component{
+			SendQueueBytes: 16 << 20,
+			Services:       []ComponentService{},
+		},
 	}
 }
 
@@ -553,11 +558,13 @@ func (c *Config) check() []*Error {
 	c.Caps.validate(&p)
 	c.Server.Contact.validate(&p)
 	c.ExtDisco.validate(&p)
+	c.Component.validate(&p, c.C2S.MaxStanzaBytes, c.Server.Domain, c.MUCDomain(), c.UploadDomain())
 	p.checkDistinctAddrs([][2]string{
 		{"c2s.listen", c.C2S.Listen},
 		{"c2s.direct_tls_listen", c.C2S.DirectTLSListen},
 		{"http.listen", c.HTTP.Listen},
 		{"http.tls_listen", c.HTTP.TLSListen},
+		{"component.listen", c.Component.Listen},
 	})
 	return p
 }

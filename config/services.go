@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -213,6 +214,95 @@ func (e *ExtDisco) validate(p *problems) {
 			item("secret", "only turn and turns services take a secret (got type %q)", s.Type)
 		}
 		if s.SecretFile != "" {
+			if _, err := readSecret(s.SecretFile); err != nil {
+				item("secret_file", "%v", err)
+			}
+		}
+	}
+}
+
+// Component is the [component] table: external components (XEP-0114)
+// that connect to the server and serve a domain of their own, such as a
+// gateway or a bot.
+type Component struct {
+	// Listen is the host:port components connect to; "" turns XEP-0114
+	// off. Components authenticate with a shared secret only, over plain
+	// TCP: listen on a loopback or private address.
+	Listen string `toml:"listen"`
+	// SendQueueBytes bounds what waits to be written to one component; a
+	// component that falls that far behind is disconnected with
+	// <resource-constraint/>.
+	SendQueueBytes int `toml:"send_queue_bytes"`
+	// Services are the components allowed to connect, one
+	// [[component.services]] table each.
+	Services []ComponentService `toml:"services"`
+}
+
+// ComponentService is one [[component.services]] entry.
+type ComponentService struct {
+	// Domain is the component's domain, which it names in its stream
+	// header and every stanza it sends is from.
+	Domain string `toml:"domain"`
+	// Secret is the shared secret of the handshake.
+	Secret string `toml:"secret"`
+	// SecretFile is a file holding Secret instead (surrounding white
+	// space is ignored).
+	SecretFile string `toml:"secret_file"`
+}
+
+// LoadSecret returns the component's secret: Secret, or the contents of
+// SecretFile without surrounding white space.
+func (s *ComponentService) LoadSecret() (string, error) {
+	if s.SecretFile == "" {
+		return s.Secret, nil
+	}
+	secret, err := readSecret(s.SecretFile)
+	if err != nil {
+		return "", fmt.Errorf("config: component %s secret_file: %w", s.Domain, err)
+	}
+	return secret, nil
+}
+
+// validate checks the [component] table; taken are the domains already
+// served (server.domain, the muc and upload domains), which a component's
+// must differ from.
+func (c *Component) validate(p *problems, maxStanzaBytes int, taken ...string) {
+	if c.Listen != "" {
+		p.addr("component.listen", c.Listen)
+	} else if len(c.Services) > 0 {
+		p.add("component.listen", `must be set when [[component.services]] are configured (want host:port such as "127.0.0.1:5347")`)
+	}
+	if maxStanzaBytes >= 10000 && c.SendQueueBytes < maxStanzaBytes {
+		p.add("component.send_queue_bytes", "%d is less than c2s.max_stanza_bytes (%d), so a stanza of the largest size "+
+			"could never be queued (want at least %[2]d)", c.SendQueueBytes, maxStanzaBytes)
+	}
+	seen := map[string]int{}
+	for i := range c.Services {
+		s := &c.Services[i]
+		item := func(key, format string, args ...any) {
+			p.add("component.services."+key, "item %d: "+format, append([]any{i + 1}, args...)...)
+		}
+		d, msg := normaliseDomain(s.Domain)
+		switch {
+		case msg != "":
+			item("domain", "%s", strings.Replace(msg, `"example.com"`, `"gateway.example.com"`, 1))
+		case strings.HasPrefix(d, "[") || !strings.Contains(d, "."):
+			item("domain", "%q is not a subdomain-style name (want one such as %q)", s.Domain, "gateway."+taken[0])
+		case slices.Contains(taken, d):
+			item("domain", "%q is already served (server.domain, the muc or the upload domain); a component needs a domain of its own (want one such as %q)",
+				s.Domain, "gateway."+taken[0])
+		case seen[d] != 0:
+			item("domain", "%q is item %d's domain too (want one item per component)", s.Domain, seen[d])
+		default:
+			s.Domain = d
+			seen[d] = i + 1
+		}
+		switch {
+		case s.Secret != "" && s.SecretFile != "":
+			item("secret_file", "set with secret (want one of them)")
+		case s.Secret == "" && s.SecretFile == "":
+			item("secret", "must be set, or secret_file (want the shared secret the component authenticates with)")
+		case s.SecretFile != "":
 			if _, err := readSecret(s.SecretFile); err != nil {
 				item("secret_file", "%v", err)
 			}

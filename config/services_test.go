@@ -114,3 +114,62 @@ secret_file = "` + secretFile + `"
 		})
 	}
 }
+
+// TestComponent parses [component] and refuses bad services naming the
+// key, the item and the line.
+func TestComponent(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "gw-secret")
+	if err := os.WriteFile(secretFile, []byte("gw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := "[server]\ndomain = \"example.org\"\n\n[component]\nlisten = \"127.0.0.1:5347\"\n\n" +
+		"[[component.services]]\ndomain = \"Gateway.Example.org\"\nsecret = \"s\"\n\n" +
+		"[[component.services]]\ndomain = \"bot.example.org\"\nsecret_file = \"" + secretFile + "\"\n"
+	c, err := Parse([]byte(good), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Component.Services; len(got) != 2 || got[0].Domain != "gateway.example.org" || got[0].Secret != "s" {
+		t.Fatalf("services = %+v", got)
+	}
+	if s, err := c.Component.Services[1].LoadSecret(); s != "gw" || err != nil {
+		t.Errorf("LoadSecret = %q, %v", s, err)
+	}
+
+	svc := func(domain, rest string) string {
+		return "[[component.services]]\ndomain = \"" + domain + "\"\n" + rest
+	}
+	for name, tc := range map[string]struct {
+		in   string
+		want []string
+	}{
+		"no listen": {svc("gw.localhost", "secret = \"s\"\n"),
+			[]string{`test.toml:1: component.listen: must be set when [[component.services]] are configured`}},
+		"server domain": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("localhost", "secret = \"s\"\n"),
+			[]string{`test.toml:4: component.services.domain: item 1: "localhost" is not a subdomain-style name`}},
+		"muc domain": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("conference.localhost", "secret = \"s\"\n"),
+			[]string{`test.toml:4: component.services.domain: item 1: "conference.localhost" is already served`}},
+		"upload domain": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("upload.localhost", "secret = \"s\"\n"),
+			[]string{`test.toml:4: component.services.domain: item 1: "upload.localhost" is already served`}},
+		"twice": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("gw.localhost", "secret = \"s\"\n") + svc("GW.localhost", "secret = \"t\"\n"),
+			[]string{`test.toml:4: component.services.domain: item 2: "GW.localhost" is item 1's domain too`}},
+		"jid": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("a@gw.localhost", "secret = \"s\"\n"),
+			[]string{`test.toml:4: component.services.domain: item 1: "a@gw.localhost" is a JID, not a domain`}},
+		"no secret": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("gw.localhost", ""),
+			[]string{`test.toml:3: component.services.secret: item 1: must be set, or secret_file`}},
+		"both secrets": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("gw.localhost", "secret = \"s\"\nsecret_file = \""+secretFile+"\"\n"),
+			[]string{`test.toml:6: component.services.secret_file: item 1: set with secret`}},
+		"missing secret file": {"[component]\nlisten = \"127.0.0.1:5347\"\n" + svc("gw.localhost", "secret_file = \""+filepath.Join(dir, "nope")+"\"\n"),
+			[]string{`test.toml:5: component.services.secret_file: item 1: open ` + filepath.Join(dir, "nope") + `: no such file or directory`}},
+		"queue": {"[component]\nsend_queue_bytes = 100\n",
+			[]string{`test.toml:2: component.send_queue_bytes: 100 is less than c2s.max_stanza_bytes`}},
+		"same address": {"[c2s]\nlisten = \"127.0.0.1:5222\"\n[component]\nlisten = \"127.0.0.1:5222\"\n",
+			[]string{`test.toml:4: component.listen: "127.0.0.1:5222" uses the same port as c2s.listen`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.in), "test.toml")
+			checkErrorLines(t, err, tc.want)
+		})
+	}
+}
