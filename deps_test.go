@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -57,6 +57,7 @@ var allowedImports = map[string][]string{
 	"extdisco":     {"router"},                      // XEP-0215; services from the config, converted by server
 	"entitytime":   {"router"},                      // XEP-0202
 	"lastactivity": {"router", "internal/burstlog"}, // XEP-0012; its Store is storage's LastActivity
+	"component":    {"router", "internal/xmlenc"},   // XEP-0114; components from the config, converted by server
 
 	"auth":                {"storage"},
 	"storage":             {},

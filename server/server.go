@@ -71,6 +71,8 @@ type Server struct {
 	// http is the [http] listeners and the upload service; shut down
 	// after c2s, before storage closes.
 	http httpSide
+	// comp is the [component] listener and the external components.
+	comp componentSide
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -218,6 +220,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		s.muc.Register(reg)
 	}
+	if err := s.registerComponents(reg); err != nil {
+		return err
+	}
 
 	cert, src, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.Server.DataDir, []string{domain.String()})
 	if err != nil {
@@ -282,6 +287,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// The server's own caps (XEP-0115 §6.3), from its disco#info now
 	// that every feature is registered.
 	if err := s.serverCaps(ctx, discoSvc); err != nil {
+		return err
+	}
+	if err := s.startComponents(); err != nil {
 		return err
 	}
 	if err := s.listen(c.Listen, "c2s (STARTTLS)", s.c2s.Serve); err != nil {
@@ -427,6 +435,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.c2s != nil {
 		err = s.c2s.Shutdown(ctx)
 	}
+	if cerr := s.shutdownComponents(ctx); err == nil {
+		err = cerr
+	}
 	if herr := s.shutdownHTTP(ctx); err == nil {
 		err = herr
 	}
@@ -451,6 +462,9 @@ func (s *Server) close() {
 		ln.Close()
 	}
 	s.mu.Unlock()
+	if s.comp.ln != nil {
+		s.comp.ln.Close()
+	}
 	s.closeHTTP()
 	if s.offline != nil {
 		// Shutdown has stopped it already; after a failed Start no

@@ -38,6 +38,7 @@ type Server struct {
 	DirectTLS string // direct TLS address
 	HTTP      string // plain HTTP address; "" unless WithHTTP
 	HTTPS     string // HTTPS address; "" unless WithHTTPS
+	Component string // [component] address; "" unless WithComponent
 
 	mu      sync.Mutex
 	stopped bool
@@ -110,6 +111,9 @@ func startConfig(t testing.TB, cfg config.Config, extra slog.Handler) *Server {
 	if a := srv.HTTPSAddr(); a != nil {
 		s.HTTPS = a.String()
 	}
+	if a := srv.ComponentAddr(); a != nil {
+		s.Component = a.String()
+	}
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }
@@ -118,6 +122,15 @@ func startConfig(t testing.TB, cfg config.Config, extra slog.Handler) *Server {
 // (Server.HTTP), and with it the upload service ([httpupload]).
 func WithHTTP() Option {
 	return func(c *config.Config) { c.HTTP.Listen = "127.0.0.1:0" }
+}
+
+// WithComponent turns on the XEP-0114 listener on a free loopback port
+// (Server.Component), accepting a component for domain with secret.
+func WithComponent(domain, secret string) Option {
+	return func(c *config.Config) {
+		c.Component.Listen = "127.0.0.1:0"
+		c.Component.Services = append(c.Component.Services, config.ComponentService{Domain: domain, Secret: secret})
+	}
 }
 
 // WithHTTPS turns on the HTTPS listener, on a free loopback port
