@@ -1,7 +1,11 @@
 package compliance_test
 
 import (
+	"crypto/sha1"
 	"crypto/tls"
+	"encoding/hex"
+	"io"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -205,4 +209,79 @@ func checkXEP0163(t *testing.T, e *env) {
 	e.alice.ok("set", "", publish(devices, "current", "<devices xmlns='urn:xmpp:omemo:2'><device id='12345'/></devices>", "pubsub#access_model", "open"))
 	got = carol.ok("get", "alice@localhost", items(devices))
 	contains(t, "an open node read by a stranger", got, "<device id='12345'>")
+}
+
+const (
+	gateway         = "gateway.localhost"
+	componentSecret = "compliance-component"
+)
+
+// withComponent accepts an external component for gateway (XEP-0114).
+var withComponent = xmpptest.WithComponent(gateway, componentSecret)
+
+// checkXEP0114: an external component connects in jabber:component:accept
+// (§3), the server answers with its header and a stream id, a wrong
+// handshake is refused with not-authorized and the right one, SHA-1 of
+// the id and the secret in hex, accepted with an empty <handshake/>. The
+// server lists the component in its disco#items; a user's message to the
+// component's domain reaches it with the user's full JID, and its answer,
+// from a JID of its domain, reaches the user.
+func checkXEP0114(t *testing.T, e *env) {
+	open := func() (net.Conn, *strings.Builder, string) {
+		c, err := net.Dial("tcp", e.srv.Component)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		var buf strings.Builder
+		io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='"+gateway+"'>")
+		got := readUntil(t, c, &buf, regexp.MustCompile(`<stream:stream [^>]*\bid='([^']+)'[^>]*>`))
+		if !strings.Contains(got, "xmlns='jabber:component:accept'") || !strings.Contains(got, "from='"+gateway+"'") {
+			t.Fatalf("server's component stream header: %q", got)
+		}
+		id := regexp.MustCompile(`<stream:stream [^>]*\bid='([^']+)'`).FindStringSubmatch(got)[1]
+		buf.Reset()
+		return c, &buf, id
+	}
+	handshake := func(id, secret string) string {
+		sum := sha1.Sum([]byte(id + secret))
+		return "<handshake>" + hex.EncodeToString(sum[:]) + "</handshake>"
+	}
+
+	bad, badBuf, id := open()
+	io.WriteString(bad, handshake(id, "wrong"))
+	readUntil(t, bad, badBuf, regexp.MustCompile(regexp.QuoteMeta("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")))
+
+	comp, buf, id := open()
+	io.WriteString(comp, handshake(id, componentSecret))
+	readUntil(t, comp, buf, regexp.MustCompile(`<handshake/>`))
+	buf.Reset()
+
+	items := e.alice.ok("get", domain, "<query xmlns='http://jabber.org/protocol/disco#items'/>")
+	contains(t, "server disco#items", items, "<item jid='"+gateway+"'")
+
+	e.alice.Send("<message to='echo@%s' type='chat' id='c1'><body>ping</body></message>", gateway)
+	got := readUntil(t, comp, buf, regexp.MustCompile(`<message [^>]*>.*</message>`))
+	for _, want := range []string{"from='alice@localhost/a'", "to='echo@" + gateway + "'", "<body>ping</body>"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("component got %q, lacks %s", got, want)
+		}
+	}
+	io.WriteString(comp, "<message from='echo@"+gateway+"' to='alice@localhost/a' type='chat' id='c2'><body>pong</body></message>")
+	e.alice.expect("the component's answer", isMessage("echo@"+gateway, "<body>pong</body>"))
+}
+
+// readUntil reads from c into buf until re matches what buf holds.
+func readUntil(t *testing.T, c net.Conn, buf *strings.Builder, re *regexp.Regexp) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(wait))
+	b := make([]byte, 4096)
+	for !re.MatchString(buf.String()) {
+		n, err := c.Read(b)
+		buf.Write(b[:n])
+		if err != nil && !re.MatchString(buf.String()) {
+			t.Fatalf("waiting for %s: %v; got %q", re, err, buf.String())
+		}
+	}
+	return buf.String()
 }
