@@ -121,9 +121,8 @@ func New(store Store, r *router.Router, opts Options, log *slog.Logger) *Service
 }
 
 // Start learns which accounts have a vCard photo, so that the first
-// presence of an account without one (most accounts; and every login of
-// them) reads nothing from storage: on PostgreSQL that read was about a
-// tenth of a millisecond of each login.
+// presence of an account without one (at every login of it) reads
+// nothing from storage.
 func (s *Service) Start(ctx context.Context) error {
 	users, err := s.store.WithPhoto(ctx)
 	if err != nil {
