@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/internal/xmpptest"
 )
 
@@ -297,4 +298,51 @@ func TestComponentStanzaNamespace(t *testing.T) {
 	comp.send("<foo from='" + gateway + "' to='alice@localhost'/>")
 	comp.readUntil(regexp.QuoteMeta(streamError("unsupported-stanza-type")))
 	comp.closed()
+}
+
+// TestComponentLimits: a stanza from a component over c2s's
+// max_stanza_bytes ends its stream with <policy-violation/>; a component
+// that stops reading while stanzas for it pile up past
+// [component] send_queue_bytes is disconnected with
+// <resource-constraint/>, and what waited for it bounces to the senders.
+func TestComponentLimits(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithComponent(gateway, secret), func(c *config.Config) {
+		c.C2S.MaxStanzaBytes = 10000
+		c.C2S.SendQueueBytes = 10000
+		c.Component.SendQueueBytes = 10000
+	})
+	t.Run("stanza too big", func(t *testing.T) {
+		c := connect(t, srv)
+		c.send("<message from='bot@" + gateway + "' to='alice@localhost'><body>" + strings.Repeat("x", 12000) + "</body></message>")
+		c.readUntil(`policy-violation`)
+		c.closed()
+	})
+	t.Run("not reading", func(t *testing.T) {
+		alice := srv.AddUser(t, "alice", "pw")
+		cl := srv.Login(t, alice, "pw", xmpptest.LoginOptions{})
+		c := connect(t, srv)
+		// The component reads nothing from here on; its socket buffers
+		// fill, then its queue, then it is let go.
+		body := strings.Repeat("y", 4000)
+		bounced := 0
+		for i := 0; i < 2000 && bounced == 0; i++ {
+			cl.Send("<message to='bot@%s' id='m%d'><body>%s</body></message>", gateway, i, body)
+			select {
+			case e := <-cl.Elements():
+				if e.Name.Local == "message" && e.Attr("type") == "error" {
+					bounced++
+				}
+			default:
+			}
+		}
+		e := cl.Expect(wait, "a bounce of what waited for the component", func(e xmpptest.Element) bool {
+			return e.Name.Local == "message" && e.Attr("type") == "error"
+		})
+		if !e.Contains("bot@" + gateway) {
+			t.Errorf("bounce %s is not of a message to the component", e.Raw)
+		}
+		// Its stream is ended (with <resource-constraint/> when the
+		// socket still takes it); reading drains what was written.
+		c.closed()
+	})
 }
