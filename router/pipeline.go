@@ -159,6 +159,18 @@ func (r *Registry) BroadcastPresence(h MessageHook) {
 	r.broadcast = append(r.broadcast, phased{phase: PhaseRewrite, hook: h})
 }
 
+// DirectedPresence adds a hook for the available presence a local session
+// sends to one JID (a MUC join, a directed presence), before the
+// OutboundPresence hooks and routing. Like a BroadcastPresence hook it may
+// return a changed presence (the XEP-0153 photo hash a room's occupants
+// use for avatars), which is what the addressee gets.
+func (r *Registry) DirectedPresence(h MessageHook) {
+	if h == nil {
+		panic("router: nil directed presence hook")
+	}
+	r.directed = append(r.directed, phased{phase: PhaseRewrite, hook: h})
+}
+
 // OutboundIQ adds a hook for IQs a local client sends, before they are
 // routed; Handled and Failed mean what they mean for OutboundPresence.
 func (r *Registry) OutboundIQ(h StanzaHook) {

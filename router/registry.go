@@ -131,6 +131,7 @@ type Registry struct {
 	outIQ           []StanzaHook
 	inIQ            []StanzaHook
 	broadcast       []phased // BroadcastPresence, one phase
+	directed        []phased // DirectedPresence, one phase
 	outMessage      []phased // sorted by phase
 	inMessage       []phased // sorted by phase
 	delivered       []DeliveredHook

@@ -151,3 +151,37 @@ func TestBroadcastPresenceHook(t *testing.T) {
 		t.Fatalf("dropped presence delivered: %q", got)
 	}
 }
+
+// TestDirectedPresenceHook: what the hook returns is what the addressee of
+// an available directed presence gets; unavailable and subscription
+// presence do not pass it.
+func TestDirectedPresenceHook(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), accounts{"bob@localhost": true, "carol@localhost": true}, nil)
+	r.Registry().DirectedPresence(func(_ context.Context, p *router.Stanza) (*router.Stanza, router.Result) {
+		raw := strings.Replace(string(p.Raw), "</presence>", "<x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>", 1)
+		return &router.Stanza{Kind: p.Kind, Type: p.Type, From: p.From, To: p.To, Raw: []byte(raw)}, router.Continue
+	})
+	bob := &fakeSession{j: jid.MustParse("bob@localhost/b")}
+	carol := &fakeSession{j: jid.MustParse("carol@localhost/c")}
+	r.Bind(ctx, bob)
+	r.Bind(ctx, carol)
+	r.FromClient(ctx, presence(t, "carol@localhost/c", ""))
+	carol.take() // her own presence, back
+	send := func(typ string) {
+		raw := "<presence from='bob@localhost/b' to='carol@localhost/c'"
+		if typ != "" {
+			raw += " type='" + typ + "'"
+		}
+		raw += "><status>s</status></presence>"
+		r.FromClient(ctx, &router.Stanza{Kind: router.KindPresence, Type: typ, From: bob.j, To: carol.j, Raw: []byte(raw)})
+	}
+	send("")
+	if got := carol.take(); len(got) != 1 || !strings.Contains(got[0], "<photo>abc</photo>") {
+		t.Fatalf("carol got %q, want the directed presence with the hook's photo", got)
+	}
+	send("unavailable")
+	if got := carol.take(); len(got) != 1 || strings.Contains(got[0], "<photo>") {
+		t.Fatalf("carol got %q, want the unavailable presence untouched", got)
+	}
+}

@@ -127,6 +127,11 @@ func (r *Router) FromClient(ctx context.Context, st *Stanza) {
 			r.broadcastPresence(ctx, st)
 			return
 		}
+		if st.Type == "" && len(r.reg.directed) > 0 {
+			if st = r.runMessageHooks(ctx, r.reg.directed, st); st == nil {
+				return
+			}
+		}
 		if r.runHooks(ctx, r.reg.outPresence, st) {
 			return
 		}

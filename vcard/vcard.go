@@ -170,6 +170,9 @@ func (s *Service) Register(r *router.Registry) {
 		return nil, router.ErrorText(stanza.Auth, stanza.Forbidden, "only the owner sets a vCard")
 	})
 	r.BroadcastPresence(s.presence)
+	// A room's occupants show avatars from the hash in the join presence
+	// (XEP-0398 §4 asks for it in directed presence too).
+	r.DirectedPresence(s.directedPresence)
 	r.OnUnavailable(s.offline)
 	r.OnUnbind(s.offline)
 }
@@ -483,6 +486,16 @@ func (s *Service) presence(ctx context.Context, p *router.Stanza) (*router.Stanz
 	cp := *p
 	cp.Raw = raw
 	return &cp, router.Continue
+}
+
+// directedPresence is the DirectedPresence hook: the photo hash goes into
+// a presence to one JID (a room join) only when the account has a photo,
+// so that rooms and peers see nothing new from accounts without one.
+func (s *Service) directedPresence(ctx context.Context, p *router.Stanza) (*router.Stanza, router.Result) {
+	if photo, ok := s.photoOf(ctx, p.From.Bare().String()); !ok || photo == "" {
+		return p, router.Continue
+	}
+	return s.presence(ctx, p)
 }
 
 // rebroadcast sends the available presence of each of owner's resources

@@ -210,3 +210,29 @@ func TestPhotoHash(t *testing.T) {
 		}
 	})
 }
+
+// TestPhotoHashInRoom (XEP-0398 §4): the presence that joins a room
+// carries the joining account's photo hash, which the room reflects to its
+// occupants (clients show occupants' avatars from it).
+func TestPhotoHashInRoom(t *testing.T) {
+	srv := xmpptest.Start(t)
+	aliceJ := srv.AddUser(t, "alice", "pw")
+	bobJ := srv.AddUser(t, "bob", "pw")
+	alice := srv.Login(t, aliceJ, "pw", xmpptest.LoginOptions{Resource: "a"})
+	bob := srv.Login(t, bobJ, "pw", xmpptest.LoginOptions{Resource: "b"})
+	img := []byte("an avatar's bytes")
+	hash := sha1hex(img)
+	wantResult(t, ask(t, alice, "s1", "<iq type='set' id='s1'><vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>%s</BINVAL></PHOTO></vCard></iq>",
+		base64.StdEncoding.EncodeToString(img)), "")
+	room := "avatars@conference." + srv.Domain
+	bob.Send("<presence to='%s/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+	bob.Expect(wait, "bob's own presence in the room (the room is created)", presenceFrom(room+"/bob"))
+	bob.Send("<iq type='set' id='cfg' to='%s'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>", room)
+	bob.Expect(wait, "the room unlocked", func(e xmpptest.Element) bool { return e.Attr("id") == "cfg" })
+	// A client that sends no vcard-temp:x:update of its own.
+	alice.Send("<presence to='%s/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+	e := bob.Expect(wait, "alice's presence in the room", presenceFrom(room+"/alice"))
+	if want := "<x xmlns='vcard-temp:x:update'><photo>" + hash + "</photo></x>"; !e.Contains(want) {
+		t.Fatalf("alice's join as bob sees it: %s, want %s in it", e.Raw, want)
+	}
+}
