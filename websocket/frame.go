@@ -211,7 +211,6 @@ func hasAttr(attrs []attr, name string) bool {
 	return false
 }
 
-
 // framingError returns what Read reports for a message that breaks RFC
 // 7395's framing; msg becomes the stream error's text.
 func framingError(msg string) error {
