@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/coder/websocket v1.8.15
 	github.com/lib/pq v1.12.3
 	github.com/xdg-go/scram v1.4.0
 	golang.org/x/sys v0.49.0

@@ -265,6 +265,13 @@ func (n *negotiation) offer() saslOffer {
 	if !n.secure {
 		return newSASLOffer(nil, n.sasl.EndPoint.IsSupported())
 	}
+	if n.tlsState.Version == 0 {
+		// Secure without TLS here: TLS ended at a trusted proxy in front
+		// of a WebSocket (ConnInfo). No channel binding, PLAIN allowed.
+		o := newSASLOffer(nil, false)
+		o.mechs = append(o.mechs, mechPlain)
+		return o
+	}
 	return newSASLOffer(&n.tlsState, n.sasl.EndPoint.IsSupported())
 }
 

@@ -235,8 +235,40 @@ func (s *Server) serve(ln net.Listener, direct bool) error {
 			conn.Close()
 			return ErrServerClosed
 		}
-		go s.handle(conn, direct)
+		go s.handle(conn, direct, nil)
 	}
+}
+
+// ConnInfo describes a connection that another transport accepted and
+// hands to ServeConn (a WebSocket: package websocket).
+type ConnInfo struct {
+	// Remote is the client's address, for the connection limits and the
+	// logs; the PROXY protocol is not read.
+	Remote netip.AddrPort
+	// Secure: the client's connection is encrypted, by xmppd (TLS) or by
+	// a trusted proxy in front of it. STARTTLS is never offered on these
+	// connections; without Secure, SASL follows RequireTLS as on a TCP
+	// stream that did not negotiate TLS.
+	Secure bool
+	// TLS is the state of the TLS connection xmppd terminated itself, for
+	// channel binding (SCRAM-*-PLUS); nil when TLS ended at a proxy.
+	TLS *tls.ConnectionState
+}
+
+// ServeConn negotiates and serves one client connection accepted
+// elsewhere, such as a WebSocket adapted to the c2s byte stream: the same
+// negotiation, limits, session and stream management as a TCP client.
+// conn is not a socket, so its session never parks. It returns at once;
+// the connection is the server's from then on, and it returns
+// ErrServerClosed (closing conn) after Shutdown.
+func (s *Server) ServeConn(conn net.Conn, info ConnInfo) error {
+	s.init()
+	if !s.track(conn) {
+		conn.Close()
+		return ErrServerClosed
+	}
+	go s.handle(conn, false, &info)
+	return nil
 }
 
 // temporary reports accept errors worth retrying (out of file
@@ -258,7 +290,8 @@ func (s *Server) track(c net.Conn) bool {
 }
 
 // handle negotiates one connection and, once bound, starts its session.
-func (s *Server) handle(conn net.Conn, direct bool) {
+// ext is nil for a connection from one of the server's listeners.
+func (s *Server) handle(conn net.Conn, direct bool, ext *ConnInfo) {
 	started := false
 	limitKey := "" // the address admitted by s.conns, to release
 	defer func() {
@@ -283,7 +316,13 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		timedOut.Store(true)
 		conn.SetReadDeadline(time.Unix(1, 0))
 	})
-	remote, err := s.clientAddr(conn)
+	var remote netip.AddrPort
+	var err error
+	if ext != nil {
+		remote = ext.Remote
+	} else {
+		remote, err = s.clientAddr(conn)
+	}
 	if err != nil {
 		deadline.Stop()
 		s.Log.Warn("connection refused: PROXY protocol", "peer", conn.RemoteAddr().String(), "err", err)
@@ -371,8 +410,8 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 		raw:      conn,
 		g:        g,
 		domain:   domain,
-		secure:   direct,
-		offerTLS: !direct && s.TLS != nil,
+		secure:   direct || ext != nil && ext.Secure,
+		offerTLS: !direct && ext == nil && s.TLS != nil,
 		bound:    bound,
 		sasl: saslConfig{
 			Domain:         domain,
@@ -389,6 +428,8 @@ func (s *Server) handle(conn net.Conn, direct bool) {
 	}
 	if direct {
 		n.tlsState = raw.(*tls.Conn).ConnectionState()
+	} else if ext != nil && ext.Secure && ext.TLS != nil {
+		n.tlsState = *ext.TLS
 	}
 	err = n.run(ctx)
 	if !deadline.Stop() && err == nil {

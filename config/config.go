@@ -311,6 +311,11 @@ type HTTP struct {
 	// TLSListen is the host:port of an HTTPS listener serving the same
 	// handlers with the server's certificate; "" disables it.
 	TLSListen string `toml:"tls_listen"`
+	// AllowedOrigins are the origins (scheme://host[:port]) whose web
+	// pages may open the WebSocket (/xmpp-websocket); ["*"] allows any.
+	// Empty allows pages from the host the request is sent to or from
+	// PublicURL's host only.
+	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
 // HTTPUpload is the [httpupload] table: XEP-0363 HTTP file upload. The
@@ -459,9 +464,10 @@ func Default() Config {
 			MaxItems: 100,
 		},
 		HTTP: HTTP{
-			Listen:    ":5280",
-			PublicURL: "",
-			TLSListen: "",
+			Listen:         ":5280",
+			PublicURL:      "",
+			TLSListen:      "",
+			AllowedOrigins: []string{},
 		},
 		TLS: TLS{},
 		HTTPUpload: HTTPUpload{
@@ -744,6 +750,11 @@ func (h *HTTP) validate(p *problems) {
 	}
 	if h.TLSListen != "" {
 		p.addr("http.tls_listen", h.TLSListen)
+	}
+	for _, o := range h.AllowedOrigins {
+		if msg := checkOrigin(o); msg != "" {
+			p.add("http.allowed_origins", "%s", msg)
+		}
 	}
 }
 

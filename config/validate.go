@@ -278,3 +278,20 @@ func checkPublicURL(s string) string {
 	}
 	return ""
 }
+
+// checkOrigin returns "" when s is "*" or a web origin, scheme://host with
+// an optional port and nothing after, or a message saying why not.
+func checkOrigin(s string) string {
+	if s == "*" {
+		return ""
+	}
+	const want = `want an origin such as "https://chat.example.com", or "*"`
+	u, err := url.Parse(s)
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return fmt.Sprintf("invalid origin %q (%s)", s, want)
+	case strings.TrimRight(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Sprintf("%q is more than an origin (%s)", s, want)
+	}
+	return ""
+}

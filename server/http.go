@@ -15,6 +15,7 @@ import (
 
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/httpupload"
+	"xmppd.dev/xmppd/websocket"
 )
 
 // HTTP server timeouts. There is no overall read or write timeout, since
@@ -73,6 +74,17 @@ func (s *Server) startHTTP(cert tls.Certificate) (err error) {
 
 	mux := http.NewServeMux()
 	var handler http.Handler = mux
+	// XMPP over WebSocket (RFC 7395) on the c2s core, and where browser
+	// clients find it (XEP-0156).
+	mux.Handle(websocket.Path, websocket.New(s.c2s, websocket.Options{
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		PublicURL:      public,
+		MaxStanzaBytes: cfg.C2S.MaxStanzaBytes,
+	}, s.log.With("component", "websocket")))
+	hostMeta := websocket.HostMeta(public)
+	mux.Handle(websocket.HostMetaPath, hostMeta)
+	mux.Handle(websocket.HostMetaJSONPath, hostMeta)
+	s.log.Info("XMPP over WebSocket", "url", websocket.WebSocketURL(public))
 	if cfg.HTTPUpload.Enabled {
 		u := cfg.HTTPUpload
 		h.upload, err = httpupload.New(s.router, s.db.HTTPUploads(), httpupload.Options{

@@ -1,0 +1,176 @@
+// Package websocket serves XMPP over WebSocket (RFC 7395) at
+// /xmpp-websocket: it accepts the WebSocket, checks its subprotocol and
+// Origin, and hands c2s a net.Conn that translates RFC 7395's framing to
+// the byte stream of a TCP client and back. Negotiation, limits, sessions,
+// routing and stream management are c2s's, unchanged (c2s.Server.ServeConn);
+// only the transport is this package's. It also serves the XEP-0156
+// host-meta files that tell browser clients where the WebSocket is.
+package websocket
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	ws "github.com/coder/websocket"
+
+	"xmppd.dev/xmppd/c2s"
+)
+
+// Path is where the WebSocket endpoint is served.
+const Path = "/xmpp-websocket"
+
+// Subprotocol is the WebSocket subprotocol of RFC 7395 §3.1.
+const Subprotocol = "xmpp"
+
+// Options configure a Handler.
+type Options struct {
+	// AllowedOrigins are the origins ("https://chat.example.org") whose
+	// pages may open the WebSocket; "*" allows all. Empty: only pages
+	// from the host the request was sent to, or from PublicURL's.
+	AllowedOrigins []string
+	// PublicURL is the URL clients reach the HTTP listeners by.
+	PublicURL string
+	// MaxStanzaBytes is c2s's stanza limit; a longer message is refused
+	// as a longer stanza is over TCP.
+	MaxStanzaBytes int
+	// TrustedProxies may tell, with X-Forwarded-Proto: https, that the
+	// client's connection to them is encrypted, and, with
+	// X-Forwarded-For, the client's address. nil: loopback addresses.
+	TrustedProxies []netip.Prefix
+}
+
+// Handler accepts WebSocket connections and serves them with a c2s.Server.
+type Handler struct {
+	srv  *c2s.Server
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns the handler of Path, serving its connections with srv.
+func New(srv *c2s.Server, opts Options, log *slog.Logger) *Handler {
+	if opts.MaxStanzaBytes <= 0 {
+		opts.MaxStanzaBytes = c2s.DefaultLimits.MaxStanzaBytes
+	}
+	if opts.TrustedProxies == nil {
+		opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	return &Handler{srv: srv, opts: opts, log: log}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !offersXMPP(r) {
+		// RFC 7395 §3.1 gives the client no XMPP stream without the
+		// subprotocol; refusing the handshake (RFC 6455 §4.2.2) tells
+		// it at once rather than after an upgrade it must close.
+		http.Error(w, "the WebSocket subprotocol 'xmpp' is required (RFC 7395)", http.StatusBadRequest)
+		return
+	}
+	if !h.originAllowed(r) {
+		h.log.Debug("WebSocket refused: origin not allowed", "origin", r.Header.Get("Origin"))
+		http.Error(w, "origin not allowed (http.allowed_origins)", http.StatusForbidden)
+		return
+	}
+	peer := addrPort(r.RemoteAddr)
+	info := c2s.ConnInfo{Remote: peer, Secure: r.TLS != nil, TLS: r.TLS}
+	if h.trusted(peer.Addr()) {
+		if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			info.Secure = true
+		}
+		if ip := forwardedFor(r); ip.IsValid() {
+			info.Remote = netip.AddrPortFrom(ip, 0)
+		}
+	}
+	c, err := ws.Accept(w, r, &ws.AcceptOptions{
+		Subprotocols:       []string{Subprotocol},
+		InsecureSkipVerify: true, // checked above
+	})
+	if err != nil {
+		h.log.Debug("WebSocket handshake failed", "err", err)
+		return
+	}
+	local := net.Addr(nil)
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		local = a
+	}
+	remote := net.TCPAddrFromAddrPort(info.Remote)
+	h.srv.ServeConn(newConn(c, local, remote, h.opts.MaxStanzaBytes), info)
+}
+
+// offersXMPP reports whether the client offers the xmpp subprotocol.
+func offersXMPP(r *http.Request) bool {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(p) == Subprotocol {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// originAllowed applies AllowedOrigins. A request without an Origin is
+// not from a browser page: the check protects browsers' users only.
+func (h *Handler) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if len(h.opts.AllowedOrigins) == 0 {
+		if strings.EqualFold(u.Host, r.Host) {
+			return true
+		}
+		if p, err := url.Parse(h.opts.PublicURL); err == nil && p.Host != "" && strings.EqualFold(u.Host, p.Host) {
+			return true
+		}
+		return false
+	}
+	for _, a := range h.opts.AllowedOrigins {
+		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), u.Scheme+"://"+u.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) trusted(a netip.Addr) bool {
+	for _, p := range h.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor returns the last address of X-Forwarded-For (the one the
+// trusted proxy added), or the zero Addr.
+func forwardedFor(r *http.Request) netip.Addr {
+	v := r.Header.Values("X-Forwarded-For")
+	if len(v) == 0 {
+		return netip.Addr{}
+	}
+	last := v[len(v)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(last))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func addrPort(s string) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
