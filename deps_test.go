@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -38,6 +38,9 @@ var allowedImports = map[string][]string{
 	// websocket (RFC 7395) is a transport beside c2s's listeners: it
 	// hands c2s its connections and holds no session logic.
 	"websocket": {"c2s"},
+	// webchat serves /chat (Converse.js, pointed at websocket's URL,
+	// which server passes in).
+	"webchat": {},
 
 	"router": {"internal/xmlenc", "internal/burstlog"},
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type Config struct {
 	Private Private `toml:"private"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
+	Web     Web     `toml:"web"`
 
 	HTTPUpload HTTPUpload `toml:"httpupload"`
 	Caps       Caps       `toml:"caps"`
@@ -318,6 +320,17 @@ type HTTP struct {
 	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
+// Web is the [web] table: the chat page /chat on the [http] listeners,
+// which runs Converse.js against the WebSocket endpoint.
+type Web struct {
+	// Enabled serves /chat (when an [http] listener exists).
+	Enabled bool `toml:"enabled"`
+	// ConverseJSPath is a folder where `npm install converse.js` ran (or
+	// the converse.js package folder, or its dist folder), whose files
+	// /chat/dist/ serves; "" loads Converse.js from its CDN.
+	ConverseJSPath string `toml:"conversejs_path"`
+}
+
 // HTTPUpload is the [httpupload] table: XEP-0363 HTTP file upload. The
 // files are sent and fetched through the [http] listeners.
 type HTTPUpload struct {
@@ -470,6 +483,10 @@ func Default() Config {
 			AllowedOrigins: []string{},
 		},
 		TLS: TLS{},
+		Web: Web{
+			Enabled:        true,
+			ConverseJSPath: "",
+		},
 		HTTPUpload: HTTPUpload{
 			Enabled:       true,
 			Domain:        "",
@@ -560,6 +577,7 @@ func (c *Config) check() []*Error {
 	c.Private.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
+	c.Web.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
 	c.Caps.validate(&p)
 	c.Server.Contact.validate(&p)
@@ -812,6 +830,23 @@ func (t *TLS) validate(p *problems) {
 	if t.KeyFile != "" {
 		p.readable("tls.key_file", t.KeyFile)
 	}
+}
+
+// converseJSLayouts are the places under web.conversejs_path where
+// converse.min.js may be (webchat.DistDir looks in the same order).
+var converseJSLayouts = []string{"node_modules/converse.js/dist", "dist", "."}
+
+func (w *Web) validate(p *problems) {
+	if !w.Enabled || w.ConverseJSPath == "" {
+		return
+	}
+	for _, l := range converseJSLayouts {
+		if fi, err := os.Stat(filepath.Join(w.ConverseJSPath, filepath.FromSlash(l), "converse.min.js")); err == nil && fi.Mode().IsRegular() {
+			return
+		}
+	}
+	p.add("web.conversejs_path", "%q holds no Converse.js (want a folder where `npm install converse.js` ran, "+
+		"with node_modules/converse.js/dist/converse.min.js, or a converse.js dist folder; or \"\" to load it from its CDN)", w.ConverseJSPath)
 }
 
 // joinErrors joins errs with errors.Join, so that each prints on its own line.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/httpupload"
+	"xmppd.dev/xmppd/webchat"
 	"xmppd.dev/xmppd/websocket"
 )
 
@@ -85,6 +87,20 @@ func (s *Server) startHTTP(cert tls.Certificate) (err error) {
 	mux.Handle(websocket.HostMetaPath, hostMeta)
 	mux.Handle(websocket.HostMetaJSONPath, hostMeta)
 	s.log.Info("XMPP over WebSocket", "url", websocket.WebSocketURL(public))
+	// The chat page: Converse.js against that WebSocket.
+	if cfg.Web.Enabled {
+		chat, err := webchat.New(webchat.Options{
+			Domain:         cfg.Server.Domain,
+			WebSocketURL:   websocket.WebSocketURL(public),
+			ConverseJSPath: cfg.Web.ConverseJSPath,
+		})
+		if err != nil {
+			return fmt.Errorf("server: [web]: %w", err)
+		}
+		mux.Handle(webchat.Path, chat)
+		mux.Handle(webchat.Path+"/", chat)
+		s.log.Info("web chat", "url", public+webchat.Path, "conversejs", cmp.Or(cfg.Web.ConverseJSPath, webchat.CDNDist))
+	}
 	if cfg.HTTPUpload.Enabled {
 		u := cfg.HTTPUpload
 		h.upload, err = httpupload.New(s.router, s.db.HTTPUploads(), httpupload.Options{
