@@ -74,6 +74,8 @@ type options struct {
 	tlsGroups                                           []tls.CurveID
 	sm                                                  bool // stream management (XEP-0198) on every client
 	smAckEvery                                          int
+	transport, wsURL, wsOrigin                          string
+	ws                                                  *wsTransport // with -transport websocket; set by check
 }
 
 // tlsGroupNames are the key exchanges -tls-groups accepts.
@@ -123,7 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.resource, "resource", "bench", "resource to bind")
 	fs.IntVar(&o.n, "n", 1000, "number of clients (and accounts)")
 	fs.IntVar(&o.concurrency, "concurrency", 100, "logins (and registrations, MUC joins) in flight at once")
-	fs.BoolVar(&o.starttls, "starttls", true, "negotiate STARTTLS")
+	fs.BoolVar(&o.starttls, "starttls", true, "negotiate STARTTLS (tcp transport)")
+	fs.StringVar(&o.transport, "transport", "tcp", "tcp (c2s, RFC 6120) or websocket (RFC 7395; no STARTTLS, TLS from a wss:// URL)")
+	fs.StringVar(&o.wsURL, "ws-url", "", "websocket: the URL (default wss://ADDR/xmpp-websocket, ADDR being -addr)")
+	fs.StringVar(&o.wsOrigin, "ws-origin", "", "websocket: Origin header (default https://HOST:PORT of the URL, which xmppd allows without allowed_origins; \"none\" to send none)")
 	// Go's client offers the post-quantum X25519MLKEM768 first, which a
 	// Go server takes and OpenSSL 3.0 (Prosody, ejabberd) cannot: offering
 	// what every server can do makes all of them run the same handshake.
@@ -242,13 +247,45 @@ func (o *options) check() error {
 	if err != nil {
 		return fmt.Errorf("-addr: %w", err)
 	}
+	if err := checkLoopback("-addr "+o.addr, host); err != nil {
+		return err
+	}
+	switch o.transport {
+	case "tcp":
+	case "websocket":
+		if o.wsURL == "" {
+			o.wsURL = "wss://" + o.addr + "/xmpp-websocket"
+		}
+		u, err := checkWSURL(o.wsURL)
+		if err != nil {
+			return err
+		}
+		switch o.wsOrigin {
+		case "":
+			scheme := "https"
+			if u.Scheme == "ws" {
+				scheme = "http"
+			}
+			o.wsOrigin = scheme + "://" + u.Host
+		case "none":
+			o.wsOrigin = ""
+		}
+		o.ws = newWSTransport(o)
+	default:
+		return fmt.Errorf("-transport %q: want tcp or websocket", o.transport)
+	}
+	return nil
+}
+
+// checkLoopback refuses a host that is not on this machine.
+func checkLoopback(what, host string) error {
 	ips, err := net.LookupIP(host)
 	if err != nil {
-		return fmt.Errorf("-addr: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("-addr %s: %s is not a loopback address; xmppbench only loads servers on this machine", o.addr, ip)
+			return fmt.Errorf("%s: %s is not a loopback address; xmppbench only loads servers on this machine", what, ip)
 		}
 	}
 	return nil
