@@ -75,7 +75,7 @@ func dial(o *options, user string) (*client, []byte, error) {
 	raw.SetDeadline(time.Now().Add(o.timeout))
 	c := &client{user: user, conn: raw, kex: kex, sp: newSplitter(raw, o.readBuf), done: make(chan struct{})}
 	feats, err := c.open(o)
-	if err == nil && o.starttls && o.ws == nil {
+	if err == nil && o.starttls {
 		feats, err = c.startTLS(o, feats)
 	}
 	if err != nil {

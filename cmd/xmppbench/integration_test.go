@@ -345,6 +345,9 @@ func TestWebSocketAgainstXMPPD(t *testing.T) {
 	want("prime", "ok", n)
 	want("login", "ok", n)
 	want("login", "failed", 0)
+	if lines["login"]["starttls"] != false {
+		t.Errorf("login starttls = %v over a WebSocket", lines["login"]["starttls"])
+	}
 	if g, _ := lines["login"]["tls_groups"].(map[string]any); len(g) != 1 || g["X25519"] != float64(n) {
 		t.Errorf("login tls_groups = %v, want all %d on X25519 (wss)", lines["login"]["tls_groups"], n)
 	}

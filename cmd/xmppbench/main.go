@@ -36,6 +36,13 @@
 // generator's monotonic clock. The generator's own CPU time is in every
 // line (gen_cpu_s, gen_cores) so that a saturated generator is visible.
 //
+// With -transport websocket the clients speak XMPP over WebSocket (RFC
+// 7395) to -ws-url (default wss://ADDR/xmpp-websocket: TLS from the URL, no
+// STARTTLS) with the subprotocol xmpp and an Origin header (-ws-origin); a
+// net.Conn under the client translates the stream to one message per
+// element and back (ws.go), so every phase runs as over TCP, and every
+// line says "transport": "websocket".
+//
 // With -sm every client enables stream management (XEP-0198, with resume)
 // after bind and acknowledges as a mobile client does (see -sm-ack-every);
 // every line then says so ("sm": true) and counts the <a/> and <r/> of
@@ -270,6 +277,7 @@ func (o *options) check() error {
 		case "none":
 			o.wsOrigin = ""
 		}
+		o.starttls = false // not on a WebSocket: TLS is the wss:// URL's
 		o.ws = newWSTransport(o)
 	default:
 		return fmt.Errorf("-transport %q: want tcp or websocket", o.transport)

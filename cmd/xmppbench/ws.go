@@ -432,3 +432,6 @@ func checkWSURL(s string) (*url.URL, error) {
 	}
 	return u, checkLoopback("-ws-url "+s, u.Hostname())
 }
+
+// wss reports whether the transport is a WebSocket over TLS.
+func (o *options) wss() bool { return o.ws != nil && len(o.wsURL) > 4 && o.wsURL[:4] == "wss:" }
