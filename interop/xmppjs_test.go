@@ -44,8 +44,30 @@ func requireXmppjs(t *testing.T) string {
 // TestXmppjsWebSocketChat: @xmpp/client (xmpp.js, from npm) logs in over
 // XMPP over WebSocket on the HTTPS listener with SCRAM, and exchanges chat
 // messages with a client on the TCP c2s listener (xmppjs/client.js).
+//
+// It runs once with the npm package ws as the WebSocket, and once with
+// Node's own (undici's, the WHATWG API browsers have) when this node has
+// one, with or without --experimental-websocket (Node 20).
 func TestXmppjsWebSocketChat(t *testing.T) {
 	node := requireXmppjs(t)
+	t.Run("ws", func(t *testing.T) { xmppjsChat(t, node, nil, []string{"XMPPJS_WEBSOCKET=ws"}, "ws") })
+	t.Run("node", func(t *testing.T) {
+		var args []string
+		probe := []string{"-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"}
+		if exec.Command(node, probe...).Run() != nil {
+			args = []string{"--experimental-websocket"}
+			if err := exec.Command(node, append(args, probe...)...).Run(); err != nil {
+				t.Skipf("this node has no WebSocket of its own: %v", err)
+			}
+		}
+		xmppjsChat(t, node, args, nil, "node")
+	})
+}
+
+// xmppjsChat runs xmppjs/client.js with node (nodeArgs before the script,
+// env added to the environment) and expects it to have used the WebSocket
+// implementation impl.
+func xmppjsChat(t *testing.T, node string, nodeArgs, env []string, impl string) {
 	srv := xmpptest.Start(t, xmpptest.WithHTTPS())
 	srv.AddUser(t, "alice", "pw xmpp.js")
 	bob := srv.AddUser(t, "bob", "pw tcp")
@@ -58,11 +80,12 @@ func TestXmppjsWebSocketChat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, node, filepath.Join(xmppjsDir, "client.js"),
+	args := append(append([]string{}, nodeArgs...), filepath.Join(xmppjsDir, "client.js"),
 		"wss://"+srv.HTTPS+"/xmpp-websocket", srv.Domain, "alice", "pw xmpp.js", "xmppjs",
 		tcp.JID.String(), body, "30000")
+	cmd := exec.CommandContext(ctx, node, args...)
 	// The test server's certificate is self-signed.
-	cmd.Env = append(os.Environ(), "NODE_TLS_REJECT_UNAUTHORIZED=0", "NODE_NO_WARNINGS=1")
+	cmd.Env = append(append(os.Environ(), "NODE_TLS_REJECT_UNAUTHORIZED=0", "NODE_NO_WARNINGS=1"), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start node: %v", err)
@@ -107,6 +130,7 @@ wait:
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	var res struct {
+		WebSocket   string   `json:"websocket"`
 		Online      string   `json:"online"`
 		Secure      bool     `json:"secure"`
 		Offered     []string `json:"offered"`
@@ -121,7 +145,10 @@ wait:
 	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &res); jerr != nil {
 		t.Fatalf("client.js (exit %v) output %q: %v\nstderr: %s", err, stdout.String(), jerr, &stderr)
 	}
-	t.Logf("xmpp.js: online as %s, offered %v, chose %s, secure %v", res.Online, res.Offered, res.Mechanism, res.Secure)
+	t.Logf("xmpp.js (%s WebSocket): online as %s, offered %v, chose %s, secure %v", res.WebSocket, res.Online, res.Offered, res.Mechanism, res.Secure)
+	if res.WebSocket != impl {
+		t.Errorf("client.js used the %q WebSocket, want %q", res.WebSocket, impl)
+	}
 	if err != nil || len(res.Errors) > 0 {
 		t.Fatalf("client.js: %v, errors %q\nstderr: %s", err, res.Errors, &stderr)
 	}

@@ -8,10 +8,17 @@
 // SERVICE is wss://host:port/xmpp-websocket. Certificate checks are for the
 // caller to relax (NODE_TLS_REJECT_UNAUTHORIZED=0 against a test server).
 
-// Node 20 has WebSocket only behind --experimental-websocket, Node 18 has
-// neither it nor a global WebCrypto: fill them in from ws and node:crypto.
-if (typeof globalThis.WebSocket === "undefined") {
+// Node 20 has WebSocket (undici's) only behind --experimental-websocket,
+// Node 18 has neither it nor a global WebCrypto: fill them in from the ws
+// package and node:crypto. XMPPJS_WEBSOCKET=ws uses ws even when Node has
+// its own.
+let websocketImpl = "node";
+if (
+  typeof globalThis.WebSocket === "undefined" ||
+  process.env.XMPPJS_WEBSOCKET === "ws"
+) {
   globalThis.WebSocket = (await import("ws")).WebSocket;
+  websocketImpl = "ws";
 }
 if (typeof globalThis.crypto === "undefined") {
   globalThis.crypto = (await import("node:crypto")).webcrypto;
@@ -29,6 +36,7 @@ if (!peer || body === undefined) {
 }
 
 const result = {
+  websocket: websocketImpl, // "node" (undici's) or "ws" (the npm package)
   online: null, // full JID after resource binding
   secure: null, // whether xmpp.js considered the WebSocket secure
   offered: [], // SASL mechanisms the server offered
