@@ -35,9 +35,9 @@ type nbxmppPEP struct {
 		PublicNick      map[string]any `json:"public_nick"`
 		NickAccessModel string         `json:"nick_access_model"`
 		Avatar          struct {
-			SHA       string `json:"sha"`
+			SHA        string `json:"sha"`
 			FetchedSHA string `json:"fetched_sha"`
-			SameBytes bool   `json:"same_bytes"`
+			SameBytes  bool   `json:"same_bytes"`
 		} `json:"avatar"`
 		AccountFeatures    []string        `json:"account_features"`
 		ReadPrivate        json.RawMessage `json:"read_PrivateBookmarks"`

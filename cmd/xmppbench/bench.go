@@ -247,7 +247,7 @@ func (b *bench) login(ctx context.Context) error {
 		}
 		r.SMResumable = &res
 	}
-	if b.o.starttls {
+	if b.o.starttls || b.o.wss() {
 		r.TLSGroups = map[string]int{}
 		for _, c := range b.online {
 			r.TLSGroups[c.kex.String()]++

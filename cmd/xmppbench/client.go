@@ -57,15 +57,23 @@ func (c *client) send(s string) error {
 	return err
 }
 
-// dial connects to the server and, with STARTTLS on, negotiates TLS. It
-// returns the stream features of the (secure) stream.
+// dial connects to the server and, with STARTTLS on, negotiates TLS; with
+// -transport websocket it opens a WebSocket instead (TLS from wss://, no
+// STARTTLS). It returns the stream features of the (secure) stream.
 func dial(o *options, user string) (*client, []byte, error) {
-	raw, err := net.DialTimeout("tcp", o.addr, o.timeout)
+	var raw net.Conn
+	var kex tls.CurveID
+	var err error
+	if o.ws != nil {
+		raw, kex, err = dialWS(o, o.ws)
+	} else {
+		raw, err = net.DialTimeout("tcp", o.addr, o.timeout)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	raw.SetDeadline(time.Now().Add(o.timeout))
-	c := &client{user: user, conn: raw, sp: newSplitter(raw, o.readBuf), done: make(chan struct{})}
+	c := &client{user: user, conn: raw, kex: kex, sp: newSplitter(raw, o.readBuf), done: make(chan struct{})}
 	feats, err := c.open(o)
 	if err == nil && o.starttls {
 		feats, err = c.startTLS(o, feats)

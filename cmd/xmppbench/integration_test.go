@@ -291,3 +291,73 @@ func TestPEPAgainstXMPPD(t *testing.T) {
 		t.Errorf("pep p99_ms = %v", pep["p99_ms"])
 	}
 }
+
+// TestWebSocketAgainstXMPPD runs login, hold and chat over XMPP over
+// WebSocket (RFC 7395, -transport websocket) against a real xmppd with its
+// HTTPS listener on: every login succeeds over wss://, and every message
+// arrives.
+func TestWebSocketAgainstXMPPD(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS(), func(c *config.Config) {
+		c.C2S.MaxConnectionsPerAddress = 0
+		c.C2S.ConnectionRatePerAddress = 0
+	})
+	const n = 20
+	for i := 1; i <= n; i++ {
+		srv.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
+	}
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := []string{
+		"-transport", "websocket", "-addr", srv.HTTPS, "-domain", srv.Domain, "-n", strconv.Itoa(n),
+		"-mech", "SCRAM-SHA-256", "-concurrency", "5", "-pid", strconv.Itoa(os.Getpid()), "-label", "test",
+		"-hold", "200ms", "-rate", "400", "-duration", "1s", "-drain", "5s",
+		"login,hold,chat",
+	}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("xmppbench: %v\n%s", err, errOut.String())
+	}
+	lines := map[string]map[string]any{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", l, err)
+		}
+		if m["transport"] != "websocket" {
+			t.Errorf("line does not say websocket: %s", l)
+		}
+		lines[m["phase"].(string)] = m
+	}
+	for _, p := range []string{"prime", "login", "hold", "chat"} {
+		if lines[p] == nil {
+			t.Fatalf("no %s line in:\n%s", p, out.String())
+		}
+	}
+	want := func(phase, key string, v float64) {
+		t.Helper()
+		if got := lines[phase][key]; got != v {
+			t.Errorf("%s %s = %v, want %v (line %v)", phase, key, got, v, lines[phase])
+		}
+	}
+	want("prime", "ok", n)
+	want("login", "ok", n)
+	want("login", "failed", 0)
+	if lines["login"]["starttls"] != false {
+		t.Errorf("login starttls = %v over a WebSocket", lines["login"]["starttls"])
+	}
+	if g, _ := lines["login"]["tls_groups"].(map[string]any); len(g) != 1 || g["X25519"] != float64(n) {
+		t.Errorf("login tls_groups = %v, want all %d on X25519 (wss)", lines["login"]["tls_groups"], n)
+	}
+	want("hold", "alive", n)
+	want("chat", "sent", 400)
+	want("chat", "delivered", 400)
+	want("chat", "lost", 0)
+	want("chat", "bounced", 0)
+	want("chat", "disconnects", 0)
+	if _, ok := lines["chat"]["errors"]; ok {
+		t.Errorf("chat errors: %v", lines["chat"]["errors"])
+	}
+}

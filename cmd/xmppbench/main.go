@@ -36,6 +36,13 @@
 // generator's monotonic clock. The generator's own CPU time is in every
 // line (gen_cpu_s, gen_cores) so that a saturated generator is visible.
 //
+// With -transport websocket the clients speak XMPP over WebSocket (RFC
+// 7395) to -ws-url (default wss://ADDR/xmpp-websocket: TLS from the URL, no
+// STARTTLS) with the subprotocol xmpp and an Origin header (-ws-origin); a
+// net.Conn under the client translates the stream to one message per
+// element and back (ws.go), so every phase runs as over TCP, and every
+// line says "transport": "websocket".
+//
 // With -sm every client enables stream management (XEP-0198, with resume)
 // after bind and acknowledges as a mobile client does (see -sm-ack-every);
 // every line then says so ("sm": true) and counts the <a/> and <r/> of
@@ -74,6 +81,8 @@ type options struct {
 	tlsGroups                                           []tls.CurveID
 	sm                                                  bool // stream management (XEP-0198) on every client
 	smAckEvery                                          int
+	transport, wsURL, wsOrigin                          string
+	ws                                                  *wsTransport // with -transport websocket; set by check
 }
 
 // tlsGroupNames are the key exchanges -tls-groups accepts.
@@ -123,7 +132,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.resource, "resource", "bench", "resource to bind")
 	fs.IntVar(&o.n, "n", 1000, "number of clients (and accounts)")
 	fs.IntVar(&o.concurrency, "concurrency", 100, "logins (and registrations, MUC joins) in flight at once")
-	fs.BoolVar(&o.starttls, "starttls", true, "negotiate STARTTLS")
+	fs.BoolVar(&o.starttls, "starttls", true, "negotiate STARTTLS (tcp transport)")
+	fs.StringVar(&o.transport, "transport", "tcp", "tcp (c2s, RFC 6120) or websocket (RFC 7395; no STARTTLS, TLS from a wss:// URL)")
+	fs.StringVar(&o.wsURL, "ws-url", "", "websocket: the URL (default wss://ADDR/xmpp-websocket, ADDR being -addr)")
+	fs.StringVar(&o.wsOrigin, "ws-origin", "", "websocket: Origin header (default https://HOST:PORT of the URL, which xmppd allows without allowed_origins; \"none\" to send none)")
 	// Go's client offers the post-quantum X25519MLKEM768 first, which a
 	// Go server takes and OpenSSL 3.0 (Prosody, ejabberd) cannot: offering
 	// what every server can do makes all of them run the same handshake.
@@ -242,13 +254,46 @@ func (o *options) check() error {
 	if err != nil {
 		return fmt.Errorf("-addr: %w", err)
 	}
+	if err := checkLoopback("-addr "+o.addr, host); err != nil {
+		return err
+	}
+	switch o.transport {
+	case "tcp":
+	case "websocket":
+		if o.wsURL == "" {
+			o.wsURL = "wss://" + o.addr + "/xmpp-websocket"
+		}
+		u, err := checkWSURL(o.wsURL)
+		if err != nil {
+			return err
+		}
+		switch o.wsOrigin {
+		case "":
+			scheme := "https"
+			if u.Scheme == "ws" {
+				scheme = "http"
+			}
+			o.wsOrigin = scheme + "://" + u.Host
+		case "none":
+			o.wsOrigin = ""
+		}
+		o.starttls = false // not on a WebSocket: TLS is the wss:// URL's
+		o.ws = newWSTransport(o)
+	default:
+		return fmt.Errorf("-transport %q: want tcp or websocket", o.transport)
+	}
+	return nil
+}
+
+// checkLoopback refuses a host that is not on this machine.
+func checkLoopback(what, host string) error {
 	ips, err := net.LookupIP(host)
 	if err != nil {
-		return fmt.Errorf("-addr: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("-addr %s: %s is not a loopback address; xmppbench only loads servers on this machine", o.addr, ip)
+			return fmt.Errorf("%s: %s is not a loopback address; xmppbench only loads servers on this machine", what, ip)
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 type Common struct {
 	Phase       string   `json:"phase"`
 	Label       string   `json:"label,omitempty"`
+	Transport   string   `json:"transport,omitempty"` // "websocket" with -transport websocket; absent over TCP
 	N           int      `json:"n"`
 	WallS       float64  `json:"wall_s"`
 	GenCPUS     float64  `json:"gen_cpu_s"`
@@ -197,6 +198,9 @@ func (b *bench) meter() *meter {
 // finish fills c with the phase's figures.
 func (m *meter) finish(c *Common, phase string, n int) {
 	c.Phase, c.Label, c.N = phase, m.b.o.label, n
+	if m.b.o.transport == "websocket" {
+		c.Transport = "websocket"
+	}
 	wall := time.Since(m.start).Seconds()
 	c.WallS = round3(wall)
 	if g, err := procCPU("self"); err == nil {
