@@ -318,6 +318,11 @@ type HTTP struct {
 	// Empty allows pages from the host the request is sent to or from
 	// PublicURL's host only.
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// TrustedProxies are the addresses (CIDRs or single IPs) of reverse
+	// proxies whose X-Forwarded-Proto: https makes a WebSocket count as
+	// encrypted and whose X-Forwarded-For gives the client's address.
+	// Empty: loopback addresses only.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // Web is the [web] table: the chat page /chat on the [http] listeners,
@@ -481,6 +486,7 @@ func Default() Config {
 			PublicURL:      "",
 			TLSListen:      "",
 			AllowedOrigins: []string{},
+			TrustedProxies: []string{},
 		},
 		TLS: TLS{},
 		Web: Web{
@@ -774,6 +780,7 @@ func (h *HTTP) validate(p *problems) {
 			p.add("http.allowed_origins", "%s", msg)
 		}
 	}
+	p.cidrs("http.trusted_proxies", h.TrustedProxies)
 }
 
 // validate checks the [httpupload] table; serverDomain and mucDomain are

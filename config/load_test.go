@@ -165,6 +165,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`test.toml:2: auth.trusted_networks: item 1: want a string in quotes, got integer 10`}},
 		"trusted networks not a list": {"[auth]\ntrusted_networks = \"10.0.0.0/8\"\n",
 			[]string{`test.toml:2: auth.trusted_networks: want a list of strings`}},
+		"bad trusted proxy": {"[http]\ntrusted_proxies = [\"10.0.0.5\", \"proxy.example.org\"]\n",
+			[]string{`test.toml:2: http.trusted_proxies: item 2: "proxy.example.org" is not a network`}},
 		"proxy protocol without networks": {"[c2s]\nproxy_protocol = true\n",
 			[]string{`test.toml:1: c2s.proxy_networks: must list the proxies' networks when c2s.proxy_protocol is true`}},
 		"negative offline max_bytes": {"[offline]\nmax_bytes = -1\n",

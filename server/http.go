@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"xmppd.dev/xmppd/certs"
+	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/httpupload"
 	"xmppd.dev/xmppd/webchat"
 	"xmppd.dev/xmppd/websocket"
@@ -82,6 +83,7 @@ func (s *Server) startHTTP(cert tls.Certificate) (err error) {
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		PublicURL:      public,
 		MaxStanzaBytes: cfg.C2S.MaxStanzaBytes,
+		TrustedProxies: config.Prefixes(cfg.HTTP.TrustedProxies), // nil when empty: loopback
 	}, s.log.With("component", "websocket")))
 	hostMeta := websocket.HostMeta(public)
 	mux.Handle(websocket.HostMetaPath, hostMeta)

@@ -222,6 +222,23 @@ func TestSecureBehindProxy(t *testing.T) {
 			}
 		})
 	}
+	// With [http] trusted_proxies naming another network, a loopback
+	// peer's header is not believed.
+	other := xmpptest.Start(t, xmpptest.WithHTTP(), func(c *config.Config) {
+		c.C2S.RequireSTARTTLS = true
+		c.HTTP.TrustedProxies = []string{"10.0.0.0/8"}
+	})
+	c, _, err := dialWS("ws://"+other.HTTP+"/xmpp-websocket", &ws.DialOptions{Subprotocols: []string{"xmpp"},
+		HTTPHeader: http.Header{"X-Forwarded-Proto": {"https"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	cl := &wsClient{t: t, c: c}
+	cl.send(openFrame)
+	if f := cl.expect("features", "<stream:features"); strings.Contains(f, "<mechanisms") {
+		t.Fatalf("SASL offered to an untrusted peer's X-Forwarded-Proto: %q", f)
+	}
 }
 
 // TestHandshakeRefused: the handshake is refused without the xmpp
