@@ -22,7 +22,7 @@
 // refuse; the rest of jabber:* and vcard-temp are allowed, since clients
 // have stored such elements).
 //
-// Bookmarks (when a PEP is wired: Options.PEP or SetPEP): a set of
+// Bookmarks (when a PEP is wired: Options.PEP): a set of
 // storage:bookmarks is stored here and also published to PEP — the
 // XEP-0402 items that changed (one per room, id the room's JID, with the
 // publish-options XEP-0402 §3.3 asks for), retractions of the rooms that

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -61,7 +60,6 @@ type Service struct {
 	store Store
 	opts  Options
 	log   *slog.Logger
-	pep   atomic.Pointer[pepRef]
 
 	// write serialises sets, so that the namespace count holds (one
 	// server per database, as elsewhere). Never held while PEP is called.
@@ -71,8 +69,6 @@ type Service struct {
 	// writing: SyncFromPEP ignores what those writes cause.
 	echo echoguard.Guard
 }
-
-type pepRef struct{ p PEP }
 
 // New returns the private XML service.
 func New(store Store, opts Options, log *slog.Logger) *Service {
@@ -86,32 +82,14 @@ func New(store Store, opts Options, log *slog.Logger) *Service {
 		opts.MaxItems = DefaultMaxItems
 	}
 	s := &Service{store: store, opts: opts, log: log}
-	s.SetPEP(opts.PEP)
 	return s
-}
-
-// SetPEP wires the PEP service after New. Call it before Register for the
-// bookmark features to be advertised.
-func (s *Service) SetPEP(p PEP) {
-	if p == nil {
-		s.pep.Store(nil)
-		return
-	}
-	s.pep.Store(&pepRef{p})
-}
-
-func (s *Service) pepService() PEP {
-	if r := s.pep.Load(); r != nil {
-		return r.p
-	}
-	return nil
 }
 
 // Register hooks the service into the router.
 func (s *Service) Register(r *router.Registry) {
 	r.Feature(NS)
 	r.AccountFeature(NS)
-	if s.pepService() != nil {
+	if s.opts.PEP != nil {
 		r.AccountFeature(FeatureCompat)
 		r.AccountFeature(FeatureCompatPEP)
 	}
@@ -235,7 +213,7 @@ func (s *Service) load(ctx context.Context, owner jid.JID, ns string) ([]byte, b
 	if err != nil || ns != NSBookmarks {
 		return data, ok, err
 	}
-	p := s.pepService()
+	p := s.opts.PEP
 	if p == nil {
 		return data, ok, nil
 	}
@@ -273,7 +251,7 @@ func (s *Service) set(ctx context.Context, iq *router.Stanza) (xml.TokenReader, 
 		return nil, err
 	}
 	if b, ok := items[NSBookmarks]; ok {
-		if p := s.pepService(); p != nil {
+		if p := s.opts.PEP; p != nil {
 			if err := s.pushToPEP(ctx, p, owner, b); err != nil {
 				// Stored here already; the next set or sync tries again.
 				s.log.Warn("private: publishing bookmarks to PEP failed", "user", owner.String(), "err", err)

@@ -70,7 +70,7 @@ func (s *Service) pushLegacy(ctx context.Context, p PEP, owner jid.JID, storage 
 // change is this service's own write, and writes nothing that is already
 // so.
 func (s *Service) SyncFromPEP(ctx context.Context, owner jid.JID, node string) error {
-	p := s.pepService()
+	p := s.opts.PEP
 	owner = owner.Bare()
 	key := owner.String()
 	if p == nil || (node != NSBookmarks2 && node != NSBookmarks) || s.echo.Active(key) {

@@ -179,15 +179,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// the vCard photo and nickname with the avatar and nick nodes
 	// (XEP-0398, XEP-0172), private bookmarks with XEP-0402's and
 	// XEP-0048's nodes (#compat, #compat-pep).
-	vc := vcard.New(s.db.VCards(), s.router, vcard.Options{MaxBytes: cfg.VCard.MaxBytes}, s.log.With("component", "vcard"))
+	vcOpts := vcard.Options{MaxBytes: cfg.VCard.MaxBytes}
+	privOpts := private.Options{MaxBytes: cfg.Private.MaxBytes, MaxItems: cfg.Private.MaxItems}
+	if s.pep != nil { // not a nil *pep.Service in the interfaces
+		vcOpts.PEP, privOpts.PEP = s.pep, s.pep
+	}
+	vc := vcard.New(s.db.VCards(), s.router, vcOpts, s.log.With("component", "vcard"))
 	if err := vc.Start(ctx); err != nil {
 		return err
 	}
-	priv := private.New(s.db.PrivateXML(), private.Options{MaxBytes: cfg.Private.MaxBytes, MaxItems: cfg.Private.MaxItems},
-		s.log.With("component", "private"))
+	priv := private.New(s.db.PrivateXML(), privOpts, s.log.With("component", "private"))
 	if s.pep != nil {
-		vc.SetPEP(s.pep)
-		priv.SetPEP(s.pep)
 		s.watchPEP(vc.SyncFromPEP, vcard.NSAvatarMetadata, vcard.NSNick)
 		s.watchPEP(priv.SyncFromPEP, private.NSBookmarks2, private.NSBookmarks)
 	}

@@ -268,7 +268,7 @@ func (s *Service) publish(ctx context.Context, p PEP, owner jid.JID, old, c card
 // the vCard already says the same. The account's presence is broadcast
 // again when the photo changed.
 func (s *Service) SyncFromPEP(ctx context.Context, owner jid.JID, node string) error {
-	p := s.pepService()
+	p := s.opts.PEP
 	owner = owner.Bare()
 	key := owner.String()
 	if p == nil || (node != NSAvatarMetadata && node != NSNick) || s.echo.Active(key) {

@@ -42,7 +42,7 @@
 // that do not handle vCard avatars. Directed presence (a MUC join) is not
 // rewritten: the router has no rewriting hook for it yet.
 //
-// PEP (Options.PEP, or SetPEP before Register): a set whose photo or
+// PEP (Options.PEP): a set whose photo or
 // nickname changed publishes the avatar (data, then metadata, as XEP-0398
 // §3.2 orders) and the nickname, with pubsub#access_model open as the
 // configuration of a node the publish creates (as Prosody's

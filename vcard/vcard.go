@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -82,7 +81,6 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 	storeLog *burstlog.Logger
-	pep      atomic.Pointer[pepRef]
 
 	// write serialises changes of vCards, so that storage and the cache
 	// see them in one order. It is never held while PEP is called.
@@ -101,8 +99,6 @@ type Service struct {
 	echo echoguard.Guard
 }
 
-type pepRef struct{ p PEP }
-
 // New returns the vCard service.
 func New(store Store, r *router.Router, opts Options, log *slog.Logger) *Service {
 	if log == nil {
@@ -114,9 +110,6 @@ func New(store Store, r *router.Router, opts Options, log *slog.Logger) *Service
 	s := &Service{store: store, router: r, opts: opts, log: log,
 		storeLog: burstlog.New(log, "vcard: storage failed", time.Minute),
 		photos:   map[string]string{}}
-	if opts.PEP != nil {
-		s.SetPEP(opts.PEP)
-	}
 	return s
 }
 
@@ -138,28 +131,11 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// SetPEP wires the PEP service after New (the PEP service may need this
-// one first). Call it before Register for NSConversion to be advertised.
-func (s *Service) SetPEP(p PEP) {
-	if p == nil {
-		s.pep.Store(nil)
-		return
-	}
-	s.pep.Store(&pepRef{p})
-}
-
-func (s *Service) pepService() PEP {
-	if r := s.pep.Load(); r != nil {
-		return r.p
-	}
-	return nil
-}
-
 // Register hooks the service into the router.
 func (s *Service) Register(r *router.Registry) {
 	r.Feature(NS)
 	r.AccountFeature(NS)
-	if s.pepService() != nil {
+	if s.opts.PEP != nil {
 		r.AccountFeature(NSConversion)
 	}
 	name := xml.Name{Space: NS, Local: "vCard"}
@@ -369,7 +345,7 @@ func (s *Service) set(ctx context.Context, iq *router.Stanza) (xml.TokenReader, 
 	if changed {
 		s.rebroadcast(ctx, owner)
 	}
-	if p := s.pepService(); p != nil {
+	if p := s.opts.PEP; p != nil {
 		s.publish(ctx, p, owner, old, c)
 	}
 	return nil, nil
@@ -381,7 +357,7 @@ func (s *Service) store1(ctx context.Context, owner jid.JID, c card) (old card, 
 	key := owner.String()
 	s.write.Lock()
 	defer s.write.Unlock()
-	if s.pepService() != nil {
+	if s.opts.PEP != nil {
 		// The old nickname and photo decide what is published.
 		if raw, _, ok, err := s.store.Get(ctx, key); err != nil {
 			return old, false, err
