@@ -710,6 +710,9 @@ func (m *MAM) validate(p *problems) {
 	p.atLeast("mam.max_messages_per_user", m.MaxMessagesPerUser, 0, "0 sets no bound")
 	p.positive("mam.sweep_interval", m.SweepInterval)
 	p.positive("mam.flush_interval", m.FlushInterval)
+	if m.FlushInterval.Duration > time.Minute {
+		p.add("mam.flush_interval", "%s is more than 1m: a crash would lose that much of the archive", m.FlushInterval.String())
+	}
 	p.between("mam.flush_messages", m.FlushMessages, 1, 10000, "")
 }
 

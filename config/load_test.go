@@ -165,6 +165,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`test.toml:2: auth.trusted_networks: item 1: want a string in quotes, got integer 10`}},
 		"trusted networks not a list": {"[auth]\ntrusted_networks = \"10.0.0.0/8\"\n",
 			[]string{`test.toml:2: auth.trusted_networks: want a list of strings`}},
+		"archive flush too rare": {"[mam]\nflush_interval = \"2m\"\n",
+			[]string{`test.toml:2: mam.flush_interval: 2m0s is more than 1m: a crash would lose that much of the archive`}},
 		"bad trusted proxy": {"[http]\ntrusted_proxies = [\"10.0.0.5\", \"proxy.example.org\"]\n",
 			[]string{`test.toml:2: http.trusted_proxies: item 2: "proxy.example.org" is not a network`}},
 		"proxy protocol without networks": {"[c2s]\nproxy_protocol = true\n",

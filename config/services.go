@@ -211,7 +211,11 @@ func (e *ExtDisco) validate(p *problems) {
 			item("secret_file", "set with secret (want one of them)")
 		}
 		if (s.Secret != "" || s.SecretFile != "") && s.Type != "turn" && s.Type != "turns" {
-			item("secret", "only turn and turns services take a secret (got type %q)", s.Type)
+			key := "secret"
+			if s.Secret == "" {
+				key = "secret_file"
+			}
+			item(key, "only turn and turns services take a secret (got type %q)", s.Type)
 		}
 		if s.SecretFile != "" {
 			if _, err := readSecret(s.SecretFile); err != nil {

@@ -88,6 +88,8 @@ secret_file = "` + secretFile + `"
 				`test.toml:4: extdisco.services.transport: item 1: invalid value "sctp"`,
 				`test.toml:5: extdisco.services.secret: item 1: only turn and turns services take a secret (got type "stun")`,
 			}},
+		"secret file on stun": {"[[extdisco.services]]\ntype = \"stun\"\nhost = \"s.example\"\nsecret_file = \"" + secretFile + "\"\n",
+			[]string{`test.toml:4: extdisco.services.secret_file: item 1: only turn and turns services take a secret (got type "stun")`}},
 		"bad host": {"[[extdisco.services]]\ntype = \"turn\"\nhost = \"turn example\"\n",
 			[]string{`test.toml:3: extdisco.services.host: item 1: invalid host "turn example"`}},
 		"secret twice": {"[[extdisco.services]]\ntype = \"turn\"\nhost = \"t.example\"\nsecret = \"x\"\nsecret_file = \"" + secretFile + "\"\n",

@@ -151,9 +151,12 @@ func statusText(pres *router.Stanza) string {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			inStatus = depth == 2 && t.Name == xml.Name{Space: stanza.NSClient, Local: "status"}
+			if depth == 2 {
+				inStatus = t.Name == xml.Name{Space: stanza.NSClient, Local: "status"}
+			}
 		case xml.CharData:
-			if inStatus && len(text) <= MaxStatusBytes {
+			// Only the status's own text, as get_child_text reads it.
+			if inStatus && depth == 2 && len(text) <= MaxStatusBytes {
 				text = append(text, t...)
 			}
 		case xml.EndElement:

@@ -176,9 +176,9 @@ func (r *request) setRSM(name, value string) error {
 	return nil
 }
 
-// maxIDs is the most ids one query may name (storage looks up at most
-// that many at once).
-const maxIDs = 100
+// maxIDs is the most ids one query may name: what storage looks up at
+// once.
+const maxIDs = storage.MaxQuerySeqs
 
 // archiveRef names the archive a query reads; its results come from it.
 type archiveRef struct {

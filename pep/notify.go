@@ -88,8 +88,8 @@ func (s *Service) broadcast(ctx context.Context, owner jid.JID, n storage.PEPNod
 	domain := s.router.Domain().Domainpart()
 	var wanting []jid.JID
 	for _, c := range subs {
-		if c.Domainpart() != domain {
-			continue // no federation yet
+		if c.Domainpart() != domain || c.Equal(owner) {
+			continue // no federation yet; the owner (in its own roster) was served above
 		}
 		wanting = wanting[:0]
 		for _, full := range s.router.AvailableResources(c) {

@@ -190,6 +190,11 @@ func (s *Service) get(ctx context.Context, iq *router.Stanza) (xml.TokenReader, 
 		if done[c.name.Space] {
 			continue
 		}
+		// Each namespace is a read: no more than an account may store.
+		if len(done) == s.opts.MaxItems {
+			return nil, router.ErrorText(stanza.Modify, stanza.NotAcceptable,
+				"at most "+strconv.Itoa(s.opts.MaxItems)+" namespaces in one request")
+		}
 		done[c.name.Space] = true
 		data, ok, err := s.load(ctx, owner, c.name.Space)
 		if err != nil {

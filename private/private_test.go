@@ -92,6 +92,10 @@ func TestPrivate(t *testing.T) {
 			}
 			e = ask(t, alice, "third", "<iq type='set' id='third'>"+q+"</iq>", "<a xmlns='third:ns'/>")
 			wantError(t, e, "cancel", "not-allowed")
+			// A get names no more namespaces than an account may store
+			// (each is a read).
+			e = ask(t, alice, "g3", "<iq type='get' id='g3'><query xmlns='jabber:iq:private'><a xmlns='ns:1'/><b xmlns='ns:2'/><c xmlns='ns:3'/></query></iq>")
+			wantError(t, e, "modify", "not-acceptable")
 			// Replacing one of the two is no new namespace.
 			wantResult(t, ask(t, alice, "s4", "<iq type='set' id='s4'>"+q+"</iq>", notes), "")
 

@@ -224,9 +224,9 @@ func buildAppendQuery(n int, question bool) string {
 	return b.String()
 }
 
-// maxQuerySeqs is the most values [ArchiveQuery.Seqs] may hold: a page
+// MaxQuerySeqs is the most values [ArchiveQuery.Seqs] may hold: a page
 // of ids a client names (XEP-0313 §4.1.5), not a bulk export.
-const maxQuerySeqs = 100
+const MaxQuerySeqs = 100
 
 // ArchiveQuery selects rows of one archive. A zero bound is no bound.
 type ArchiveQuery struct {
@@ -262,8 +262,8 @@ const archiveColumns = `owner, seq, id, with_jid, with_resource, outgoing, stanz
 // backwards, and the LIMIT stops the scan; TestArchivePlans checks that
 // PostgreSQL plans it so.
 func archiveQuerySQL(q ArchiveQuery, count bool) (query string, args []any, ok bool, err error) {
-	if len(q.Seqs) > maxQuerySeqs {
-		return "", nil, false, fmt.Errorf("%d ids, more than %d: %w", len(q.Seqs), maxQuerySeqs, ErrLimit)
+	if len(q.Seqs) > MaxQuerySeqs {
+		return "", nil, false, fmt.Errorf("%d ids, more than %d: %w", len(q.Seqs), MaxQuerySeqs, ErrLimit)
 	}
 	if q.Seqs != nil && len(q.Seqs) == 0 {
 		return "", nil, false, nil
@@ -303,7 +303,7 @@ func archiveQuerySQL(q ArchiveQuery, count bool) (query string, args []any, ok b
 		for n < len(q.Seqs) {
 			n *= 2
 		}
-		n = min(n, maxQuerySeqs)
+		n = min(n, MaxQuerySeqs)
 		for i := range n {
 			if i > 0 {
 				b.WriteString(", ")
