@@ -350,7 +350,7 @@ func (s *Service) presence(ctx context.Context, st *router.Stanza) (*router.Stan
 		s.fireKnown(ctx, w.full)
 	}
 	if q != nil {
-		s.ask(ctx, q, w)
+		s.ask(ctx, q, w, c.node)
 	}
 	return st, router.Continue
 }
@@ -383,6 +383,16 @@ func (s *Service) current(w *session, c capsKey) bool {
 	return s.sessions[keyOf(w.full)] == w && w.caps == c
 }
 
+// waitsFor reports whether w still waits for q's answer: for a shared
+// query, any node with q's hash and ver (they are waiters of one query,
+// since the ver alone names the features); else q's very caps.
+func (s *Service) waitsFor(w *session, q *query) bool {
+	if q.shared {
+		return s.sessions[keyOf(w.full)] == w && w.caps.cacheKey() == q.caps.cacheKey()
+	}
+	return s.current(w, q.caps)
+}
+
 func (s *Service) fireKnown(ctx context.Context, full jid.JID) {
 	s.mu.RLock()
 	fns := s.onKnown // appended to only: this prefix never changes
@@ -393,10 +403,10 @@ func (s *Service) fireKnown(ctx context.Context, full jid.JID) {
 }
 
 // ask sends q's disco#info to the session asked, to.
-func (s *Service) ask(ctx context.Context, q *query, to *session) {
+func (s *Service) ask(ctx context.Context, q *query, to *session, capsNode string) {
 	node := q.caps.ver
-	if q.caps.node != "" {
-		node = q.caps.node + "#" + q.caps.ver
+	if capsNode != "" {
+		node = capsNode + "#" + q.caps.ver
 	}
 	payload := xmlstream.Wrap(nil, xml.StartElement{
 		Name: xml.Name{Space: nsDiscoInfo, Local: "query"},
@@ -422,6 +432,7 @@ func (s *Service) answered(ctx context.Context, q *query, to *session, reply *ro
 	}
 	var fire []jid.JID
 	var next *session
+	var nextNode string
 	s.mu.Lock()
 	s.queries--
 	if e != nil {
@@ -429,7 +440,7 @@ func (s *Service) answered(ctx context.Context, q *query, to *session, reply *ro
 			s.cache.put(q.caps.cacheKey(), e)
 		}
 		for w := range q.waiters {
-			if s.current(w, q.caps) {
+			if s.waitsFor(w, q) {
 				w.known = e
 				if s.tell(w) {
 					fire = append(fire, w.full)
@@ -444,7 +455,7 @@ func (s *Service) answered(ctx context.Context, q *query, to *session, reply *ro
 			if q.attempts >= maxAttempts || s.queries >= maxQueries {
 				break
 			}
-			if !s.current(w, q.caps) {
+			if !s.waitsFor(w, q) {
 				delete(q.waiters, w)
 				continue
 			}
@@ -457,9 +468,10 @@ func (s *Service) answered(ctx context.Context, q *query, to *session, reply *ro
 			q.waiters[next] = true
 			q.attempts++
 			s.queries++
+			nextNode = next.caps.node // its own node: another's may be unknown to it
 		} else {
 			for w := range q.waiters {
-				if s.current(w, q.caps) {
+				if s.waitsFor(w, q) {
 					w.waiting = false
 				}
 			}
@@ -473,7 +485,7 @@ func (s *Service) answered(ctx context.Context, q *query, to *session, reply *ro
 		s.fireKnown(ctx, full)
 	}
 	if next != nil {
-		s.ask(ctx, q, next)
+		s.ask(ctx, q, next, nextNode)
 	}
 }
 

@@ -424,3 +424,32 @@ func TestLegacyCaps(t *testing.T) {
 		t.Errorf("stats %+v: legacy caps cached", st)
 	}
 }
+
+// TestCapsSameVerOtherNode: a session announcing a ver already asked of
+// another session, under another node, waits for that query; when the
+// first session fails it, the second is asked with its own node, and its
+// verified answer gives it its interest (it was left waiting forever).
+func TestCapsSameVerOtherNode(t *testing.T) {
+	srv := xmpptest.Start(t)
+	alice := srv.AddUser(t, "alice", "pw")
+	svc := srv.Caps()
+	ver := verOf(t, features)
+	a := login(t, srv, alice, "a")
+	a.Send("%s", presence(ver))
+	q := expectQuery(t, srv, a, ver)
+	const otherNode = "https://other.example/client"
+	b := login(t, srv, alice, "b")
+	b.Send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/></presence>", otherNode, ver)
+	b.Sync()
+	a.Send("<iq type='error' id='%s' to='%s'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", q.Attr("id"), q.Attr("from"))
+	q2 := b.Expect(wait, "the query, asked of b with its own node", func(e xmpptest.Element) bool {
+		return e.Name.Local == "iq" && e.Attr("type") == "get" && strings.Contains(e.Inner, "node='"+otherNode+"#"+ver+"'")
+	})
+	answer(b, q2, features)
+	xmpptest.WaitFor(t, wait, func() error {
+		if !svc.Wants(b.JID, "urn:xmpp:avatar:metadata") {
+			return fmt.Errorf("b has no interest after its verified answer")
+		}
+		return nil
+	})
+}
