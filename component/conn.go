@@ -353,7 +353,8 @@ func (c *conn) stanza(d *xml.Decoder, start xml.StartElement) error {
 		}
 	}
 	st.Raw = enc.Buf
-	c.log.Debug("stanza from component", "kind", kind.String(), "from", st.From.String(), "to", st.To.String())
+	// JIDs as values: slog makes their strings only if Debug is on.
+	c.log.Debug("stanza from component", "kind", kind, "from", st.From, "to", st.To)
 	c.s.router.Route(c.s.ctx, st)
 	return nil
 }
