@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/xdg-go/scram"
 	"mellium.im/xmpp/jid"
@@ -54,6 +55,7 @@ type Store interface {
 	Delete(ctx context.Context, jid string) error
 	List(ctx context.Context) ([]storage.Account, error)
 	Exists(ctx context.Context, jid string) (bool, error)
+	CountWithout(ctx context.Context, mechanism string) (int, error)
 }
 
 // Service manages accounts and verifies passwords. It is safe for
@@ -66,6 +68,12 @@ type Service struct {
 	// exist, so that an unknown user costs the same PBKDF2 work as a known
 	// one. Random per Service, so it matches no password. Immutable.
 	dummy storage.Credential
+
+	// legacy is how many accounts have no SCRAM-SHA-256 credential
+	// (imported with SCRAM-SHA-1 keys only), as counted by CountLegacy
+	// and kept up to date by the changes made through s since; -1 until
+	// counted.
+	legacy atomic.Int64
 }
 
 // New returns a Service keeping accounts in store and deriving new
@@ -73,7 +81,7 @@ type Service struct {
 // [MinIterations] if lower.
 func New(store Store, iterations int) *Service {
 	iterations = max(iterations, MinIterations)
-	return &Service{
+	s := &Service{
 		store:      store,
 		iterations: iterations,
 		dummy: storage.Credential{
@@ -84,6 +92,47 @@ func New(store Store, iterations int) *Service {
 			ServerKey:  randomBytes(32),
 		},
 	}
+	s.legacy.Store(-1)
+	return s
+}
+
+// CountLegacy counts the accounts without a SCRAM-SHA-256 credential:
+// those imported with SCRAM-SHA-1 keys only (Openfire keeps no others),
+// which can log in with SCRAM-SHA-1 and PLAIN only until their password is
+// known again. The count is kept for LegacyAccounts and follows the
+// changes made through s.
+func (s *Service) CountLegacy(ctx context.Context) (int, error) {
+	n, err := s.store.CountWithout(ctx, SCRAMSHA256)
+	if err != nil {
+		return 0, fmt.Errorf("auth: %w", err)
+	}
+	s.legacy.Store(int64(n))
+	return n, nil
+}
+
+// LegacyAccounts returns how many accounts have no SCRAM-SHA-256
+// credential (see CountLegacy); -1 before CountLegacy ran.
+func (s *Service) LegacyAccounts() int { return int(s.legacy.Load()) }
+
+// upgraded notes that an account without a SCRAM-SHA-256 credential got
+// one, or is gone.
+func (s *Service) upgraded() {
+	for {
+		n := s.legacy.Load()
+		if n <= 0 || s.legacy.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
+}
+
+// legacyAccount reports whether the stored account lacks SCRAM-SHA-256.
+func legacyAccount(acct storage.Account) bool {
+	for _, c := range acct.Credentials {
+		if c.Mechanism == SCRAMSHA256 {
+			return false
+		}
+	}
+	return true
 }
 
 // Create adds an account with SCRAM-SHA-1 and SCRAM-SHA-256 credentials
@@ -118,7 +167,16 @@ func (s *Service) SetPassword(ctx context.Context, j jid.JID, password string) e
 	if err != nil {
 		return err
 	}
+	wasLegacy := false
+	if s.legacy.Load() > 0 {
+		if acct, err := s.store.Get(ctx, j.String()); err == nil {
+			wasLegacy = legacyAccount(acct)
+		}
+	}
 	err = s.store.SetCredentials(ctx, j.String(), creds)
+	if err == nil && wasLegacy {
+		s.upgraded()
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownUser, j)
 	}
@@ -134,7 +192,16 @@ func (s *Service) Delete(ctx context.Context, j jid.JID) error {
 	if err := checkAccountJID(j); err != nil {
 		return err
 	}
+	wasLegacy := false
+	if s.legacy.Load() > 0 {
+		if acct, err := s.store.Get(ctx, j.String()); err == nil {
+			wasLegacy = legacyAccount(acct)
+		}
+	}
 	err := s.store.Delete(ctx, j.String())
+	if err == nil && wasLegacy {
+		s.upgraded()
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownUser, j)
 	}
@@ -194,6 +261,26 @@ func (s *Service) VerifyPlain(ctx context.Context, j jid.JID, password string) e
 	if err != nil {
 		return err
 	}
+	if err := verify(cred, known, j, password); err != nil {
+		return err
+	}
+	if cred.Mechanism == SCRAMSHA1 {
+		// The account had SCRAM-SHA-1 keys only (plainCredential
+		// prefers SCRAM-SHA-256): the password is known now, so it gets
+		// every mechanism's. A failure leaves the login alone; the next
+		// one tries again.
+		if creds, err := s.newCredentials(password); err == nil {
+			if err := s.store.SetCredentials(ctx, j.String(), creds); err == nil {
+				s.upgraded()
+			}
+		}
+	}
+	return nil
+}
+
+// verify checks password against cred in constant time; known false
+// (cred is the dummy) fails after the same work.
+func verify(cred storage.Credential, known bool, j jid.JID, password string) error {
 	stored, server, err := derive(cred.Mechanism, password, cred.Salt, cred.Iterations)
 	if err != nil {
 		// SASLprep refused the password, so it cannot be the one that was

@@ -508,3 +508,64 @@ func withResource(t testing.TB, j jid.JID, r string) jid.JID {
 	}
 	return full
 }
+
+// TestLegacyAccounts: accounts without SCRAM-SHA-256 keys are counted on
+// both engines, and leave the count when a PLAIN login reveals the
+// password (which then gives them every mechanism's keys), when the
+// password is set, or when they are deleted.
+func TestLegacyAccounts(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		s := auth.New(db.Accounts(), auth.MinIterations)
+		if n := s.LegacyAccounts(); n != -1 {
+			t.Fatalf("LegacyAccounts before counting: %d, want -1", n)
+		}
+		var users []jid.JID
+		for _, name := range []string{"a", "b", "c", "d"} {
+			j := mustJID(t, name+"@"+domain)
+			users = append(users, j)
+			if err := s.Create(ctx, j, name+"-pw"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, j := range users[:3] { // a, b, c lose SCRAM-SHA-256
+			c, err := db.Accounts().Credential(ctx, j.String(), auth.SCRAMSHA1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Accounts().SetCredentials(ctx, j.String(), []storage.Credential{c}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.CountLegacy(ctx); err != nil || n != 3 {
+			t.Fatalf("CountLegacy = %d, %v; want 3", n, err)
+		}
+		if err := s.VerifyPlain(ctx, users[0], "wrong"); err == nil {
+			t.Fatal("wrong password verified")
+		}
+		if err := s.VerifyPlain(ctx, users[0], "a-pw"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Credential(ctx, users[0], auth.SCRAMSHA256); err != nil {
+			t.Fatalf("after a PLAIN login, a has no SCRAM-SHA-256 credential: %v", err)
+		}
+		if err := s.VerifyPlain(ctx, users[0], "a-pw"); err != nil {
+			t.Fatalf("a's password after the upgrade: %v", err)
+		}
+		if err := s.SetPassword(ctx, users[1], "new"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, users[2]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, users[3]); err != nil { // had both: no change
+			t.Fatal(err)
+		}
+		if n := s.LegacyAccounts(); n != 0 {
+			t.Fatalf("LegacyAccounts after the changes: %d, want 0", n)
+		}
+		if n, err := s.CountLegacy(ctx); err != nil || n != 0 {
+			t.Fatalf("CountLegacy from storage = %d, %v; want 0", n, err)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
@@ -262,6 +263,21 @@ func (n *negotiation) saslOffered() bool {
 
 // offer is what SASL offers on the current stream.
 func (n *negotiation) offer() saslOffer {
+	o := n.mechanisms()
+	if n.sasl.LegacySCRAM != nil && n.sasl.LegacySCRAM() {
+		// Clients pick the strongest mechanism offered, and an account
+		// with SCRAM-SHA-1 keys only fails SCRAM-SHA-256: while such
+		// accounts exist, everyone is offered SCRAM-SHA-1 (with its
+		// channel binding) and PLAIN.
+		o.mechs = slices.DeleteFunc(o.mechs, func(m string) bool {
+			return m == mechSCRAMSHA256 || m == mechSCRAMSHA256P
+		})
+	}
+	return o
+}
+
+// mechanisms is what the stream's security allows SASL to offer.
+func (n *negotiation) mechanisms() saslOffer {
 	if !n.secure {
 		return newSASLOffer(nil, n.sasl.EndPoint.IsSupported())
 	}

@@ -160,6 +160,9 @@ type saslConfig struct {
 	// FakeIterations is the iteration count shown for unknown users: the
 	// one new accounts get. 0 means fakeIterations.
 	FakeIterations int
+	// LegacySCRAM, when set and true, withholds SCRAM-SHA-256 and its
+	// -PLUS variant (Server.LegacySCRAM).
+	LegacySCRAM func() bool
 }
 
 // saslOffer is what one stream offers: the mechanisms in order of preference

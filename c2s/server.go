@@ -97,6 +97,11 @@ type Server struct {
 	// SCRAMIterations is the iteration count of new accounts; unknown
 	// users are shown the same so that they look like real ones.
 	SCRAMIterations int
+	// LegacySCRAM, when set, is asked at each SASL offer; true withholds
+	// SCRAM-SHA-256 and SCRAM-SHA-256-PLUS, so that clients, which pick
+	// the strongest mechanism offered, use SCRAM-SHA-1: accounts imported
+	// with SCRAM-SHA-1 keys only can log in then.
+	LegacySCRAM func() bool
 
 	// ProxyNetworks are the proxies that put a PROXY protocol header (v1
 	// or v2) in front of their connections; nil turns the PROXY protocol
@@ -424,6 +429,7 @@ func (s *Server) handle(conn net.Conn, direct bool, ext *ConnInfo) {
 			FakeSaltKey:    s.fakeKey,
 			EndPoint:       s.endPoint,
 			FakeIterations: s.SCRAMIterations,
+			LegacySCRAM:    s.LegacySCRAM,
 		},
 	}
 	if direct {

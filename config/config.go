@@ -156,6 +156,12 @@ type Auth struct {
 	// SCRAMIterations is the PBKDF2 iteration count used when a password is
 	// set; existing credentials keep the count they were stored with.
 	SCRAMIterations int `toml:"scram_iterations"`
+	// LegacySCRAMSHA1 is "auto": while accounts with SCRAM-SHA-1 keys
+	// only exist (imported from Openfire), SCRAM-SHA-256 is not offered,
+	// so that clients choose SCRAM-SHA-1; or "off": SCRAM-SHA-256 is
+	// always offered, and such accounts log in only with clients that
+	// choose SCRAM-SHA-1 or PLAIN.
+	LegacySCRAMSHA1 string `toml:"legacy_scram_sha1"`
 	// MaxFailures is how many wrong credentials one address may send for
 	// one account within FailureWindow before that address is refused for
 	// that account for Lockout. Other accounts behind the same address are
@@ -429,6 +435,7 @@ func Default() Config {
 		},
 		Auth: Auth{
 			SCRAMIterations: 4096,
+			LegacySCRAMSHA1: "auto",
 			MaxFailures:     5,
 			FailureWindow:   Duration{10 * time.Minute},
 			Lockout:         Duration{5 * time.Minute},
@@ -676,6 +683,7 @@ func (s *C2S) validate(p *problems) {
 
 func (a *Auth) validate(p *problems) {
 	p.atLeast("auth.scram_iterations", a.SCRAMIterations, 4096, "the least RFC 7677 recommends")
+	p.oneOf("auth.legacy_scram_sha1", a.LegacySCRAMSHA1, "auto", "off")
 	p.between("auth.max_failures", a.MaxFailures, 0, 1000, "0 turns throttling off")
 	p.positive("auth.failure_window", a.FailureWindow)
 	p.positive("auth.lockout", a.Lockout)

@@ -116,6 +116,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Info("applied migration", "migration", m)
 	}
 	s.auth = auth.New(s.db.Accounts(), cfg.Auth.SCRAMIterations)
+	if cfg.Auth.LegacySCRAMSHA1 == "auto" {
+		n, err := s.auth.CountLegacy(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.log.Warn("accounts with SCRAM-SHA-1 keys only: SCRAM-SHA-256 is not offered until they have logged in with PLAIN or changed their password (auth.legacy_scram_sha1)", "accounts", n)
+		}
+	}
 
 	s.router = router.New(domain, s.auth, s.log.With("component", "router"))
 	reg := s.router.Registry()
@@ -280,6 +289,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ProxyNetworks:   proxyNetworks(c),
 		Features:        roster.StreamFeatures,
 		SCRAMIterations: max(cfg.Auth.SCRAMIterations, auth.MinIterations),
+		LegacySCRAM:     s.legacySCRAM,
 	}
 
 	// Before c2s: it registers the upload domain with the router.
@@ -404,6 +414,12 @@ func (s *Server) Addrs() []net.Addr {
 		a = append(a, ln.Addr())
 	}
 	return a
+}
+
+// legacySCRAM tells c2s to withhold SCRAM-SHA-256 while accounts without
+// its keys exist ([auth] legacy_scram_sha1 = "auto").
+func (s *Server) legacySCRAM() bool {
+	return s.cfg.Auth.LegacySCRAMSHA1 == "auto" && s.auth.LegacyAccounts() > 0
 }
 
 // Auth is the account service (for tools and tests that add users).

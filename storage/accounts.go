@@ -196,6 +196,19 @@ func (a *Accounts) SetCredentials(ctx context.Context, jid string, creds []Crede
 	return nil
 }
 
+// CountWithout returns how many accounts have no credential for
+// mechanism: accounts imported with SCRAM-SHA-1 keys only lack
+// SCRAM-SHA-256's until their password is known again.
+func (a *Accounts) CountWithout(ctx context.Context, mechanism string) (int, error) {
+	var n int
+	err := a.db.sql.QueryRowContext(ctx, `SELECT count(*) FROM accounts a
+		WHERE NOT EXISTS (SELECT 1 FROM account_credentials c WHERE c.jid = a.jid AND c.mechanism = $1)`, mechanism).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("storage: count accounts without %s: %w", mechanism, err)
+	}
+	return n, nil
+}
+
 // Delete removes an account and, through ON DELETE CASCADE, its
 // credentials, roster, offline messages, block list and login networks;
 // its message archive and archive preferences, which have no foreign key
