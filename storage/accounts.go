@@ -210,7 +210,8 @@ func (a *Accounts) CountWithout(ctx context.Context, mechanism string) (int, err
 }
 
 // Delete removes an account and, through ON DELETE CASCADE, its
-// credentials, roster, offline messages, block list and login networks;
+// credentials, roster, offline messages, block list, login networks and
+// shared group memberships;
 // its message archive and archive preferences, which have no foreign key
 // (rooms own archives too), are deleted with it in the same transaction.
 // It returns an error wrapping [ErrNotFound] when there is no such
@@ -225,6 +226,12 @@ func (a *Accounts) Delete(ctx context.Context, jid string) (err error) {
 			rollback(tx)
 		}
 	}()
+	// A member of a shared group leaves it with the account (ON DELETE
+	// CASCADE); servers reload the groups when the version moves.
+	if _, err := tx.ExecContext(ctx, `UPDATE shared_groups_version SET version = version + 1
+		WHERE id = 1 AND EXISTS (SELECT 1 FROM shared_group_members WHERE jid = $1)`, jid); err != nil {
+		return fmt.Errorf("storage: delete account %s: %w", jid, err)
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE jid = $1`, jid)
 	if err != nil {
 		return fmt.Errorf("storage: delete account %s: %w", jid, err)
