@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -44,10 +44,15 @@ var allowedImports = map[string][]string{
 
 	"router": {"internal/xmlenc", "internal/burstlog"},
 
-	"disco":      {"router", "internal/xmlenc"},
-	"ping":       {"router", "internal/xmlenc"},
-	"version":    {"router", "internal/xmlenc"},
-	"roster":     {"router", "storage", "internal/xmlenc", "internal/burstlog"},
+	"disco":   {"router", "internal/xmlenc"},
+	"ping":    {"router", "internal/xmlenc"},
+	"version": {"router", "internal/xmlenc"},
+	"roster":  {"router", "storage", "internal/xmlenc", "internal/burstlog"},
+	// sharedgroups holds the shared roster groups roster lays over its
+	// items (through roster.SharedView, which its View implements).
+	"sharedgroups": {"storage"},
+	// migration is the portable form imports and exports pass through.
+	"migration":  {"storage"},
 	"offline":    {"router", "storage", "internal/xmlenc", "internal/burstlog"},
 	"muc":        {"router", "storage", "internal/xmlenc"},
 	"carbons":    {"router", "internal/xmlenc"},                                 // XEP-0280; stores nothing

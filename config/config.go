@@ -197,6 +197,9 @@ type Roster struct {
 	// MaxItems bounds each user's roster: contacts plus unanswered
 	// subscription requests. A roster set over it gets <not-allowed/>.
 	MaxItems int `toml:"max_items"`
+	// SharedGroupsReload is how often the server looks for changes to the
+	// shared roster groups made while it runs (xmppd group).
+	SharedGroupsReload Duration `toml:"shared_groups_reload"`
 }
 
 // Offline is the [offline] table: messages kept for users who are not
@@ -447,7 +450,8 @@ func Default() Config {
 			TrustedNetworks:          []string{},
 		},
 		Roster: Roster{
-			MaxItems: 1000,
+			MaxItems:           1000,
+			SharedGroupsReload: Duration{10 * time.Second},
 		},
 		Offline: Offline{
 			MaxMessages:   1000,
@@ -703,6 +707,7 @@ func (a *Auth) validate(p *problems) {
 
 func (r *Roster) validate(p *problems) {
 	p.atLeast("roster.max_items", r.MaxItems, 1, "")
+	p.positive("roster.shared_groups_reload", r.SharedGroupsReload)
 }
 
 func (o *Offline) validate(p *problems) {

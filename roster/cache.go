@@ -47,6 +47,9 @@ type summary struct {
 	// contact in subscribers or subscriptions, by bare JID, for PEP's
 	// access models (pep.go).
 	relations map[string]relation
+	// everybody: the account is in a shared group shown to everybody,
+	// so every online account receives its presence besides subscribers.
+	everybody bool
 }
 
 // relation is a contact's subscription and groups.
@@ -138,6 +141,7 @@ func (s *Service) loadSummary(ctx context.Context, user jid.JID) (*summary, erro
 		}
 		sum.pending = append(sum.pending, raw)
 	}
+	addShared(s.sharedView(), user, sum)
 	// Readers share the slices: an append by one of them must copy.
 	sum.subscribers = slices.Clip(sum.subscribers)
 	sum.subscriptions = slices.Clip(sum.subscriptions)

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"mellium.im/xmpp/jid"
+
+	"xmppd.dev/xmppd/storage"
 )
 
 // The methods below implement pep.Roster: what PEP's access models and
@@ -23,7 +25,11 @@ func (s *Service) Relation(ctx context.Context, owner, contact jid.JID) (subscri
 	if err != nil {
 		return "", nil, storeErr("relation", err)
 	}
-	if !ok || !it.Visible {
+	if !ok {
+		it = storage.RosterItem{Contact: contact.String(), Subscription: "none"}
+	}
+	it = overlay(s.sharedView(), owner.String(), it)
+	if !it.Visible {
 		return "", nil, nil
 	}
 	return it.Subscription, it.Groups, nil

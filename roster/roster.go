@@ -84,6 +84,8 @@ type Service struct {
 
 	mu         sync.Mutex
 	interested map[string]map[string]jid.JID // bare → resource → full JID; guarded by mu
+
+	shared func() SharedView // nil: no shared groups (shared.go)
 }
 
 // New returns the roster service; maxItems bounds each roster.
@@ -148,7 +150,8 @@ func (s *Service) get(ctx context.Context, iq *router.Stanza) (xml.TokenReader, 
 		return nil, err
 	}
 	s.setInterested(iq.From)
-	curVer := strconv.FormatInt(cur, 10)
+	items = withShared(s.sharedView(), user.String(), items)
+	curVer := s.version(cur)
 	if hasVer && ver == curVer {
 		return nil, nil // XEP-0237 §2.4: nothing changed, empty result
 	}
@@ -330,6 +333,10 @@ func (s *Service) remove(ctx context.Context, user, contact jid.JID) error {
 		unlock()
 		return err
 	}
+	if err := sharedRemove(s.sharedView(), user.String(), contact.String()); err != nil {
+		unlock()
+		return err
+	}
 	if !ok || !it.Visible {
 		unlock()
 		return router.ErrorText(stanza.Cancel, stanza.ItemNotFound, "no such roster item")
@@ -368,12 +375,22 @@ func (s *Service) sendSubscription(ctx context.Context, user, contact jid.JID, t
 // push sends a roster push with the changed item to every interested
 // resource of user (RFC 6121 §2.1.6).
 func (s *Service) push(ctx context.Context, user jid.JID, it storage.RosterItem, remove bool, ver int64) {
+	if v := s.sharedView(); v != nil {
+		// What the roster shows: a removed item a shared group keeps
+		// is pushed as the group has it.
+		if remove {
+			it = storage.RosterItem{Contact: it.Contact, Subscription: "none"}
+		}
+		it = overlay(v, user.String(), it)
+		remove = remove && !it.Visible
+	}
+	v := s.version(ver)
 	for _, to := range s.interestedOf(user) {
 		q := xmlstream.Wrap(itemXML(it, remove), xml.StartElement{
 			Name: xml.Name{Space: NS, Local: "query"},
-			Attr: []xml.Attr{{Name: xml.Name{Local: "ver"}, Value: strconv.FormatInt(ver, 10)}},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "ver"}, Value: v}},
 		})
-		st, err := router.Build(router.KindIQ, "set", "push-"+strconv.FormatInt(ver, 10), jid.JID{}, to, q)
+		st, err := router.Build(router.KindIQ, "set", "push-"+v, jid.JID{}, to, q)
 		if err != nil {
 			s.log.Error("roster push failed to encode", "err", err)
 			continue
@@ -434,7 +451,29 @@ func (s *Service) subscribers(ctx context.Context, user jid.JID) []jid.JID {
 	if s.failed(err, "subscribers", user) {
 		return nil
 	}
-	return sum.subscribers
+	return s.withEverybody(user, sum)
+}
+
+// withEverybody adds to sum's subscribers, for a user in a shared group
+// shown to everybody, every account online now (the others get the
+// user's presence by probing when they come online).
+func (s *Service) withEverybody(user jid.JID, sum *summary) []jid.JID {
+	if !sum.everybody {
+		return sum.subscribers
+	}
+	online := s.router.AvailableAccounts()
+	seen := make(map[string]bool, len(sum.subscribers)+1)
+	seen[user.String()] = true
+	out := slices.Clone(sum.subscribers)
+	for _, j := range out {
+		seen[j.String()] = true
+	}
+	for _, j := range online {
+		if !seen[j.String()] {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // inRoster reports whether contact is in user's roster: from the cached
@@ -446,6 +485,9 @@ func (s *Service) inRoster(ctx context.Context, user, contact jid.JID) bool {
 		return false
 	}
 	if slices.ContainsFunc(sum.subscribers, contact.Equal) || slices.ContainsFunc(sum.subscriptions, contact.Equal) {
+		return true
+	}
+	if _, to, _ := sharedHalves(s.sharedView(), user.String(), contact.String()); to {
 		return true
 	}
 	_, ok, err := s.store.Get(ctx, user.String(), contact.String())

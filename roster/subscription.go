@@ -55,6 +55,9 @@ func (s *Service) outbound(ctx context.Context, st *router.Stanza) router.Result
 	if contact.Equal(user) || contact.Localpart() == "" {
 		return router.Handled // nothing to subscribe to; dropped
 	}
+	if s.sharedSubscription(ctx, st.Type, user, contact, true) {
+		return router.Handled
+	}
 	unlock := s.lock(user)
 	it, ok, err := s.store.Get(ctx, user.String(), contact.String())
 	if s.failed(err, "outbound subscription: get", user) {
@@ -183,6 +186,9 @@ func (s *Service) inbound(ctx context.Context, st *router.Stanza) router.Result 
 	if s.failed(err, "inbound subscription: account", user) {
 		return router.Failed // not "no such user": the sender may try again
 	}
+	if exists && s.sharedSubscription(ctx, st.Type, user, contact, false) {
+		return router.Handled
+	}
 	if !exists {
 		// §3.1.3: no such user; tell a subscriber it will never be.
 		if st.Type == "subscribe" {
@@ -306,6 +312,9 @@ func (s *Service) probe(ctx context.Context, st *router.Stanza) {
 	it, ok, err := s.store.Get(ctx, user.String(), prober.String())
 	if s.failed(err, "probe", user) {
 		return // a probe is the server's own; nobody to tell
+	}
+	if _, _, from := sharedHalves(s.sharedView(), user.String(), prober.String()); from {
+		ok, it.Subscription = true, "from"
 	}
 	if !ok || !hasFrom(it.Subscription) {
 		return

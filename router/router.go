@@ -688,6 +688,11 @@ func (r *Router) AccountExists(ctx context.Context, bare jid.JID) (bool, error) 
 	return r.accounts.Exists(ctx, bare.Bare())
 }
 
+// AvailableAccounts returns the bare JIDs of the local accounts with an
+// available resource (for presence to "every user", such as a shared
+// roster group shown to everybody).
+func (r *Router) AvailableAccounts() []jid.JID { return r.table.available() }
+
 // AvailableResources returns the full JIDs of the available resources of
 // the account user.
 func (r *Router) AvailableResources(user jid.JID) []jid.JID {

@@ -213,3 +213,23 @@ func (t *table) presences(j jid.JID) [][]byte {
 	}
 	return out
 }
+
+// available returns the bare JIDs of the accounts with an available
+// resource.
+func (t *table) available() []jid.JID {
+	var out []jid.JID
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, a := range sh.accounts {
+			for _, r := range a.resources {
+				if r.available {
+					out = append(out, r.sess.JID().Bare())
+					break
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}

@@ -36,6 +36,7 @@ import (
 	"xmppd.dev/xmppd/private"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
+	"xmppd.dev/xmppd/sharedgroups"
 	"xmppd.dev/xmppd/storage"
 	"xmppd.dev/xmppd/vcard"
 	"xmppd.dev/xmppd/version"
@@ -68,6 +69,9 @@ type Server struct {
 	// pep, when enabled, is every account's PEP service; features built
 	// on it (bookmarks, avatars) are wired to it here.
 	pep *pep.Service
+	// shared is the shared roster groups; its polling stops with the
+	// server.
+	shared *sharedgroups.Service
 	// http is the [http] listeners and the upload service; shut down
 	// after c2s, before storage closes.
 	http httpSide
@@ -173,6 +177,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}, s.log.With("component", "caps"))
 	s.caps.Register(reg)
 	rost := roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster"))
+	// Shared roster groups, laid over every roster; changes made while
+	// the server runs are picked up by polling storage's version.
+	s.shared = sharedgroups.New(s.db.SharedGroups(), s.log.With("component", "sharedgroups"))
+	if _, err := s.shared.Load(ctx); err != nil {
+		return err
+	}
+	rost.WithShared(func() roster.SharedView { return s.shared.Current() })
+	s.shared.Start(cfg.Roster.SharedGroupsReload.Duration, func(ctx context.Context, old *sharedgroups.View) { rost.SharedChanged(ctx, old) })
 	rost.Register(reg)
 	if cfg.PEP.Enabled {
 		s.pep = pep.New(s.db.PEP(), rost, s.router, pep.Options{
@@ -484,6 +496,9 @@ func (s *Server) close() {
 		s.comp.ln.Close()
 	}
 	s.closeHTTP()
+	if s.shared != nil {
+		s.shared.Close()
+	}
 	if s.offline != nil {
 		// Shutdown has stopped it already; after a failed Start no
 		// session was ever served, so it stops at once.

@@ -70,6 +70,7 @@ commands:
   user list            list accounts
   offline list         show how many offline messages each account has waiting
   room owner ROOM JID  make an account an owner of a persistent group chat room
+  group …              manage shared roster groups ('xmppd group -h')
   archive purge JID    delete an account's or a room's archived messages
                        (all, or --before DATE)
   check-config         load and validate the configuration, then exit
@@ -109,6 +110,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.offline(ctx, rest)
 	case "room":
 		err = e.room(ctx, rest)
+	case "group":
+		err = e.group(ctx, rest)
 	case "archive":
 		err = e.archive(ctx, rest)
 	case "check-config":
