@@ -32,6 +32,7 @@ type Config struct {
 	Caps       Caps       `toml:"caps"`
 	ExtDisco   ExtDisco   `toml:"extdisco"`
 	Component  Component  `toml:"component"`
+	S2S        S2S        `toml:"s2s"`
 }
 
 // Server is the [server] table: who the server is and where it keeps its files.
@@ -527,6 +528,7 @@ func Default() Config {
 			SendQueueBytes: 16 << 20,
 			Services:       []ComponentService{},
 		},
+		S2S: defaultS2S(),
 	}
 }
 
@@ -600,12 +602,15 @@ func (c *Config) check() []*Error {
 	c.Server.Contact.validate(&p)
 	c.ExtDisco.validate(&p)
 	c.Component.validate(&p, c.C2S.MaxStanzaBytes, c.Server.Domain, c.MUCDomain(), c.UploadDomain())
+	c.S2S.validate(&p)
 	p.checkDistinctAddrs([][2]string{
 		{"c2s.listen", c.C2S.Listen},
 		{"c2s.direct_tls_listen", c.C2S.DirectTLSListen},
 		{"http.listen", c.HTTP.Listen},
 		{"http.tls_listen", c.HTTP.TLSListen},
 		{"component.listen", c.Component.Listen},
+		{"s2s.listen", c.S2S.Listen},
+		{"s2s.direct_tls_listen", c.S2S.DirectTLSListen},
 	})
 	return p
 }

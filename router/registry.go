@@ -137,6 +137,7 @@ type Registry struct {
 	delivered       []DeliveredHook
 	subscribers     SubscribersFunc
 	inRoster        InRosterFunc
+	remote          Remote
 
 	infoForms         []infoForm        // XEP-0128, by FORM_TYPE
 	onUnavailablePres []UnavailableHook // with the unavailable presence

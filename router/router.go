@@ -171,6 +171,10 @@ func (r *Router) Route(ctx context.Context, st *Stanza) {
 			h.HandleStanza(ctx, st)
 			return
 		}
+		if r.reg.remote != nil {
+			r.reg.remote.Route(ctx, st)
+			return
+		}
 		r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.RemoteServerNotFound,
 			"this server does not federate; "+to.Domainpart()+" is not served here"))
 	}
@@ -558,7 +562,7 @@ func (r *Router) wentUnavailable(ctx context.Context, res *resource, pres *Stanz
 }
 
 // toSubscribers sends a user's broadcast presence (raw, without to) to
-// every local subscriber the roster names, addressed to the subscriber's
+// every subscriber, local or remote, the roster names, addressed to the subscriber's
 // bare JID (RFC 6121 §4.2.2, §4.4.2, §4.5.2). It returns the subscribers.
 func (r *Router) toSubscribers(ctx context.Context, from jid.JID, typ string, raw []byte) []jid.JID {
 	if r.reg.subscribers == nil {
@@ -566,8 +570,10 @@ func (r *Router) toSubscribers(ctx context.Context, from jid.JID, typ string, ra
 	}
 	subs := r.reg.subscribers(ctx, from.Bare())
 	for _, to := range subs {
-		if to.Domainpart() != r.domain.Domainpart() {
-			continue // no federation yet
+		// Remote subscribers' presence goes through Route to the remote
+		// route (federation); without one there is nobody to tell.
+		if r.reg.remote == nil && !r.Serves(to.Domainpart()) {
+			continue
 		}
 		r.Route(ctx, &Stanza{Kind: KindPresence, Type: typ, From: from, To: to, Raw: WithTo(raw, to)})
 	}

@@ -57,6 +57,10 @@ direct_tls_listen = "127.0.0.1:%d"
 
 [http]
 listen = ""
+
+[s2s]
+listen = ""
+direct_tls_listen = ""
 %s`, filepath.Join(dir, "data"), driver, dsn, freePort(t), freePort(t), extra)
 	p := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {

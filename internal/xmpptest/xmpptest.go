@@ -64,6 +64,8 @@ func StartLog(t testing.TB, h slog.Handler, opts ...Option) *Server {
 	cfg.C2S.Listen = "127.0.0.1:0"
 	cfg.C2S.DirectTLSListen = "127.0.0.1:0"
 	cfg.HTTP.Listen = ""
+	// Federation only when a test asks for it (WithS2S).
+	cfg.S2S.Listen, cfg.S2S.DirectTLSListen = "", ""
 	cfg.Auth.FailureDelay = config.Duration{Duration: time.Millisecond}
 	// Sessions park between almost every stanza, so that every test
 	// exercises parking and waking.
