@@ -18,6 +18,10 @@ type S2S struct {
 	// RequireTLS refuses streams, both ways, without TLS, except with
 	// InsecureDomains.
 	RequireTLS bool `toml:"require_tls"`
+	// Dialback accepts and uses dialback (XEP-0220) with peers whose
+	// certificate does not verify; false federates only with peers
+	// whose certificates verify (and InsecureDomains).
+	Dialback bool `toml:"dialback"`
 	// CAFile is a PEM file of extra trusted roots for peers' certificates
 	// (a private CA), besides the system's.
 	CAFile string `toml:"ca_file"`
@@ -59,6 +63,7 @@ func defaultS2S() S2S {
 		Listen:          ":5269",
 		DirectTLSListen: ":5270",
 		RequireTLS:      true,
+		Dialback:        true,
 		InsecureDomains: []string{},
 		Allow:           []string{},
 		Deny:            []string{},

@@ -77,6 +77,10 @@ type Server struct {
 	http httpSide
 	// comp is the [component] listener and the external components.
 	comp componentSide
+	// s2s is federation; shut down after c2s, so that the unavailable
+	// presence of users logged out by the shutdown reaches remote
+	// contacts.
+	s2s s2sSide
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -259,6 +263,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	default:
 		s.log.Info("loaded certificate", "cert", src.CertFile)
 	}
+	if err := s.registerS2S(reg, cert); err != nil {
+		return err
+	}
 
 	c := cfg.C2S
 	s.c2s = &c2s.Server{
@@ -314,6 +321,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := s.startComponents(); err != nil {
+		return err
+	}
+	if err := s.startS2S(); err != nil {
 		return err
 	}
 	if err := s.listen(c.Listen, "c2s (STARTTLS)", s.c2s.Serve); err != nil {
@@ -465,6 +475,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.c2s != nil {
 		err = s.c2s.Shutdown(ctx)
 	}
+	if serr := s.shutdownS2S(ctx); err == nil {
+		err = serr
+	}
 	if cerr := s.shutdownComponents(ctx); err == nil {
 		err = cerr
 	}
@@ -494,6 +507,11 @@ func (s *Server) close() {
 	s.mu.Unlock()
 	if s.comp.ln != nil {
 		s.comp.ln.Close()
+	}
+	for _, ln := range []net.Listener{s.s2s.ln, s.s2s.tlsLn} {
+		if ln != nil {
+			ln.Close()
+		}
 	}
 	s.closeHTTP()
 	if s.shared != nil {
