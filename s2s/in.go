@@ -43,6 +43,14 @@ type in struct {
 
 	mu     sync.Mutex
 	authed []string // peer domains authenticated on this stream
+	method []string // how each authenticated
+}
+
+func (c *in) authMethod(domain string) string {
+	if i := slices.Index(c.authed, domain); i >= 0 {
+		return c.method[i]
+	}
+	return ""
 }
 
 func newIn(s *Service, nc net.Conn) *in {
@@ -70,10 +78,11 @@ func (c *in) isAuthed(domain string) bool {
 	return slices.Contains(c.authed, domain)
 }
 
-func (c *in) addAuthed(domain string) {
+func (c *in) addAuthed(domain, method string) {
 	c.mu.Lock()
 	if !slices.Contains(c.authed, domain) {
 		c.authed = append(c.authed, domain)
+		c.method = append(c.method, method)
 	}
 	c.mu.Unlock()
 }
@@ -269,7 +278,7 @@ func (c *in) read() error {
 				}
 				continue
 			}
-			c.addAuthed(c.from)
+			c.addAuthed(c.from, "external")
 			c.saslDone = true
 			c.log.Info("peer authenticated", "peer", c.from, "local", c.to, "auth", "external")
 			if err := c.write([]byte("<success xmlns='" + nsSASL + "'/>")); err != nil {
@@ -361,7 +370,7 @@ func (c *in) dialbackResult(e elem) error {
 		answer("invalid")
 		return streamErr{"not-authorized", "dialback for " + from + " did not verify"}
 	}
-	c.addAuthed(from)
+	c.addAuthed(from, "dialback")
 	c.log.Info("peer authenticated", "peer", from, "local", to, "auth", "dialback")
 	return answer("valid")
 }

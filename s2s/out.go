@@ -36,6 +36,7 @@ type out struct {
 	queue  []*router.Stanza
 	closed bool // no more stanzas: a new out takes them
 	up     bool // authenticated and writing
+	auth   string
 }
 
 func newOut(s *Service, p pair) *out {
@@ -61,10 +62,14 @@ func (o *out) enqueue(st *router.Stanza) error {
 	return nil
 }
 
-func (o *out) isUp() bool {
+// upWith returns how the stream authenticated, "" while it is not up.
+func (o *out) upWith() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.up && !o.closed
+	if !o.up || o.closed {
+		return ""
+	}
+	return o.auth
 }
 
 func (o *out) take() []*router.Stanza {
@@ -118,7 +123,7 @@ func (o *out) run() {
 		retried = false
 		o.log.Info("stream to the peer is up", "auth", w.auth, "tls", w.tls)
 		o.mu.Lock()
-		o.up = true
+		o.up, o.auth = true, w.auth
 		o.mu.Unlock()
 		if err := o.serve(w); err == nil {
 			return
@@ -249,7 +254,7 @@ func (o *out) serve(w *wire) error {
 		case err := <-dead:
 			dead <- err // for the deferred wait
 			var pe peerError
-			if errors.As(err, &pe) {
+			if errors.As(err, &pe) && pe.cond != "system-shutdown" {
 				o.log.Warn("the peer ended the stream with an error", "condition", pe.cond, "text", pe.text)
 			} else {
 				o.log.Info("the peer closed the stream", "err", err)

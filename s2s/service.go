@@ -307,20 +307,20 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Peers returns the peer domains with an outgoing stream set up or being
-// set up, and those authenticated on incoming streams (for tests and an
-// admin's look).
+// Peers describes the streams up: outgoing ones as "local -> remote
+// auth", incoming ones as "remote -> local auth", auth being external
+// or dialback (for tests and an admin's look).
 func (s *Service) Peers() (out, in []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, o := range s.outs {
-		if o.isUp() {
-			out = append(out, p.local+" -> "+p.remote)
+		if auth := o.upWith(); auth != "" {
+			out = append(out, p.local+" -> "+p.remote+" "+auth)
 		}
 	}
 	for c := range s.ins {
 		for _, d := range c.authedDomains() {
-			in = append(in, d+" -> "+c.to)
+			in = append(in, d+" -> "+c.to+" "+c.authMethod(d))
 		}
 	}
 	slices.Sort(out)
