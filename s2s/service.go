@@ -120,7 +120,9 @@ func (s *Service) Register(reg *router.Registry) { reg.Remote(s) }
 
 // insecure reports whether domain may federate without TLS or a valid
 // certificate.
-func (s *Service) insecure(domain string) bool { return slices.Contains(s.opts.InsecureDomains, domain) }
+func (s *Service) insecure(domain string) bool {
+	return slices.Contains(s.opts.InsecureDomains, domain)
+}
 
 // allowed reports whether federation with domain is allowed.
 func (s *Service) allowed(domain string) bool {
