@@ -28,7 +28,7 @@ func federate(t *testing.T, aOpts, bOpts []xmpptest.Option) *fed {
 	f.a = xmpptest.Start(t, append([]xmpptest.Option{xmpptest.WithDomain("a.test"), xmpptest.WithS2S(f.aAddr),
 		xmpptest.WithS2SRoute("b.test", f.bAddr)}, aOpts...)...)
 	f.b = xmpptest.Start(t, append([]xmpptest.Option{xmpptest.WithDomain("b.test"), xmpptest.WithS2S(f.bAddr),
-		xmpptest.WithS2SRoute("a.test", f.aAddr)}, bOpts...)...)
+		xmpptest.WithS2SRoute("a.test", f.aAddr), xmpptest.WithS2SRoute("conference.a.test", f.aAddr)}, bOpts...)...)
 	return f
 }
 
@@ -131,3 +131,154 @@ func TestRefused(t *testing.T) {
 }
 
 var _ = jid.JID{}
+
+// login adds user on s and logs them in with a resource, roster fetched
+// and initial presence sent, as a real client does.
+func login(t *testing.T, s *xmpptest.Server, user, resource string) *xmpptest.Client {
+	t.Helper()
+	j := s.AddUser(t, user, "pw")
+	c := s.Login(t, j, "pw", xmpptest.LoginOptions{Resource: resource})
+	c.Send("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>")
+	c.Expect(5*time.Second, "the roster", func(e xmpptest.Element) bool { return e.Name.Local == "iq" && e.Attr("id") == "roster" })
+	c.Send("<presence/>")
+	return c
+}
+
+func isPresence(from, typ string) func(xmpptest.Element) bool {
+	return func(e xmpptest.Element) bool {
+		return e.Name.Local == "presence" && e.Attr("from") == from && e.Attr("type") == typ
+	}
+}
+
+func isPush(contact, sub string) func(xmpptest.Element) bool {
+	return func(e xmpptest.Element) bool {
+		return e.Name.Local == "iq" && e.Attr("type") == "set" && e.Contains("jid='"+contact+"'") && e.Contains("subscription='"+sub+"'")
+	}
+}
+
+// TestSubscription: a user of each server subscribe to each other
+// (RFC 6121 §3): both rosters end with subscription both, presence flows
+// both ways, and unavailable presence follows a logout.
+func TestSubscription(t *testing.T) {
+	f := federate(t, nil, nil)
+	alice := login(t, f.a, "alice", "phone")
+	bob := login(t, f.b, "bob", "desk")
+	const wait = 5 * time.Second
+
+	alice.Send("<presence to='bob@b.test' type='subscribe' id='s1'/>")
+	bob.Expect(wait, "alice's request", isPresence("alice@a.test", "subscribe"))
+	bob.Send("<presence to='alice@a.test' type='subscribed'/>")
+	alice.Expect(wait, "bob in alice's roster as to", isPush("bob@b.test", "to"))
+	alice.Expect(wait, "bob's presence", isPresence("bob@b.test/desk", ""))
+
+	bob.Send("<presence to='alice@a.test' type='subscribe'/>")
+	alice.Expect(wait, "bob's request", isPresence("bob@b.test", "subscribe"))
+	alice.Send("<presence to='bob@b.test' type='subscribed'/>")
+	alice.Expect(wait, "bob in alice's roster as both", isPush("bob@b.test", "both"))
+	bob.Expect(wait, "alice in bob's roster as both", isPush("alice@a.test", "both"))
+	bob.Expect(wait, "alice's presence", isPresence("alice@a.test/phone", ""))
+
+	for _, c := range []struct {
+		c       *xmpptest.Client
+		contact string
+	}{{alice, "bob@b.test"}, {bob, "alice@a.test"}} {
+		c.c.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+		e := c.c.Expect(wait, "the roster", func(e xmpptest.Element) bool { return e.Attr("id") == "r2" })
+		if !e.Contains("jid='"+c.contact+"'") || !e.Contains("subscription='both'") {
+			t.Errorf("%s's roster: %s", c.c.JID, e.Raw)
+		}
+	}
+
+	// A presence update and a new resource's probe cross too.
+	alice.Send("<presence><show>away</show></presence>")
+	bob.Expect(wait, "alice's update", func(e xmpptest.Element) bool {
+		return isPresence("alice@a.test/phone", "")(e) && e.Contains("<show>away</show>")
+	})
+	bob2 := f.b.Login(t, jid.MustParse("bob@b.test"), "pw", xmpptest.LoginOptions{Resource: "laptop"})
+	bob2.Send("<presence/>")
+	bob2.Expect(wait, "alice's presence answering the probe", isPresence("alice@a.test/phone", ""))
+	bob2.Close()
+
+	bob.Close()
+	alice.Expect(wait, "bob's unavailable presence", isPresence("bob@b.test/desk", "unavailable"))
+}
+
+// TestMUC: a room on a.test with an occupant from b.test: the occupant
+// joins, sees the others, and messages go both ways.
+func TestMUC(t *testing.T) {
+	ca := xmpptest.NewCA(t)
+	f := federate(t, trusting(ca, "a.test"), trusting(ca, "b.test"))
+	alice := login(t, f.a, "alice", "phone")
+	bob := login(t, f.b, "bob", "desk")
+	const room = "lounge@conference.a.test"
+	const wait = 5 * time.Second
+	alice.Send("<presence to='%s/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+	alice.Expect(wait, "the new room", func(e xmpptest.Element) bool {
+		return isPresence(room+"/Alice", "")(e) && e.Contains("<status code='201'")
+	})
+	alice.Send("<iq type='set' to='%s' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>", room)
+	alice.Expect(wait, "the room configured", func(e xmpptest.Element) bool { return e.Attr("id") == "cfg" && e.Attr("type") == "result" })
+
+	bob.Send("<presence to='%s/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+	bob.Expect(wait, "alice in the room", isPresence(room+"/Alice", ""))
+	e := bob.Expect(wait, "bob's own presence in the room", isPresence(room+"/Bob", ""))
+	if !e.Contains("<status code='110'") || e.Attr("to") != "bob@b.test/desk" {
+		t.Errorf("bob's self-presence: %s", e.Raw)
+	}
+	alice.Expect(wait, "bob joining", isPresence(room+"/Bob", ""))
+
+	bob.Send("<message to='%s' type='groupchat' id='g1'><body>hi from b</body></message>", room)
+	for _, c := range []*xmpptest.Client{alice, bob} {
+		m := c.Expect(wait, "bob's groupchat message", isMessageFrom(room+"/Bob"))
+		if !m.Contains("hi from b") || m.Attr("type") != "groupchat" {
+			t.Errorf("%s got %s", c.JID, m.Raw)
+		}
+	}
+	alice.Send("<message to='%s' type='groupchat' id='g2'><body>hi from a</body></message>", room)
+	bob.Expect(wait, "alice's groupchat message", func(e xmpptest.Element) bool {
+		return isMessageFrom(room+"/Alice")(e) && e.Contains("hi from a")
+	})
+	// The room's own streams are a domain pair of their own, and
+	// authenticated with the certificate that names the subdomain.
+	if ao, _ := f.a.S2S().Peers(); !slices.Contains(ao, "conference.a.test -> b.test external") {
+		t.Errorf("streams: %s", peers(f))
+	}
+	bob.Send("<presence to='%s/Bob' type='unavailable'/>", room)
+	alice.Expect(wait, "bob leaving", isPresence(room+"/Bob", "unavailable"))
+}
+
+// TestIQ: IQs cross both ways, to the other server and to a user's
+// client, and the results come back.
+func TestIQ(t *testing.T) {
+	f := federate(t, nil, nil)
+	alice := login(t, f.a, "alice", "phone")
+	bob := login(t, f.b, "bob", "desk")
+	const wait = 5 * time.Second
+	alice.Send("<iq type='get' to='b.test' id='v1'><query xmlns='jabber:iq:version'/></iq>")
+	e := alice.Expect(wait, "b.test's version", func(e xmpptest.Element) bool { return e.Attr("id") == "v1" })
+	if e.Attr("type") != "result" || e.Attr("from") != "b.test" || !e.Contains("<name>xmppd</name>") {
+		t.Errorf("version: %s", e.Raw)
+	}
+	bob.Send("<iq type='get' to='a.test' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	e = bob.Expect(wait, "a.test's disco#info", func(e xmpptest.Element) bool { return e.Attr("id") == "d1" })
+	if e.Attr("type") != "result" || !e.Contains("category='server'") {
+		t.Errorf("disco#info: %s", e.Raw)
+	}
+	// To a client of the other server, answered by that client.
+	alice.Send("<iq type='get' to='bob@b.test/desk' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	e = bob.Expect(wait, "alice's ping", func(e xmpptest.Element) bool { return e.Attr("id") == "p1" })
+	if e.Attr("from") != "alice@a.test/phone" {
+		t.Errorf("ping: %s", e.Raw)
+	}
+	bob.Send("<iq type='result' to='alice@a.test/phone' id='p1'/>")
+	e = alice.Expect(wait, "bob's answer", func(e xmpptest.Element) bool { return e.Attr("id") == "p1" })
+	if e.Attr("type") != "result" || e.Attr("from") != "bob@b.test/desk" {
+		t.Errorf("pong: %s", e.Raw)
+	}
+	// To a user that does not exist: the other server's error comes back.
+	alice.Send("<iq type='get' to='nobody@b.test/x' id='n1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	e = alice.Expect(wait, "the error", func(e xmpptest.Element) bool { return e.Attr("id") == "n1" })
+	if e.Attr("type") != "error" || !e.Contains("service-unavailable") {
+		t.Errorf("to nobody: %s", e.Raw)
+	}
+}
