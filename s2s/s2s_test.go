@@ -282,3 +282,25 @@ func TestIQ(t *testing.T) {
 		t.Errorf("to nobody: %s", e.Raw)
 	}
 }
+
+// TestRestart: a message sent while the receiving server restarts waits
+// for its one retry and arrives once the server is back (in bob's offline
+// store there, as bob had logged out); nothing is bounced.
+func TestRestart(t *testing.T) {
+	retry := func(c *config.Config) { c.S2S.RetryDelay = config.Duration{Duration: 3 * time.Second} }
+	f := federate(t, []xmpptest.Option{retry}, nil)
+	alice, bob := chat(t, f)
+	bob.Close()
+	f.b.Stop(t)
+
+	alice.Send("<message to='bob@b.test' type='chat' id='while-down'><body>are you back?</body></message>")
+	time.Sleep(200 * time.Millisecond) // the first attempt fails meanwhile
+	b := xmpptest.StartConfig(t, f.b.Config)
+	bob = b.Login(t, jid.MustParse("bob@b.test"), "pw", xmpptest.LoginOptions{Resource: "desk"})
+	bob.Send("<presence/>")
+	m := bob.Expect(10*time.Second, "the message sent while b.test was down", isMessageFrom("alice@a.test/phone"))
+	if !m.Contains("are you back?") {
+		t.Errorf("bob got %s", m.Raw)
+	}
+	alice.ExpectNone(300*time.Millisecond, "a bounce", xmpptest.IsStanza("message", "error"))
+}
