@@ -2,6 +2,7 @@ package s2s_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -199,4 +200,80 @@ func TestUnreachable(t *testing.T) {
 	alice.ExpectNone(300*time.Millisecond, "a bounced presence", func(e xmpptest.Element) bool {
 		return e.Name.Local == "presence" && e.Attr("type") == "error"
 	})
+}
+
+// TestLimits: a stanza over s2s.max_stanza_bytes ends the peer's stream
+// with policy-violation; a peer flooding faster than s2s.read_rate is
+// slowed while another peer's stanzas pass at once.
+func TestLimits(t *testing.T) {
+	ca := xmpptest.NewCA(t)
+	f := federate(t, trusting(ca, "a.test"), append(trusting(ca, "b.test"), func(c *config.Config) {
+		c.S2S.MaxStanzaBytes = 10000 // bursts of 20,000 bytes
+		c.S2S.ReadRate = 20000
+	}))
+	alice, bob := chat(t, f)
+
+	p := dialPeer(t, f.bAddr)
+	p.external(ca, "evil.test", "b.test")
+	p.send("<message from='m@evil.test/x' to='bob@b.test'><body>" + strings.Repeat("x", 11000) + "</body></message>")
+	if got := p.until("</stream:stream>"); !strings.Contains(got, "<policy-violation") {
+		t.Errorf("too large: %s", got)
+	}
+
+	flood := dialPeer(t, f.bAddr)
+	flood.external(ca, "evil.test", "b.test")
+	msg := "<message from='m@evil.test/x' to='bob@b.test' type='chat'><body>" + strings.Repeat("y", 900) + "</body></message>"
+	start := time.Now()
+	go func() {
+		for i := range 100 { // about 100 KB: five seconds at 20 KB/s
+			flood.nc.Write([]byte(strings.Replace(msg, "<body>", fmt.Sprintf("<body>%d ", i), 1)))
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	sent := time.Now()
+	alice.Send("<message to='bob@b.test' type='chat' id='during'><body>through the flood</body></message>")
+	bob.Expect(5*time.Second, "alice's message during the flood", func(e xmpptest.Element) bool {
+		return e.Attr("id") == "during"
+	})
+	if d := time.Since(sent); d > time.Second {
+		t.Errorf("alice's message took %v during the flood", d)
+	}
+	bob.Expect(15*time.Second, "the flood's last message", func(e xmpptest.Element) bool { return e.Contains("<body>99 ") })
+	if d := time.Since(start); d < 3*time.Second {
+		t.Errorf("100 KB from one peer passed in %v at a read rate of 20 KB/s", d)
+	}
+}
+
+// TestDirectTLS: the XEP-0368 listener takes TLS from the first byte,
+// with ALPN xmpp-server, and SASL EXTERNAL then.
+func TestDirectTLS(t *testing.T) {
+	ca := xmpptest.NewCA(t)
+	addr := xmpptest.FreePort(t)
+	b := xmpptest.Start(t, append([]xmpptest.Option{xmpptest.WithDomain("b.test"), func(c *config.Config) { c.S2S.DirectTLSListen = addr }},
+		trusting(ca, "b.test")...)...)
+	bob := login(t, b, "bob", "desk")
+	cert, key := ca.Issue(t, "evil.test")
+	kp, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{kp}, ServerName: "b.test", NextProtos: []string{"xmpp-server"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	if tc.ConnectionState().NegotiatedProtocol != "xmpp-server" {
+		t.Errorf("ALPN %q", tc.ConnectionState().NegotiatedProtocol)
+	}
+	p := &rawPeer{t: t, nc: tc}
+	p.header("evil.test", "b.test")
+	if f := p.until("</stream:features>"); !strings.Contains(f, "EXTERNAL") || strings.Contains(f, "starttls") {
+		t.Fatalf("features %s", f)
+	}
+	p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+	p.until("<success")
+	p.header("evil.test", "b.test")
+	p.until("</stream:features>")
+	p.send("<message from='m@evil.test/x' to='bob@b.test' type='chat'><body>direct</body></message>")
+	bob.Expect(5*time.Second, "the message over direct TLS", isMessageFrom("m@evil.test/x"))
 }
