@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "s2s"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -70,6 +70,9 @@ var allowedImports = map[string][]string{
 	"entitytime":   {"router"},                      // XEP-0202
 	"lastactivity": {"router", "internal/burstlog"}, // XEP-0012; its Store is storage's LastActivity
 	"component":    {"router", "internal/xmlenc"},   // XEP-0114; components from the config, converted by server
+	// s2s is federation, the router's first Remote: the stanzas it
+	// carries enter and leave through the router alone.
+	"s2s": {"router", "internal/xmlenc"},
 
 	"auth":                {"storage"},
 	"storage":             {},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,4 +285,62 @@ func readUntil(t *testing.T, c net.Conn, buf *strings.Builder, re *regexp.Regexp
 		}
 	}
 	return buf.String()
+}
+
+// s2sPeer is where the server-to-server check's peer, remote.test,
+// listens: chosen before the server under test starts, which routes
+// remote.test there.
+var s2sPeer = func() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}()
+
+// withS2S federates the server under test with remote.test at s2sPeer.
+var withS2S = []xmpptest.Option{xmpptest.WithS2S("127.0.0.1:0"), xmpptest.WithS2SRoute("remote.test", s2sPeer)}
+
+// checkRFC6120S2S: the server-to-server half of RFC 6120 with a second
+// xmppd serving remote.test: streams both ways (TLS, then dialback as
+// neither certificate is one the other trusts), a message each way, an
+// IQ to the remote server answered, and a subscription approved with
+// presence following it (RFC 6121 across servers).
+func checkRFC6120S2S(t *testing.T, e *env) {
+	peer := xmpptest.Start(t, xmpptest.WithDomain("remote.test"), xmpptest.WithS2S(s2sPeer),
+		xmpptest.WithS2SRoute(domain, e.srv.S2SAddr().String()))
+	carolJID := peer.AddUser(t, "carol", "pw")
+	carol := &client{Client: peer.Login(t, carolJID, "pw", xmpptest.LoginOptions{Resource: "c"}), t: t}
+	carol.iq("get", "", "<query xmlns='jabber:iq:roster'/>")
+	carol.online()
+
+	e.alice.Send("<message to='carol@remote.test' type='chat' id='s2s1'><body>across</body></message>")
+	m := carol.expect("alice's message", func(el xmpptest.Element) bool { return el.Attr("id") == "s2s1" })
+	if m.Attr("from") != "alice@"+domain+"/a" || !m.Contains("across") {
+		t.Fatalf("carol got %s", m.Raw)
+	}
+	carol.Send("<message to='alice@%s/a' type='chat' id='s2s2'><body>back</body></message>", domain)
+	m = e.alice.expect("carol's message", func(el xmpptest.Element) bool { return el.Attr("id") == "s2s2" })
+	if m.Attr("from") != "carol@remote.test/c" {
+		t.Fatalf("alice got %s", m.Raw)
+	}
+	contains(t, "remote server's version", e.alice.ok("get", "remote.test", "<query xmlns='jabber:iq:version'/>"), "<name>xmppd</name>")
+
+	e.alice.iq("get", "", "<query xmlns='jabber:iq:roster'/>")
+	e.alice.Send("<presence to='carol@remote.test' type='subscribe'/>")
+	carol.expect("the subscription request", func(el xmpptest.Element) bool {
+		return el.Name.Local == "presence" && el.Attr("type") == "subscribe" && el.Attr("from") == "alice@"+domain
+	})
+	carol.Send("<presence to='alice@%s' type='subscribed'/>", domain)
+	e.alice.expect("the approval's roster push", func(el xmpptest.Element) bool {
+		return el.Name.Local == "iq" && el.Contains("jid='carol@remote.test'") && el.Contains("subscription='to'")
+	})
+	e.alice.expect("carol's presence", func(el xmpptest.Element) bool {
+		return el.Name.Local == "presence" && el.Attr("from") == "carol@remote.test/c" && el.Attr("type") == ""
+	})
+	out, in := e.srv.S2S().Peers()
+	if !slices.Contains(out, domain+" -> remote.test dialback") || !slices.Contains(in, "remote.test -> "+domain+" dialback") {
+		t.Errorf("streams: out %v, in %v", out, in)
+	}
 }
