@@ -88,8 +88,7 @@
 // voice requests, no archive of its own (without an Archive, nothing is
 // archived and no stanza-id is added), no status 170 on entering a room
 // that archives (XEP-0045 §7.2.12 is about public logs), no
-// federation (rooms are for local users; other domains are refused by the
-// router), no multi-session nicks (one session per nick: another session
+// multi-session nicks (one session per nick: another session
 // asking for a nick in use gets conflict), and no roomowners/roomadmins
 // fields in the configuration form (use muc#admin).
 package muc

@@ -17,8 +17,10 @@
 //
 // Limits: max_items rows per user (visible items and pending requests);
 // item names up to 1023 bytes, group names up to 1023 bytes, at most 64
-// groups per item. Rosters of remote users are out of scope until
-// federation exists.
+// groups per item. Contacts on other servers work like local ones: the
+// router routes subscription presence and probes to them through its
+// remote route (federation), and theirs arrive through the same inbound
+// hook.
 package roster
 
 import (
