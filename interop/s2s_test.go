@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"mellium.im/sasl"
 	"mellium.im/xmpp/jid"
 
+	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/internal/xmpptest"
 )
 
@@ -139,10 +141,10 @@ func waitListening(t *testing.T, addr string, out *bytes.Buffer) {
 
 // startXMPPD starts xmppd.test with its s2s listener where the peer's
 // hosts file points and a route to the peer's s2s port.
-func startXMPPD(t *testing.T, peerDomain string) *xmpptest.Server {
+func startXMPPD(t *testing.T, peerDomain string, opts ...xmpptest.Option) *xmpptest.Server {
 	t.Helper()
-	return xmpptest.Start(t, xmpptest.WithDomain("xmppd.test"), xmpptest.WithS2S(xmppdS2S),
-		xmpptest.WithS2SRoute(peerDomain, peerIP+":5269"), xmpptest.WithS2SRoute("conference."+peerDomain, peerIP+":5269"))
+	return xmpptest.Start(t, append([]xmpptest.Option{xmpptest.WithDomain("xmppd.test"), xmpptest.WithS2S(xmppdS2S),
+		xmpptest.WithS2SRoute(peerDomain, peerIP+":5269"), xmpptest.WithS2SRoute("conference."+peerDomain, peerIP+":5269")}, opts...)...)
 }
 
 // federationExchange: alice on xmppd and carol on the peer subscribe to
@@ -199,15 +201,31 @@ func federationExchange(t *testing.T, srv *xmpptest.Server, peer *xmpptest.Serve
 	t.Logf("xmppd's streams: out %v, in %v", out, in)
 }
 
-// TestProsodyS2S: federation with Prosody.
+// TestProsodyS2S: federation with Prosody, by dialback (neither trusts the
+// other's certificate) and by SASL EXTERNAL (both trust a test CA that
+// issued both certificates).
 func TestProsodyS2S(t *testing.T) {
 	requirePeer(t, "prosody")
+	for _, c := range []struct {
+		name     string
+		external bool
+	}{{"dialback", false}, {"external", true}} {
+		t.Run(c.name, func(t *testing.T) { prosodyS2S(t, c.external) })
+	}
+}
+
+func prosodyS2S(t *testing.T, external bool) {
 	const domain = "prosody.test"
 	dir := peerDir(t, "prosody")
 	ca := xmpptest.NewCA(t)
 	cert, key := ca.Issue(t, domain)
 	copyFile(t, cert, filepath.Join(dir, "cert.pem"))
 	copyFile(t, key, filepath.Join(dir, "key.pem"))
+	copyFile(t, ca.File, filepath.Join(dir, "ca.pem"))
+	cafile := ""
+	if external {
+		cafile = `; cafile = "` + dir + `/ca.pem"`
+	}
 	c2s := peerIP + ":15222"
 	cfg := fmt.Sprintf(`pidfile = "%[1]s/prosody.pid"
 data_path = "%[1]s/data"
@@ -219,12 +237,12 @@ c2s_direct_tls_ports = { }
 modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "presence" }
 c2s_require_encryption = true
 s2s_require_encryption = true
-s2s_secure_auth = false
+s2s_secure_auth = %[5]v
 unbound = { hoststxt = "/etc/hosts" } -- the namespace's hosts file: xmppd.test
 authentication = "internal_hashed"
-ssl = { certificate = "%[1]s/cert.pem"; key = "%[1]s/key.pem" }
+ssl = { certificate = "%[1]s/cert.pem"; key = "%[1]s/key.pem"%[4]s }
 VirtualHost "%[3]s"
-`, dir, peerIP, domain)
+`, dir, peerIP, domain, cafile, external)
 	os.MkdirAll(filepath.Join(dir, "data"), 0o755)
 	if err := os.WriteFile(filepath.Join(dir, "prosody.cfg.lua"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -235,7 +253,12 @@ VirtualHost "%[3]s"
 	if out, err := reg.CombinedOutput(); err != nil {
 		t.Fatalf("prosodyctl register: %v: %s", err, out)
 	}
-	srv := startXMPPD(t, domain)
+	var opts []xmpptest.Option
+	if external {
+		xc, xk := ca.Issue(t, "xmppd.test", "conference.xmppd.test")
+		opts = append(opts, xmpptest.WithCert(xc, xk), func(c *config.Config) { c.S2S.CAFile = ca.File; c.S2S.Dialback = false })
+	}
+	srv := startXMPPD(t, domain, opts...)
 	out := startInNamespace(t, hostsFile(t, dir, domain), "prosody", dir, "prosody", "--config", filepath.Join(dir, "prosody.cfg.lua"), "-F")
 	waitListening(t, c2s, out)
 	t.Cleanup(func() {
@@ -245,6 +268,14 @@ VirtualHost "%[3]s"
 		}
 	})
 	federationExchange(t, srv, xmpptest.At(c2s, domain))
+	want := "dialback"
+	if external {
+		want = "external"
+	}
+	outS, inS := srv.S2S().Peers()
+	if !slices.Contains(outS, "xmppd.test -> prosody.test "+want) || !slices.Contains(inS, "prosody.test -> xmppd.test "+want) {
+		t.Errorf("streams: out %v, in %v; want both %s", outS, inS, want)
+	}
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -260,4 +291,96 @@ func copyFile(t *testing.T, from, to string) {
 
 func dialTCP(addr string) (interface{ Close() error }, error) {
 	return net.DialTimeout("tcp", addr, time.Second)
+}
+
+// TestEjabberdS2S: federation with ejabberd.
+func TestEjabberdS2S(t *testing.T) {
+	requirePeer(t, "ejabberdctl")
+	const domain = "ejabberd.test"
+	dir := peerDir(t, "ejabberd")
+	ca := xmpptest.NewCA(t)
+	cert, key := ca.Issue(t, domain)
+	cb, _ := os.ReadFile(cert)
+	kb, _ := os.ReadFile(key)
+	if err := os.WriteFile(filepath.Join(dir, "combined.pem"), append(cb, kb...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "db"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "log"), 0o755)
+	ctl := fmt.Sprintf(`ERL_MAX_PORTS=4096
+INET_DIST_INTERFACE=127.0.0.1
+ERL_EPMD_ADDRESS=127.0.0.1
+ERLANG_NODE=xs2s@localhost
+EJABBERD_BYPASS_WARNINGS=true
+EJABBERD_PID_PATH=%s/ejabberd.pid
+`, dir)
+	yml := fmt.Sprintf(`hosts:
+  - %[3]s
+loglevel: info
+log_rotate_count: 0
+certfiles:
+  - "%[1]s/combined.pem"
+s2s_use_starttls: required
+s2s_access: all
+listen:
+  -
+    port: 15222
+    ip: "%[2]s"
+    module: ejabberd_c2s
+    starttls_required: true
+  -
+    port: 5269
+    ip: "%[2]s"
+    module: ejabberd_s2s_in
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+  s2s:
+    allow: all
+shaper_rules:
+  c2s_shaper: none
+  s2s_shaper: none
+auth_password_format: scram
+modules:
+  mod_disco: {}
+  mod_ping: {}
+  mod_roster: {}
+  mod_s2s_dialback: {}
+`, dir, peerIP, domain)
+	for name, content := range map[string]string{"ejabberdctl.cfg": ctl, "ejabberd.yml": yml} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := os.ReadFile("/etc/ejabberd/inetrc"); err == nil {
+		os.WriteFile(filepath.Join(dir, "inetrc"), b, 0o644)
+	}
+	chownR(t, dir, "ejabberd")
+	ctlArgs := []string{"ejabberdctl", "--config-dir", dir, "--ctl-config", filepath.Join(dir, "ejabberdctl.cfg"),
+		"--config", filepath.Join(dir, "ejabberd.yml"), "--logs", filepath.Join(dir, "log"), "--spool", filepath.Join(dir, "db")}
+	srv := startXMPPD(t, domain)
+	out := startInNamespace(t, hostsFile(t, dir, domain), "ejabberd", dir, append(ctlArgs, "foreground")...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "log", "ejabberd.log"))
+			t.Logf("ejabberd.log:\n%s", b)
+		}
+	})
+	c2s := peerIP + ":15222"
+	waitListening(t, c2s, out)
+	reg := exec.Command("setpriv", append([]string{"--reuid=ejabberd", "--regid=ejabberd", "--init-groups"}, append(ctlArgs, "register", "carol", domain, "carol-pw")...)...)
+	reg.Dir, reg.Env = dir, append(os.Environ(), "HOME="+dir)
+	if out, err := reg.CombinedOutput(); err != nil {
+		t.Fatalf("ejabberdctl register: %v: %s", err, out)
+	}
+	federationExchange(t, srv, xmpptest.At(c2s, domain))
+	outS, inS := srv.S2S().Peers()
+	if !slices.Contains(outS, "xmppd.test -> ejabberd.test dialback") || !slices.Contains(inS, "ejabberd.test -> xmppd.test dialback") {
+		t.Errorf("streams: out %v, in %v; want dialback both ways", outS, inS)
+	}
 }

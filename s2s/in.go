@@ -116,6 +116,8 @@ func (c *in) serve(direct bool) {
 	var syn *xml.SyntaxError
 	var ne net.Error
 	switch {
+	case errors.As(err, &pe) && pe.cond == "system-shutdown":
+		c.log.Info("the peer is shutting down", "peers", c.authedDomains())
 	case errors.As(err, &pe):
 		c.log.Warn("the peer ended its stream with an error", "condition", pe.cond, "text", pe.text)
 	case errors.As(err, &se):
