@@ -213,6 +213,11 @@ func (o *out) serve(w *wire) error {
 	}()
 	idle := time.NewTimer(o.s.opts.IdleTimeout)
 	defer idle.Stop()
+	// What waited while the stream was set up goes out first.
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
 	buf := make([]byte, 0, 4096)
 	write := func(b []byte) error {
 		w.nc.SetWriteDeadline(time.Now().Add(o.s.opts.WriteTimeout))
