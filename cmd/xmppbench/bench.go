@@ -33,6 +33,7 @@ type epoch struct {
 // bench is one invocation: its connections and counters.
 type bench struct {
 	o      options
+	o2     *options // the second server's (-addr2), nil without
 	out    *output
 	log    io.Writer
 	base   time.Time // the monotonic clock's zero
@@ -56,7 +57,14 @@ type bench struct {
 }
 
 func newBench(o options, stdout, stderr io.Writer) *bench {
+	var o2 *options
+	if o.addr2 != "" {
+		c := o
+		c.addr, c.domain = o.addr2, o.domain2
+		o2 = &c
+	}
 	return &bench{
+		o2:     o2,
 		o:      o,
 		out:    &output{w: stdout},
 		log:    stderr,
@@ -76,6 +84,18 @@ func (b *bench) smCounters() *smCounters {
 }
 
 func (b *bench) now() time.Duration { return time.Since(b.base) }
+
+// opts returns the options client i connects with: the second server's
+// (-addr2, -domain2) for odd-numbered clients when one is given.
+func (b *bench) opts(i int) *options {
+	if b.o.addr2 == "" || i%2 == 0 {
+		return &b.o
+	}
+	if b.o2 == nil {
+		panic("xmppbench: second server options not set")
+	}
+	return b.o2
+}
 
 func (b *bench) userName(i int) string {
 	return fmt.Sprintf(b.o.userPattern, b.o.first+i)
@@ -141,10 +161,10 @@ func (b *bench) register(ctx context.Context) error {
 	var created, existed, failed atomic.Int64
 	var errs errorCounts
 	parallel(ctx, b.o.n, b.o.concurrency, func(i int) {
-		c, feats, err := dial(&b.o, b.userName(i))
+		c, feats, err := dial(b.opts(i), b.userName(i))
 		if err == nil {
 			var ex bool
-			ex, err = c.register(&b.o, feats)
+			ex, err = c.register(b.opts(i), feats)
 			c.close()
 			if ex {
 				existed.Add(1)
@@ -176,9 +196,9 @@ func (b *bench) prime(ctx context.Context) error {
 	var ok, failed atomic.Int64
 	var errs errorCounts
 	parallel(ctx, b.o.n, b.o.concurrency, func(i int) {
-		c, feats, err := dial(&b.o, b.userName(i))
+		c, feats, err := dial(b.opts(i), b.userName(i))
 		if err == nil {
-			err = c.auth(&b.o, feats, b.cache, true)
+			err = c.auth(b.opts(i), feats, b.cache, true)
 			c.close()
 		}
 		if err != nil {
@@ -283,14 +303,14 @@ func (b *bench) login(ctx context.Context) error {
 func durMs(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
 
 func (b *bench) loginOne(i int) (*client, error) {
-	c, feats, err := dial(&b.o, b.userName(i))
+	c, feats, err := dial(b.opts(i), b.userName(i))
 	if err != nil {
 		return nil, err
 	}
 	c.idx = i
-	if err = c.auth(&b.o, feats, b.cache, false); err == nil {
-		if err = c.bind(&b.o, b.smCounters()); err == nil {
-			err = c.ready(&b.o)
+	if err = c.auth(b.opts(i), feats, b.cache, false); err == nil {
+		if err = c.bind(b.opts(i), b.smCounters()); err == nil {
+			err = c.ready(b.opts(i))
 		}
 	}
 	if err != nil {
@@ -592,7 +612,8 @@ func (b *bench) chatComposer() composer {
 		}
 		from := mine[k][rng.IntN(len(mine[k]))]
 		to := all[rng.IntN(len(all))]
-		for to == from {
+		// With two servers, to a client of the other one.
+		for to == from || b.o.addr2 != "" && to.idx%2 == from.idx%2 {
 			to = all[rng.IntN(len(all))]
 		}
 		buf = append(buf, "<message type='chat' to='"...)

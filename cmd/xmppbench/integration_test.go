@@ -361,3 +361,51 @@ func TestWebSocketAgainstXMPPD(t *testing.T) {
 		t.Errorf("chat errors: %v", lines["chat"]["errors"])
 	}
 }
+
+// TestFederationAgainstXMPPD: with -addr2/-domain2 half of the clients log
+// in to a second server, and every chat message crosses the s2s link: the
+// receiving server's inbound stream carries them, and all arrive.
+func TestFederationAgainstXMPPD(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	aAddr, bAddr := xmpptest.FreePort(t), xmpptest.FreePort(t)
+	limits := func(c *config.Config) {
+		c.C2S.MaxConnectionsPerAddress = 0
+		c.C2S.ConnectionRatePerAddress = 0
+	}
+	a := xmpptest.Start(t, limits, xmpptest.WithDomain("a.bench"), xmpptest.WithS2S(aAddr), xmpptest.WithS2SRoute("b.bench", bAddr))
+	b := xmpptest.Start(t, limits, xmpptest.WithDomain("b.bench"), xmpptest.WithS2S(bAddr), xmpptest.WithS2SRoute("a.bench", aAddr))
+	const n = 20
+	for i := 1; i <= n; i++ {
+		a.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
+		b.AddUser(t, fmt.Sprintf("user%d", i), "benchpass")
+	}
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := []string{"-addr", a.Addr, "-domain", a.Domain, "-addr2", b.Addr, "-domain2", b.Domain,
+		"-n", strconv.Itoa(n), "-concurrency", "5", "-rate", "200", "-duration", "1s", "-drain", "5s", "login,chat"}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("xmppbench: %v\n%s", err, errOut.String())
+	}
+	var chat map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if m["phase"] == "chat" {
+			chat = m
+		}
+	}
+	if chat == nil || chat["sent"].(float64) < 100 || chat["delivered"] != chat["sent"] || chat["lost"].(float64) != 0 {
+		t.Fatalf("chat: %v\n%s", chat, errOut.String())
+	}
+	// Both directions crossed: each server has the other's stream in.
+	for _, s := range []*xmpptest.Server{a, b} {
+		if _, in := s.S2S().Peers(); len(in) != 1 {
+			t.Errorf("%s: incoming streams %v", s.Domain, in)
+		}
+	}
+}

@@ -67,22 +67,26 @@ import (
 // options are the command's settings; immutable once a bench starts.
 type options struct {
 	addr, domain, userPattern, password, mech, resource string
-	first, n, concurrency                               int
-	starttls, prime                                     bool
-	timeout, hold, duration, drain, step                time.Duration
-	rate, maxStart, maxRate, maxP99                     float64
-	senders, bodySize, readBuf                          int
-	mucService                                          string
-	rooms, occupants                                    int
-	mucRate                                             float64
-	pepContacts                                         int
-	pepRate                                             float64
-	pid, extraComm, label                               string
-	tlsGroups                                           []tls.CurveID
-	sm                                                  bool // stream management (XEP-0198) on every client
-	smAckEvery                                          int
-	transport, wsURL, wsOrigin                          string
-	ws                                                  *wsTransport // with -transport websocket; set by check
+	// addr2 and domain2, when set, are a second server federating with
+	// the first: odd-numbered clients log in there, and chat messages go
+	// from each server's clients to the other's, across the s2s link.
+	addr2, domain2                       string
+	first, n, concurrency                int
+	starttls, prime                      bool
+	timeout, hold, duration, drain, step time.Duration
+	rate, maxStart, maxRate, maxP99      float64
+	senders, bodySize, readBuf           int
+	mucService                           string
+	rooms, occupants                     int
+	mucRate                              float64
+	pepContacts                          int
+	pepRate                              float64
+	pid, extraComm, label                string
+	tlsGroups                            []tls.CurveID
+	sm                                   bool // stream management (XEP-0198) on every client
+	smAckEvery                           int
+	transport, wsURL, wsOrigin           string
+	ws                                   *wsTransport // with -transport websocket; set by check
 }
 
 // tlsGroupNames are the key exchanges -tls-groups accepts.
@@ -125,6 +129,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:5222", "server's c2s address (loopback only)")
 	fs.StringVar(&o.domain, "domain", "localhost", "XMPP domain")
+	fs.StringVar(&o.addr2, "addr2", "", "a second server's c2s address: odd-numbered clients log in there, and chat crosses between the two (federation)")
+	fs.StringVar(&o.domain2, "domain2", "", "the second server's domain (with -addr2)")
 	fs.StringVar(&o.userPattern, "user", "user%d", "account local part pattern; %d is the account number")
 	fs.IntVar(&o.first, "first", 1, "number of the first account")
 	fs.StringVar(&o.password, "password", "benchpass", "password of every account")
@@ -159,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.mucRate, "muc-rate", 100, "muc: aggregate groupchat messages per second")
 	fs.IntVar(&o.pepContacts, "pep-contacts", 10, "pep: contacts of each user (even: half before it, half after, subscribed both ways), who get its events")
 	fs.Float64Var(&o.pepRate, "pep-rate", 500, "pep: aggregate publishes per second (each notifies -pep-contacts subscribers)")
-	fs.StringVar(&o.pid, "pid", "", "server's PID, for its RSS and CPU time from /proc")
+	fs.StringVar(&o.pid, "pid", "", "server's PID, for its RSS and CPU time from /proc (comma-separated: several servers, summed)")
 	fs.StringVar(&o.extraComm, "extra-comm", "", "also count CPU time of processes with this command name (e.g. postgres)")
 	fs.StringVar(&o.label, "label", "", "label copied into every result line")
 	fs.BoolVar(&o.sm, "sm", false, "stream management (XEP-0198): enable with resume after bind (a refusal is a failed login), answer the server's <r/>, send <a/> every -sm-ack-every stanzas received and <r/> every -sm-ack-every sent")
@@ -256,6 +262,21 @@ func (o *options) check() error {
 	}
 	if err := checkLoopback("-addr "+o.addr, host); err != nil {
 		return err
+	}
+	if (o.addr2 == "") != (o.domain2 == "") {
+		return fmt.Errorf("-addr2 and -domain2 go together")
+	}
+	if o.addr2 != "" {
+		if o.transport != "tcp" {
+			return fmt.Errorf("-addr2: two servers over tcp only")
+		}
+		h2, _, err := net.SplitHostPort(o.addr2)
+		if err != nil {
+			return fmt.Errorf("-addr2: %w", err)
+		}
+		if err := checkLoopback("-addr2 "+o.addr2, h2); err != nil {
+			return err
+		}
 	}
 	switch o.transport {
 	case "tcp":

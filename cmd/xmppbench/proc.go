@@ -19,11 +19,21 @@ const clockTicks = 100
 // /proc/PID/stat (fields 14 and 15, counted after the parenthesised command
 // name, which may itself hold spaces and parentheses).
 func procCPU(pid string) (float64, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
-	if err != nil {
-		return 0, err
+	var sum float64
+	// -pid may name several servers (two federating ones), comma-separated:
+	// their CPU time adds up.
+	for p := range strings.SplitSeq(pid, ",") {
+		b, err := os.ReadFile(filepath.Join("/proc", p, "stat"))
+		if err != nil {
+			return 0, err
+		}
+		s, err := parseStatCPU(b, false)
+		if err != nil {
+			return 0, err
+		}
+		sum += s
 	}
-	return parseStatCPU(b, false)
+	return sum, nil
 }
 
 // parseStatCPU reads utime+stime from a /proc/PID/stat line, plus, with
@@ -57,11 +67,19 @@ func parseStatCPU(b []byte, children bool) (float64, error) {
 // procRSS returns a process's resident set size in bytes, from the VmRSS
 // line of /proc/PID/status.
 func procRSS(pid string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
-	if err != nil {
-		return 0, err
+	var sum int64
+	for p := range strings.SplitSeq(pid, ",") {
+		b, err := os.ReadFile(filepath.Join("/proc", p, "status"))
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseStatusKB(b, "VmRSS")
+		if err != nil {
+			return 0, err
+		}
+		sum += n
 	}
-	return parseStatusKB(b, "VmRSS")
+	return sum, nil
 }
 
 // parseStatusKB reads a "Key:   1234 kB" line of /proc/PID/status, in bytes.

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -252,5 +254,5 @@ func (m *meter) finish(c *Common, phase string, n int) {
 // notOther tells the processes whose CPU a phase reports on its own (the
 // generator, the server, the -extra-comm ones) from the other processes.
 func (b *bench) notOther(pid, comm string) bool {
-	return pid == strconv.Itoa(os.Getpid()) || pid == b.o.pid || (b.o.extraComm != "" && comm == b.o.extraComm)
+	return pid == strconv.Itoa(os.Getpid()) || slices.Contains(strings.Split(b.o.pid, ","), pid) || (b.o.extraComm != "" && comm == b.o.extraComm)
 }
