@@ -31,7 +31,8 @@ type in struct {
 	log   *slog.Logger
 	shape *shaper
 
-	// Read goroutine only.
+	// nc changes once, to the TLS connection, under wmu. The rest is
+	// the read goroutine's only.
 	id         string
 	from, to   string // of the current stream header
 	tls        bool
@@ -68,8 +69,19 @@ func (c *in) write(b []byte) error {
 
 // shutdown ends the stream with <system-shutdown/> (from Shutdown).
 func (c *in) shutdown() {
-	c.write(streamErrorXML("system-shutdown", "the server is shutting down"))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
+	c.nc.Write(streamErrorXML("system-shutdown", "the server is shutting down"))
 	c.nc.Close()
+}
+
+// conn returns the connection (TLS once started), for Shutdown's forced
+// close.
+func (c *in) conn() net.Conn {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.nc
 }
 
 func (c *in) isAuthed(domain string) bool {
@@ -164,7 +176,9 @@ func (c *in) startTLS(direct bool) error {
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
+	c.wmu.Lock() // c.nc is read by shutdown
 	c.nc, c.tls = tc, true
+	c.wmu.Unlock()
 	c.certs = tc.ConnectionState().PeerCertificates
 	return nil
 }

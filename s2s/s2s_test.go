@@ -1,16 +1,20 @@
 package s2s_test
 
 import (
+	"context"
+	"encoding/xml"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/internal/xmpptest"
+	"xmppd.dev/xmppd/router"
 )
 
 // fed is two servers federating on loopback: a.test and b.test, each with
@@ -274,6 +278,31 @@ func TestIQ(t *testing.T) {
 	e = alice.Expect(wait, "bob's answer", func(e xmpptest.Element) bool { return e.Attr("id") == "p1" })
 	if e.Attr("type") != "result" || e.Attr("from") != "bob@b.test/desk" {
 		t.Errorf("pong: %s", e.Raw)
+	}
+	// The server's own request (Router.Request) to a remote client, the
+	// answer matched by id and sender.
+	answered := make(chan string, 1)
+	err := f.a.Router().Request(context.Background(), "get", jid.MustParse("bob@b.test/desk"),
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}}), 5*time.Second,
+		func(_ context.Context, reply *router.Stanza, err error) {
+			if err != nil {
+				answered <- err.Error()
+				return
+			}
+			answered <- reply.Type + " from " + reply.From.String()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = bob.Expect(wait, "the server's ping", func(e xmpptest.Element) bool { return e.Attr("from") == "a.test" && e.Contains("urn:xmpp:ping") })
+	bob.Send("<iq type='result' to='a.test' id='%s'/>", e.Attr("id"))
+	select {
+	case got := <-answered:
+		if got != "result from bob@b.test/desk" {
+			t.Errorf("request answered with %s", got)
+		}
+	case <-time.After(wait):
+		t.Error("the request was never answered")
 	}
 	// To a user that does not exist: the other server's error comes back.
 	alice.Send("<iq type='get' to='nobody@b.test/x' id='n1'><ping xmlns='urn:xmpp:ping'/></iq>")

@@ -302,7 +302,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.ins {
-			c.nc.Close()
+			c.conn().Close()
 		}
 		s.mu.Unlock()
 		return ctx.Err()

@@ -198,7 +198,17 @@ func (e elem) child(space, local string) (elem, bool) {
 }
 
 // element reads the rest of the element start opens into an elem.
-func (r *reader) element(start xml.StartElement) (elem, error) {
+func (r *reader) element(start xml.StartElement) (elem, error) { return r.elementAt(start, 1) }
+
+// maxDepth bounds the nesting of what a peer sends (c2s bounds it too).
+const maxDepth = 64
+
+var tooDeep = streamErr{"policy-violation", fmt.Sprintf("elements nested deeper than %d", maxDepth)}
+
+func (r *reader) elementAt(start xml.StartElement, depth int) (elem, error) {
+	if depth > maxDepth {
+		return elem{}, tooDeep
+	}
 	e := elem{name: start.Name, attrs: attrs(start)}
 	var text strings.Builder
 	for {
@@ -208,7 +218,7 @@ func (r *reader) element(start xml.StartElement) (elem, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			k, err := r.element(t)
+			k, err := r.elementAt(t, depth+1)
 			if err != nil {
 				return e, err
 			}
@@ -293,6 +303,9 @@ func (r *reader) stanza(start xml.StartElement, authed func(domain string) bool,
 				st.Payload = t.Name
 			}
 			depth++
+			if depth > maxDepth {
+				return nil, tooDeep
+			}
 			tok = t
 		case xml.EndElement:
 			if t.Name.Space == NSServer {
