@@ -101,7 +101,7 @@ func TestInboundChecks(t *testing.T) {
 	}{
 		{"forged from", "<message from='alice@a.test/x' to='bob@b.test'><body>forged</body></message>", "<invalid-from"},
 		{"to elsewhere", "<message from='mallory@evil.test/x' to='carol@c.test'><body>relay?</body></message>", "<host-unknown"},
-		{"before the to", "<message to='bob@b.test'><body>no from</body></message>", "<improper-addressing"},
+		{"no from", "<message to='bob@b.test'><body>no from</body></message>", "<improper-addressing"},
 		{"too deep", "<message from='mallory@evil.test/x' to='bob@b.test'>" + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + "</message>", "<policy-violation"},
 	}
 	for _, c := range cases {
