@@ -33,7 +33,7 @@ var allowedImports = map[string][]string{
 		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "s2s"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
-	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
+	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog", "internal/ratelimit"},
 
 	// websocket (RFC 7395) is a transport beside c2s's listeners: it
 	// hands c2s its connections and holds no session logic.
@@ -72,7 +72,7 @@ var allowedImports = map[string][]string{
 	"component":    {"router", "internal/xmlenc"},   // XEP-0114; components from the config, converted by server
 	// s2s is federation, the router's first Remote: the stanzas it
 	// carries enter and leave through the router alone.
-	"s2s": {"router", "internal/xmlenc"},
+	"s2s": {"router", "internal/xmlenc", "internal/ratelimit"},
 
 	"auth":                {"storage"},
 	"storage":             {},
@@ -81,6 +81,7 @@ var allowedImports = map[string][]string{
 	"certs":               {},
 
 	"internal/xmlenc":     {},
+	"internal/ratelimit":  {}, // the read-side token bucket of c2s and s2s
 	"internal/echoguard":  {}, // vcard's and private's guard against their own PEP writes
 	"internal/burstlog":   {}, // one ERROR line per burst of storage failures
 	"internal/proxyproto": {}, // the PROXY protocol header

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"xmppd.dev/xmppd/internal/ratelimit"
 )
 
 // Errors raised by the input guard; the read loop turns them into stream
@@ -50,7 +52,7 @@ type guardConn struct {
 
 	// shape bounds the read rate of a bound session; nil: no limit.
 	// Owned by Read.
-	shape *shaper
+	shape *ratelimit.Shaper
 
 	rerr error // the error that ended the last fill, returned once rbuf is drained
 
@@ -130,7 +132,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 func (g *guardConn) accept(p []byte) (int, error) {
 	g.pinged = false
 	if g.shape != nil {
-		g.shape.take(len(p))
+		g.shape.Take(len(p))
 	}
 	if max := g.max.Load(); max > 0 && g.n.Add(int64(len(p))) > max {
 		return 0, errTooLarge
@@ -321,25 +323,4 @@ func predefinedEntity(name []byte) bool {
 		return true
 	}
 	return len(name) > 1 && name[0] == '#'
-}
-
-// shaper is a token bucket over the bytes a session sends (what ejabberd's
-// shapers and Prosody's mod_limits do): a client over its rate is not
-// read from until it is back under, so TCP flow control slows it down and
-// it cannot take more than its share of the read path.
-type shaper struct {
-	rate, burst float64 // bytes per second; bucket size
-	tokens      float64
-	last        time.Time
-}
-
-// take accounts for n bytes read and sleeps while the bucket is in debt.
-func (s *shaper) take(n int) {
-	now := time.Now()
-	s.tokens = min(s.burst, s.tokens+now.Sub(s.last).Seconds()*s.rate)
-	s.last = now
-	s.tokens -= float64(n)
-	if s.tokens < 0 {
-		time.Sleep(time.Duration(-s.tokens / s.rate * float64(time.Second)))
-	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"xmppd.dev/xmppd/internal/burstlog"
 	"xmppd.dev/xmppd/internal/proxyproto"
+	"xmppd.dev/xmppd/internal/ratelimit"
 	"xmppd.dev/xmppd/router"
 )
 
@@ -490,8 +491,7 @@ func (s *Server) keepalive(g *guardConn, sess *Session) {
 		g.idle, g.pingTimeout, g.onIdle = s.Limits.PingInterval, s.Limits.PingTimeout, sess.ping
 	}
 	if s.Limits.ReadRate > 0 {
-		g.shape = &shaper{rate: float64(s.Limits.ReadRate), burst: 2 * float64(s.Limits.MaxStanzaBytes), last: time.Now()}
-		g.shape.tokens = g.shape.burst
+		g.shape = ratelimit.New(s.Limits.ReadRate, 2*s.Limits.MaxStanzaBytes)
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 // server-to-server streams, XEP-0178 SASL EXTERNAL, XEP-0220 dialback,
 // XEP-0368 direct TLS).
 type S2S struct {
+	// Enabled turns federation on; false answers every stanza for
+	// another domain with remote-server-not-found, and opens no listener.
+	Enabled bool `toml:"enabled"`
 	// Listen is the host:port other servers connect to (STARTTLS); ""
 	// turns inbound federation off.
 	Listen string `toml:"listen"`
@@ -60,6 +63,7 @@ type S2SRoute struct {
 
 func defaultS2S() S2S {
 	return S2S{
+		Enabled:         true,
 		Listen:          ":5269",
 		DirectTLSListen: ":5270",
 		RequireTLS:      true,

@@ -250,7 +250,7 @@ func TestLimits(t *testing.T) {
 func TestDirectTLS(t *testing.T) {
 	ca := xmpptest.NewCA(t)
 	addr := xmpptest.FreePort(t)
-	b := xmpptest.Start(t, append([]xmpptest.Option{xmpptest.WithDomain("b.test"), func(c *config.Config) { c.S2S.DirectTLSListen = addr }},
+	b := xmpptest.Start(t, append([]xmpptest.Option{xmpptest.WithDomain("b.test"), xmpptest.WithS2S(""), func(c *config.Config) { c.S2S.DirectTLSListen = addr }},
 		trusting(ca, "b.test")...)...)
 	bob := login(t, b, "bob", "desk")
 	cert, key := ca.Issue(t, "evil.test")

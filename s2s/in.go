@@ -19,6 +19,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"xmppd.dev/xmppd/internal/ratelimit"
 	"xmppd.dev/xmppd/internal/xmlenc"
 )
 
@@ -26,10 +27,9 @@ import (
 // negotiates and routes; it writes only negotiation answers, so writes
 // are few and serialised by wmu.
 type in struct {
-	s     *Service
-	nc    net.Conn
-	log   *slog.Logger
-	shape *shaper
+	s   *Service
+	nc  net.Conn
+	log *slog.Logger
 
 	// nc changes once, to the TLS connection, under wmu. The rest is
 	// the read goroutine's only.
@@ -55,8 +55,12 @@ func (c *in) authMethod(domain string) string {
 }
 
 func newIn(s *Service, nc net.Conn) *in {
-	return &in{s: s, nc: nc, log: s.log.With("remote_addr", nc.RemoteAddr().String(), "dir", "in"),
-		shape: newShaper(s.opts.ReadRate, 2*s.opts.MaxStanzaBytes)}
+	// The read rate is shaped on the socket, under TLS, for the
+	// connection's whole life.
+	if sh := ratelimit.New(s.opts.ReadRate, 2*s.opts.MaxStanzaBytes); sh != nil {
+		nc = shapedConn{Conn: nc, shape: sh}
+	}
+	return &in{s: s, nc: nc, log: s.log.With("remote_addr", nc.RemoteAddr().String(), "dir", "in")}
 }
 
 func (c *in) write(b []byte) error {
@@ -250,7 +254,7 @@ func (c *in) open(r *reader) error {
 
 // read runs the stream until it ends and returns why.
 func (c *in) read() error {
-	r := newReader(c.nc, c.s.opts.MaxStanzaBytes, c.shape)
+	r := newReader(c.nc, c.s.opts.MaxStanzaBytes)
 	if err := c.open(r); err != nil {
 		return err
 	}
@@ -278,7 +282,7 @@ func (c *in) read() error {
 			if err := c.startTLS(false); err != nil {
 				return fmt.Errorf("s2s: TLS handshake: %w", err)
 			}
-			r = newReader(c.nc, c.s.opts.MaxStanzaBytes, c.shape)
+			r = newReader(c.nc, c.s.opts.MaxStanzaBytes)
 			if err := c.open(r); err != nil {
 				return err
 			}
@@ -300,7 +304,7 @@ func (c *in) read() error {
 			if err := c.write([]byte("<success xmlns='" + nsSASL + "'/>")); err != nil {
 				return err
 			}
-			r = newReader(c.nc, c.s.opts.MaxStanzaBytes, c.shape)
+			r = newReader(c.nc, c.s.opts.MaxStanzaBytes)
 			if err := c.open(r); err != nil {
 				return err
 			}

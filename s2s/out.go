@@ -350,7 +350,7 @@ func (s *Service) open(ctx context.Context, local, remote string, t target) (*op
 		if _, err := o.nc.Write(header(local, remote, "")); err != nil {
 			return nil, err
 		}
-		o.r = newReader(o.nc, s.opts.MaxStanzaBytes, nil)
+		o.r = newReader(o.nc, s.opts.MaxStanzaBytes)
 		h, err := o.r.header()
 		if err != nil {
 			return nil, err
@@ -452,7 +452,7 @@ func (s *Service) negotiate(ctx context.Context, p pair, t target) (*wire, error
 			if _, err := o.nc.Write(header(p.local, p.remote, "")); err != nil {
 				return nil, err
 			}
-			o.r = newReader(o.nc, s.opts.MaxStanzaBytes, nil)
+			o.r = newReader(o.nc, s.opts.MaxStanzaBytes)
 			h, err := o.r.header()
 			if err != nil {
 				return nil, err

@@ -9,11 +9,11 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"xmppd.dev/xmppd/internal/ratelimit"
 	"xmppd.dev/xmppd/internal/xmlenc"
 	"xmppd.dev/xmppd/router"
 )
@@ -78,8 +78,8 @@ type reader struct {
 	d  *xml.Decoder
 }
 
-func newReader(nc net.Conn, max int, sh *shaper) *reader {
-	lr := &limitReader{r: bufio.NewReader(nc), max: max, shape: sh}
+func newReader(nc net.Conn, max int) *reader {
+	lr := &limitReader{r: bufio.NewReader(nc), max: max}
 	return &reader{lr: lr, d: xml.NewDecoder(lr)}
 }
 
@@ -326,27 +326,32 @@ func (r *reader) stanza(start xml.StartElement, authed func(domain string) bool,
 }
 
 // limitReader counts the bytes the decoder reads since n was last reset
-// (before each top-level element), fails past max, and slows reading to
-// the shaper's rate.
+// (before each top-level element) and fails past max.
 type limitReader struct {
 	r      *bufio.Reader
 	n, max int
-	shape  *shaper
+}
+
+// shapedConn slows reading a connection to its shaper's rate, below TLS
+// (the bytes on the wire) as c2s's guard does above it.
+type shapedConn struct {
+	net.Conn
+	shape *ratelimit.Shaper
+}
+
+func (c shapedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.shape.Take(n)
+	return n, err
 }
 
 func (l *limitReader) ReadByte() (byte, error) {
 	if l.n >= l.max {
 		return 0, errTooLarge
 	}
-	if l.r.Buffered() == 0 && l.shape != nil {
-		l.shape.wait()
-	}
 	b, err := l.r.ReadByte()
 	if err == nil {
 		l.n++
-		if l.shape != nil {
-			l.shape.take(1)
-		}
 	}
 	return b, err
 }
@@ -355,47 +360,8 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	if l.n >= l.max {
 		return 0, errTooLarge
 	}
-	if l.shape != nil {
-		l.shape.wait()
-	}
 	p = p[:min(len(p), l.max-l.n)]
 	n, err := l.r.Read(p)
 	l.n += n
-	if l.shape != nil {
-		l.shape.take(n)
-	}
 	return n, err
 }
-
-// shaper is a token bucket of bytes: a connection that reads faster than
-// rate waits, so that a flood from one peer costs that peer's stream time,
-// not everyone's.
-type shaper struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-}
-
-func newShaper(rate, burst int) *shaper {
-	if rate <= 0 {
-		return nil
-	}
-	return &shaper{rate: float64(rate), burst: float64(burst), tokens: float64(burst), last: time.Now()}
-}
-
-func (s *shaper) refill() {
-	now := time.Now()
-	s.tokens = min(s.burst, s.tokens+now.Sub(s.last).Seconds()*s.rate)
-	s.last = now
-}
-
-// wait sleeps until the bucket is not in debt.
-func (s *shaper) wait() {
-	s.refill()
-	if s.tokens < 0 {
-		time.Sleep(time.Duration(-s.tokens / s.rate * float64(time.Second)))
-		s.refill()
-	}
-}
-
-func (s *shaper) take(n int) { s.tokens -= float64(n) }

@@ -28,6 +28,9 @@ type s2sSide struct {
 // registerS2S makes federation the router's remote route.
 func (s *Server) registerS2S(reg *router.Registry, cert tls.Certificate) error {
 	c := s.cfg.S2S
+	if !c.Enabled {
+		return nil
+	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
@@ -94,6 +97,9 @@ func loadSecret(path string) ([]byte, error) {
 // startS2S opens the [s2s] listeners.
 func (s *Server) startS2S() error {
 	c := s.cfg.S2S
+	if s.s2s.svc == nil {
+		return nil
+	}
 	for _, l := range []struct {
 		addr, what string
 		ln         *net.Listener

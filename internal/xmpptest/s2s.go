@@ -37,9 +37,10 @@ func WithDomain(domain string) Option {
 }
 
 // WithS2S turns federation on, listening for peers on addr (a FreePort),
-// with STARTTLS.
+// with STARTTLS; "" for none (outgoing streams only).
 func WithS2S(addr string) Option {
 	return func(c *config.Config) {
+		c.S2S.Enabled = true
 		c.S2S.Listen = addr
 		c.S2S.ConnectTimeout = config.Duration{Duration: 3 * time.Second}
 	}

@@ -64,7 +64,9 @@ func StartLog(t testing.TB, h slog.Handler, opts ...Option) *Server {
 	cfg.C2S.Listen = "127.0.0.1:0"
 	cfg.C2S.DirectTLSListen = "127.0.0.1:0"
 	cfg.HTTP.Listen = ""
-	// Federation only when a test asks for it (WithS2S).
+	// Federation only when a test asks for it (WithS2S): without it a
+	// stanza for another domain gets remote-server-not-found at once.
+	cfg.S2S.Enabled = false
 	cfg.S2S.Listen, cfg.S2S.DirectTLSListen = "", ""
 	cfg.Auth.FailureDelay = config.Duration{Duration: time.Millisecond}
 	// Sessions park between almost every stanza, so that every test
