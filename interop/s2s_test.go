@@ -181,7 +181,9 @@ func federationExchange(t *testing.T, srv *xmpptest.Server, peer *xmpptest.Serve
 		t.Errorf("carol got %s", m.Raw)
 	}
 	carol.Send("<message to='%s' type='chat' id='to-xmppd'><body>hello from %s</body></message>", aliceJID, peer.Domain)
-	m = alice.Expect(wait, "carol's message", func(e xmpptest.Element) bool { return e.Name.Local == "message" && e.Contains("hello from "+peer.Domain) })
+	m = alice.Expect(wait, "carol's message", func(e xmpptest.Element) bool {
+		return e.Name.Local == "message" && e.Contains("hello from "+peer.Domain)
+	})
 	if m.Attr("from") != carolJID.String()+"/c" {
 		t.Errorf("alice got %s", m.Raw)
 	}
