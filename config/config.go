@@ -27,6 +27,7 @@ type Config struct {
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 	Web     Web     `toml:"web"`
+	BOSH    BOSH    `toml:"bosh"`
 
 	HTTPUpload HTTPUpload `toml:"httpupload"`
 	Caps       Caps       `toml:"caps"`
@@ -336,6 +337,27 @@ type Web struct {
 	ConverseJSPath string `toml:"conversejs_path"`
 }
 
+// BOSH is the [bosh] table: XMPP over BOSH (XEP-0124, XEP-0206) at
+// /http-bind on the [http] listeners.
+type BOSH struct {
+	// Enabled serves /http-bind (when an [http] listener exists).
+	Enabled bool `toml:"enabled"`
+	// MaxWait is the longest a request is held waiting for something to
+	// send; a client asking for longer gets this.
+	MaxWait Duration `toml:"max_wait"`
+	// MaxInactivity is how long a session may go without a request
+	// before its transport is ended (as a dropped TCP connection is).
+	MaxInactivity Duration `toml:"max_inactivity"`
+	// MaxHold is the most requests held at once; a client asking for more
+	// gets this.
+	MaxHold int `toml:"max_hold"`
+	// MaxPause is the longest inactivity a client may ask for with pause.
+	MaxPause Duration `toml:"max_pause"`
+	// Polling is the shortest interval allowed between empty requests of
+	// a client that asked for hold 0.
+	Polling Duration `toml:"polling"`
+}
+
 // HTTPUpload is the [httpupload] table: XEP-0363 HTTP file upload. The
 // files are sent and fetched through the [http] listeners.
 type HTTPUpload struct {
@@ -493,6 +515,14 @@ func Default() Config {
 			Enabled:        true,
 			ConverseJSPath: "",
 		},
+		BOSH: BOSH{
+			Enabled:       true,
+			MaxWait:       Duration{60 * time.Second},
+			MaxInactivity: Duration{60 * time.Second},
+			MaxHold:       1,
+			MaxPause:      Duration{120 * time.Second},
+			Polling:       Duration{5 * time.Second},
+		},
 		HTTPUpload: HTTPUpload{
 			Enabled:       true,
 			Domain:        "",
@@ -584,6 +614,7 @@ func (c *Config) check() []*Error {
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.Web.validate(&p)
+	c.BOSH.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
 	c.Caps.validate(&p)
 	c.Server.Contact.validate(&p)
@@ -784,6 +815,14 @@ func (h *HTTP) validate(p *problems) {
 		}
 	}
 	p.cidrs("http.trusted_proxies", h.TrustedProxies)
+}
+
+func (b *BOSH) validate(p *problems) {
+	p.positive("bosh.max_wait", b.MaxWait)
+	p.positive("bosh.max_inactivity", b.MaxInactivity)
+	p.between("bosh.max_hold", b.MaxHold, 0, 10, "0 answers every request at once: polling")
+	p.positive("bosh.max_pause", b.MaxPause)
+	p.notNegative("bosh.polling", b.Polling, "no limit")
 }
 
 // validate checks the [httpupload] table; serverDomain and mucDomain are
