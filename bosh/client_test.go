@@ -28,7 +28,7 @@ const (
 )
 
 var insecureHTTP = &http.Client{Transport: &http.Transport{
-	TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	TLSClientConfig:     &tls.Config{InsecureSkipVerify: true},
 	MaxIdleConnsPerHost: 8,
 }}
 
