@@ -26,6 +26,7 @@ type request struct {
 	// features (creation, restart) rather than being answered empty.
 	create, needFeatures bool
 	now                  bool // answer at once (pause)
+	empty                bool // no payload, restart or pause: a poll
 }
 
 // session is one BOSH session. Everything below mu is guarded by it; the
@@ -186,6 +187,7 @@ func (s *session) process(r *request) bool {
 		s.conn.push(c)
 	}
 	empty := len(b.children) == 0 && !b.restart && b.pause == 0
+	r.empty = empty
 	if empty && s.hold == 0 && s.h.opts.Polling > 0 && !s.lastPoll.IsZero() && time.Since(s.lastPoll) < s.h.opts.Polling {
 		// §12: polling faster than the session allows.
 		s.terminateLocked("policy-violation", http.StatusForbidden, r)
@@ -233,7 +235,10 @@ func (s *session) deliver() {
 			cond = "remote-stream-error"
 		}
 		if len(s.held) == 0 {
-			return // the next request gets it
+			// The next request gets it; a client that sends none
+			// is forgotten after the inactivity.
+			s.armIdle()
+			return
 		}
 		r := s.held[0]
 		rep := reply{http.StatusOK, s.bodyLocked(r, "terminate", cond, s.takeOut())}
@@ -262,15 +267,21 @@ func (s *session) deliver() {
 		s.answer(s.held[0], nil)
 	}
 	if len(s.held) == 0 {
-		d := s.inactivity
-		if s.pause > 0 {
-			d, s.pause = s.pause, 0
-		}
-		if s.idle == nil {
-			s.idle = time.AfterFunc(d, s.inactive)
-		} else {
-			s.idle.Reset(d)
-		}
+		s.armIdle()
+	}
+}
+
+// armIdle starts the inactivity timer: the session's inactivity, or the
+// pause asked for, once.
+func (s *session) armIdle() {
+	d := s.inactivity
+	if s.pause > 0 {
+		d, s.pause = s.pause, 0
+	}
+	if s.idle == nil {
+		s.idle = time.AfterFunc(d, s.inactive)
+	} else {
+		s.idle.Reset(d)
 	}
 }
 
@@ -280,7 +291,7 @@ func (s *session) deliver() {
 func (s *session) inactive() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || len(s.held) > 0 {
+	if s.closed || len(s.held) > 0 && !s.ended {
 		return
 	}
 	s.h.log.Debug("BOSH session inactive", "sid", s.sid)
@@ -305,7 +316,7 @@ func (s *session) takeOut() [][]byte {
 func (s *session) answer(r *request, els [][]byte) {
 	rep := reply{http.StatusOK, s.bodyLocked(r, "", "", els)}
 	s.unhold(r)
-	if len(els) == 0 && s.hold == 0 {
+	if len(els) == 0 && s.hold == 0 && r.empty {
 		s.lastPoll = time.Now()
 	} else {
 		s.lastPoll = time.Time{}
