@@ -392,3 +392,60 @@ func TestHostMetaLink(t *testing.T) {
 		}
 	}
 }
+
+// TestAcks: with ack='1' at creation, a response to a request held while
+// a later one arrived acknowledges the later rid (XEP-0124 §9.1).
+func TestAcks(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS())
+	b := create(t, boshURL(srv), "ack='1' wait='3'")
+	if b.created.attrs["ack"] != fmt.Sprint(b.rid) {
+		t.Fatalf("creation ack: %s, want %d", b.created, b.rid)
+	}
+	held := make(chan resp, 1)
+	go func() { held <- b.raw(b.rid+1, "", "") }()
+	time.Sleep(200 * time.Millisecond) // rid+1 is held
+	later := make(chan resp, 1)
+	go func() { later <- b.raw(b.rid+2, "", "") }()
+	if r := <-held; r.attrs["ack"] != fmt.Sprint(b.rid+2) {
+		t.Fatalf("response to rid+1: %s, want ack='%d'", r, b.rid+2)
+	}
+	if r := <-later; r.attrs["ack"] != "" {
+		t.Fatalf("response to the last rid: %s, want no ack", r)
+	}
+	// Without ack='1', no acks.
+	c := create(t, boshURL(srv), "")
+	if c.created.attrs["ack"] != "" {
+		t.Fatalf("creation without ack='1': %s", c.created)
+	}
+}
+
+// TestRepeatWhileHeld: a request sent again while the first copy is held
+// takes its place: the first copy is answered empty at once, the second
+// gets what comes.
+func TestRepeatWhileHeld(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS())
+	srv.AddUser(t, "bob", "pw")
+	b := create(t, boshURL(srv), "wait='3'")
+	b.login("bob", "pw", "web")
+	for b.inflight > 0 {
+		<-b.resps
+		b.inflight--
+	}
+	rid := b.rid + 1
+	first := make(chan resp, 1)
+	go func() { first <- b.raw(rid, "", "") }()
+	time.Sleep(200 * time.Millisecond) // held
+	second := make(chan resp, 1)
+	go func() { second <- b.raw(rid, "", "") }()
+	if r := <-first; r.status != http.StatusOK || len(r.children) != 0 || r.attrs["type"] != "" {
+		t.Fatalf("first copy: %s", r)
+	}
+	if r := b.raw(rid+1, "", ping("after")); r.attrs["type"] != "" {
+		t.Fatalf("next request: %s", r)
+	}
+	r := <-second
+	got := strings.Join(r.children, "")
+	if r2 := b.raw(rid+1, "", ""); !strings.Contains(got+strings.Join(r2.children, ""), "id='after'") {
+		t.Fatalf("the ping's answer reached neither the second copy (%s) nor its successor (%s)", r, r2)
+	}
+}
