@@ -84,9 +84,9 @@ func parseBody(b []byte) (*body, error) {
 		case a.Name.Space == "" && a.Name.Local == "xmlns":
 		case a.Name.Space == nsXML && a.Name.Local == "lang":
 			bd.lang = a.Value
-		case a.Name.Space == NSXBOSH && a.Name.Local == "restart":
+		case isXBOSH(a.Name.Space) && a.Name.Local == "restart":
 			bd.restart = a.Value == "true" || a.Value == "1"
-		case a.Name.Space == NSXBOSH && a.Name.Local == "version":
+		case isXBOSH(a.Name.Space) && a.Name.Local == "version":
 			bd.xmppVer = a.Value
 		case a.Name.Space != "":
 		default:
@@ -171,6 +171,10 @@ func parseBody(b []byte) (*body, error) {
 	}
 }
 
+// isXBOSH reports whether an attribute's namespace is XEP-0206's, also
+// when a client used the xmpp prefix without declaring it.
+func isXBOSH(space string) bool { return space == NSXBOSH || space == "xmpp" }
+
 // withDecls returns el with those of decls whose prefix it uses and
 // does not declare itself added to its start tag.
 func withDecls(el []byte, decls []xml.Attr) []byte {
@@ -185,7 +189,7 @@ func withDecls(el []byte, decls []xml.Attr) []byte {
 	var add []byte
 	for _, a := range decls {
 		p := a.Name.Local
-		if xmlsplit.HasAttr(attrs, "xmlns:"+p) || !bytes.Contains(el, []byte(p+":")) {
+		if xmlsplit.HasAttr(attrs, "xmlns:"+p) || !usesPrefix(el, p) {
 			continue
 		}
 		add = append(add, " xmlns:"+p+"='"...)
@@ -200,6 +204,18 @@ func withDecls(el []byte, decls []xml.Attr) []byte {
 	out = append(out, el[:k]...)
 	out = append(out, add...)
 	return append(out, el[k:]...)
+}
+
+// usesPrefix reports whether el may use prefix p: in an element name
+// ("<p:") or an attribute name (white space, then "p:"). Text that looks
+// so only costs a declaration.
+func usesPrefix(el []byte, p string) bool {
+	for _, lead := range []string{"<", " ", "\t", "\n", "\r"} {
+		if bytes.Contains(el, []byte(lead+p+":")) {
+			return true
+		}
+	}
+	return false
 }
 
 func onlySpace(b []byte) bool {

@@ -100,13 +100,6 @@ func New(srv *c2s.Server, opts Options, log *slog.Logger) *Handler {
 	return &Handler{srv: srv, opts: opts, log: log, sessions: map[string]*session{}}
 }
 
-// Sessions is the number of BOSH sessions open.
-func (h *Handler) Sessions() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sessions)
-}
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	allowed := origin.Request(r, h.opts.AllowedOrigins, h.opts.PublicURL)
 	if o := r.Header.Get("Origin"); o != "" {
