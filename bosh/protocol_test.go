@@ -449,3 +449,33 @@ func TestRepeatWhileHeld(t *testing.T) {
 		t.Fatalf("the ping's answer reached neither the second copy (%s) nor its successor (%s)", r, r2)
 	}
 }
+
+// TestShutdown: a request held when the server shuts down is answered at
+// once with the session's end: remote-stream-error and
+// <system-shutdown/>.
+func TestShutdown(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS())
+	srv.AddUser(t, "bob", "pw")
+	b := create(t, boshURL(srv), "")
+	b.login("bob", "pw", "web")
+	for b.inflight > 0 {
+		<-b.resps
+		b.inflight--
+	}
+	held := make(chan resp, 1)
+	go func() { held <- b.raw(b.rid+1, "", "") }()
+	time.Sleep(200 * time.Millisecond) // held
+	start := time.Now()
+	srv.Stop(t)
+	select {
+	case r := <-held:
+		if r.attrs["type"] != "terminate" || r.attrs["condition"] != "remote-stream-error" || !strings.Contains(r.raw, "<system-shutdown ") {
+			t.Fatalf("held request at shutdown: %s", r)
+		}
+	case <-time.After(wait):
+		t.Fatal("held request not answered at shutdown")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+}
