@@ -303,7 +303,8 @@ type MUC struct {
 }
 
 // HTTP is the [http] table: the HTTP listeners, which serve XEP-0363
-// uploads and downloads ([HTTPUpload]) and nothing else yet.
+// uploads and downloads ([HTTPUpload]), the WebSocket, BOSH ([BOSH]),
+// host-meta and the chat page ([Web]).
 type HTTP struct {
 	// Listen is the host:port of the plain-HTTP listener; "" disables it.
 	Listen string `toml:"listen"`
@@ -315,13 +316,14 @@ type HTTP struct {
 	// handlers with the server's certificate; "" disables it.
 	TLSListen string `toml:"tls_listen"`
 	// AllowedOrigins are the origins (scheme://host[:port]) whose web
-	// pages may open the WebSocket (/xmpp-websocket); ["*"] allows any.
+	// pages may open the WebSocket (/xmpp-websocket) and use BOSH
+	// (/http-bind, by CORS); ["*"] allows any.
 	// Empty allows pages from the host the request is sent to or from
 	// PublicURL's host only.
 	AllowedOrigins []string `toml:"allowed_origins"`
 	// TrustedProxies are the addresses (CIDRs or single IPs) of reverse
-	// proxies whose X-Forwarded-Proto: https makes a WebSocket count as
-	// encrypted and whose X-Forwarded-For gives the client's address.
+	// proxies whose X-Forwarded-Proto: https makes a WebSocket or a BOSH
+	// session count as encrypted and whose X-Forwarded-For gives the client's address.
 	// Empty: loopback addresses only.
 	TrustedProxies []string `toml:"trusted_proxies"`
 }
