@@ -247,7 +247,9 @@ func (c *conn) Close() error {
 		close(c.closed)
 		s := c.s
 		s.mu.Lock()
-		s.ended = true
+		if !s.ended {
+			s.ended, s.broken = true, true
+		}
 		s.deliver()
 		s.mu.Unlock()
 	})

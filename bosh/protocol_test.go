@@ -479,3 +479,35 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("shutdown took %v", d)
 	}
 }
+
+// TestSlowConsumer: a client that stops fetching while stanzas pile up
+// is treated as a slow TCP reader: the writes wait for room, then c2s
+// drops the connection (here by its write timeout), and the client's next
+// request gets what was written and a terminal body (undefined-condition:
+// the stream was not ended).
+func TestSlowConsumer(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS(), func(c *config.Config) {
+		c.C2S.MaxStanzaBytes = 4096 // 32 KiB of output may wait
+		c.C2S.WriteTimeout = config.Duration{Duration: time.Second}
+	})
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	b := create(t, boshURL(srv), "")
+	b.login("bob", "pw", "web")
+	for b.inflight > 0 {
+		<-b.resps
+		b.inflight--
+	}
+	text := strings.Repeat("x", 2000)
+	for i := range 40 {
+		a.Send("<message to='bob@localhost/web' type='chat' id='m%d'><body>%s</body></message>", i, text)
+	}
+	a.Sync()
+	time.Sleep(2 * time.Second) // the write timeout passes
+	r := b.raw(b.rid+1, "", "")
+	if r.attrs["type"] != "terminate" || r.attrs["condition"] != "undefined-condition" || strings.Count(r.raw, "<message ") >= 40 {
+		t.Fatalf("after the write timeout: %d messages, %.300s", strings.Count(r.raw, "<message "), r.raw)
+	}
+	t.Logf("terminal body with %d of the 40 messages, condition %q", strings.Count(r.raw, "<message "), r.attrs["condition"])
+}

@@ -57,6 +57,7 @@ type session struct {
 	features bool          // features written since the last header
 	ended    bool          // c2s ended the stream or closed the conn
 	errored  bool          // with a stream error
+	broken   bool          // by closing the conn without ending the stream
 	closed   bool          // the session is over: no more requests
 	idle     *time.Timer   // inactivity; runs while nothing is held
 	pause    time.Duration // the next inactivity, when paused
@@ -231,8 +232,13 @@ func (s *session) deliver() {
 	}
 	if s.ended {
 		cond := ""
-		if s.errored {
+		switch {
+		case s.errored:
 			cond = "remote-stream-error"
+		case s.broken:
+			// c2s dropped the connection (a write timed out, say):
+			// no condition of XEP-0124 §17.2 says more.
+			cond = "undefined-condition"
 		}
 		if len(s.held) == 0 {
 			// The next request gets it; a client that sends none
