@@ -216,7 +216,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		acks:       b.ack == 1,
 		last:       b.rid - 1,
 		gap:        map[int64]*request{},
-		cache:      map[int64]reply{},
+		cache:      map[int64]kept{},
 		outMax:     4*h.opts.MaxStanzaBytes + framingBytes,
 		drained:    make(chan struct{}, 1),
 	}

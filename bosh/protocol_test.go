@@ -511,3 +511,38 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	t.Logf("terminal body with %d of the 40 messages, condition %q", strings.Count(r.raw, "<message "), r.attrs["condition"])
 }
+
+// TestReport: a client acknowledging responses (ack='1' at creation)
+// that acknowledges less than was answered is told at once which
+// response it lacks (report, time: XEP-0124 §9.2), gets it again by
+// repeating the rid, and responses it acknowledged are let go.
+func TestReport(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS())
+	srv.AddUser(t, "bob", "pw")
+	b := create(t, boshURL(srv), "ack='1' wait='5'")
+	b.login("bob", "pw", "web")
+	for b.inflight > 0 {
+		<-b.resps
+		b.inflight--
+	}
+	rid := b.rid
+	lost := b.raw(rid+1, "", ping("lost"))
+	if !strings.Contains(lost.raw, "id='lost'") {
+		t.Fatalf("ping: %s", lost)
+	}
+	start := time.Now()
+	r := b.raw(rid+2, fmt.Sprintf("ack='%d'", rid), "")
+	if r.attrs["report"] != fmt.Sprint(rid+1) || r.attrs["time"] == "" || time.Since(start) > time.Second {
+		t.Fatalf("request acknowledging %d after %d was answered: %s after %v, want report='%d' at once", rid, rid+1, r, time.Since(start), rid+1)
+	}
+	if again := b.raw(rid+1, "", ping("lost")); again.raw != lost.raw {
+		t.Fatalf("repeated rid: %s, want %s", again, lost)
+	}
+	// Acknowledging everything (no ack): the kept responses go.
+	if r := b.raw(rid+3, "", ping("p3")); r.attrs["report"] != "" || !strings.Contains(r.raw, "id='p3'") {
+		t.Fatalf("next: %s", r)
+	}
+	if r := b.raw(rid+1, "", ""); !isTerminal(r, http.StatusOK, "item-not-found") {
+		t.Fatalf("repeated rid after its acknowledgement: %s", r)
+	}
+}

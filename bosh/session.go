@@ -16,6 +16,16 @@ type reply struct {
 	body   []byte
 }
 
+// kept is a response kept for a retransmission (XEP-0124 §14.3).
+type kept struct {
+	reply
+	sent time.Time
+}
+
+// maxKept bounds the responses kept for a client that acknowledges
+// responses (§9.2) but stops advancing its acks.
+const maxKept = 16
+
 // request is a request of a session, from its arrival to its answer.
 type request struct {
 	b     *body
@@ -25,8 +35,9 @@ type request struct {
 	// session's attributes. needFeatures: it waits for the stream
 	// features (creation, restart) rather than being answered empty.
 	create, needFeatures bool
-	now                  bool // answer at once (pause)
-	empty                bool // no payload, restart or pause: a poll
+	now                  bool  // answer at once (pause, report)
+	report, reportMS     int64 // §9.2: a response the client seems to lack, and its age
+	empty                bool  // no payload, restart or pause: a poll
 }
 
 // session is one BOSH session. Everything below mu is guarded by it; the
@@ -44,24 +55,27 @@ type session struct {
 	outMax     int // output waiting beyond this makes c2s's writes wait
 	conn       *conn
 
-	mu       sync.Mutex
-	last     int64              // the highest rid processed; all below it were
-	gap      map[int64]*request // requests ahead of a missing rid
-	held     []*request         // processed, unanswered, oldest first
-	cache    map[int64]reply    // answers of the last `requests` rids
-	out      [][]byte           // c2s's elements to send, qualified
-	outBytes int
-	drained  chan struct{} // signalled when out is taken
-	from     string        // of c2s's stream header
-	authid   string        // its id
-	features bool          // features written since the last header
-	ended    bool          // c2s ended the stream or closed the conn
-	errored  bool          // with a stream error
-	broken   bool          // by closing the conn without ending the stream
-	closed   bool          // the session is over: no more requests
-	idle     *time.Timer   // inactivity; runs while nothing is held
-	pause    time.Duration // the next inactivity, when paused
-	lastPoll time.Time     // last empty request answered empty, for polling
+	mu        sync.Mutex
+	last      int64              // the highest rid processed; all below it were
+	gap       map[int64]*request // requests ahead of a missing rid
+	held      []*request         // processed, unanswered, oldest first
+	cache     map[int64]kept     // answers kept: the last `requests`, or those not acknowledged (§14.3)
+	answered  int64              // the highest rid answered
+	clientAck int64              // the highest response the client acknowledged (§9.2)
+	reported  int64              // the last rid reported missing (§9.2), reported once
+	out       [][]byte           // c2s's elements to send, qualified
+	outBytes  int
+	drained   chan struct{} // signalled when out is taken
+	from      string        // of c2s's stream header
+	authid    string        // its id
+	features  bool          // features written since the last header
+	ended     bool          // c2s ended the stream or closed the conn
+	errored   bool          // with a stream error
+	broken    bool          // by closing the conn without ending the stream
+	closed    bool          // the session is over: no more requests
+	idle      *time.Timer   // inactivity; runs while nothing is held
+	pause     time.Duration // the next inactivity, when paused
+	lastPoll  time.Time     // last empty request answered empty, for polling
 }
 
 // status is code for a legacy client and 200 for others (XEP-0124 §17.1).
@@ -102,7 +116,7 @@ func (s *session) request(b *body) <-chan reply {
 	switch {
 	case rid <= s.last:
 		if c, ok := s.cache[rid]; ok {
-			r.rep <- c // a retransmission (§14.3)
+			r.rep <- c.reply // a retransmission (§14.3)
 			s.deliver()
 			return r.rep
 		}
@@ -165,6 +179,23 @@ func (s *session) process(r *request) bool {
 		rep := reply{http.StatusOK, s.bodyLocked(r, "terminate", "", s.takeOut())}
 		s.endLocked(rep, r)
 		return false
+	}
+	if s.acks {
+		// §9.2: a request without ack says every earlier response
+		// arrived. One acknowledging less than was answered is told,
+		// at once and once, which response it seems to lack, which it
+		// may ask again by repeating its rid.
+		ack := b.ack
+		if ack == 0 {
+			ack = b.rid - 1
+		}
+		if b.ack > 0 && b.ack < s.answered && b.ack+1 > s.reported {
+			if k, ok := s.cache[b.ack+1]; ok {
+				r.report, r.reportMS, r.now = b.ack+1, time.Since(k.sent).Milliseconds(), true
+				s.reported = b.ack + 1
+			}
+		}
+		s.clientAck = max(s.clientAck, ack)
 	}
 	if b.pause > 0 {
 		if b.pause > s.h.opts.MaxPause {
@@ -269,8 +300,12 @@ func (s *session) deliver() {
 		}
 		s.answer(r, s.takeOut())
 	}
-	for len(s.held) > 0 && s.held[0].now && !s.held[0].needFeatures {
-		s.answer(s.held[0], nil)
+	for i := 0; i < len(s.held); {
+		if r := s.held[i]; r.now && !r.needFeatures {
+			s.answer(r, s.takeOut())
+			continue
+		}
+		i++
 	}
 	if len(s.held) == 0 {
 		s.armIdle()
@@ -331,10 +366,16 @@ func (s *session) answer(r *request, els [][]byte) {
 }
 
 func (s *session) send(r *request, rep reply) {
-	s.cache[r.b.rid] = rep
-	for rid := range s.cache {
-		if rid <= s.last-int64(s.requests) {
-			delete(s.cache, rid)
+	rid := r.b.rid
+	s.cache[rid] = kept{rep, time.Now()}
+	s.answered = max(s.answered, rid)
+	oldest := s.last - int64(s.requests)
+	if s.acks {
+		oldest = max(s.clientAck, s.last-maxKept)
+	}
+	for k := range s.cache {
+		if k <= oldest {
+			delete(s.cache, k)
 		}
 	}
 	r.rep <- rep
@@ -381,6 +422,9 @@ func (s *session) bodyLocked(r *request, typ, cond string, els [][]byte) []byte 
 	} else if s.acks && s.last > r.b.rid {
 		// §9.1: requests up to last arrived while r was held.
 		b.WriteString(" ack='" + strconv.FormatInt(s.last, 10) + "'")
+	}
+	if r.report > 0 {
+		b.WriteString(" report='" + strconv.FormatInt(r.report, 10) + "' time='" + strconv.FormatInt(r.reportMS, 10) + "'")
 	}
 	if typ != "" {
 		b.WriteString(" type='" + typ + "'")
