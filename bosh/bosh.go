@@ -100,6 +100,8 @@ func New(srv *c2s.Server, opts Options, log *slog.Logger) *Handler {
 	return &Handler{srv: srv, opts: opts, log: log, sessions: map[string]*session{}}
 }
 
+// ServeHTTP answers one request: a CORS preflight, a session creation
+// or a request of a session, the last two once their response is due.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	allowed := origin.Request(r, h.opts.AllowedOrigins, h.opts.PublicURL)
 	if o := r.Header.Get("Origin"); o != "" {
