@@ -293,3 +293,5 @@ func addrPort(s string) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
+
+var _ http.Handler = (*Handler)(nil)
