@@ -9,6 +9,7 @@
 package bosh
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -23,6 +24,7 @@ import (
 
 	"xmppd.dev/xmppd/c2s"
 	"xmppd.dev/xmppd/internal/origin"
+	"xmppd.dev/xmppd/internal/xmlsplit"
 )
 
 // Path is where BOSH is served.
@@ -136,10 +138,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			// The session, if any, is not ended here: its rid is
-			// lost, so its next request waits for it until
-			// inactivity ends the session.
+			// The session, whose sid the start of the request
+			// names, ends: its client is told so, and c2s sees
+			// the connection drop.
 			h.log.Debug("BOSH request refused: too large", "limit", limit)
+			if s := h.lookup(sidOf(raw)); s != nil {
+				s.fail("policy-violation")
+			}
 			writeBody(w, http.StatusRequestEntityTooLarge, terminal("policy-violation"))
 			return
 		}
@@ -155,9 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.create(w, r, b)
 		return
 	}
-	h.mu.Lock()
-	s := h.sessions[b.sid]
-	h.mu.Unlock()
+	s := h.lookup(b.sid)
 	if s == nil {
 		// XEP-0124 §17.2. A 200 with a terminal body (not 404): the
 		// request does not say whether the client is a legacy one
@@ -242,6 +245,36 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		writeBody(w, rp.status, rp.body)
 	case <-r.Context().Done():
 	}
+}
+
+// lookup returns the session of sid, or nil.
+func (h *Handler) lookup(sid string) *session {
+	if sid == "" {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[sid]
+}
+
+// sidOf returns the sid of the <body/> start tag at the start of raw (a
+// request too long to parse), or "".
+func sidOf(raw []byte) string {
+	i := bytes.Index(raw, []byte("<body"))
+	if i < 0 {
+		return ""
+	}
+	n, _ := xmlsplit.TagEnd(raw[i:])
+	if n < 0 {
+		return ""
+	}
+	_, attrs := xmlsplit.StartTag(raw[i : i+n])
+	for _, a := range attrs {
+		if string(a.Name) == "sid" {
+			return string(a.Value)
+		}
+	}
+	return ""
 }
 
 func (h *Handler) remove(s *session) {

@@ -229,7 +229,7 @@ func TestStreamErrorInTerminate(t *testing.T) {
 
 // TestStanzaLimit: a stanza over max_stanza_bytes ends the stream with
 // <policy-violation/> as over TCP; a request beyond the limit and the
-// framing allowance is refused with 413.
+// framing allowance is refused with 413 and ends its session.
 func TestStanzaLimit(t *testing.T) {
 	srv := xmpptest.Start(t, xmpptest.WithHTTPS(), func(c *config.Config) { c.C2S.MaxStanzaBytes = 4096 })
 	srv.AddUser(t, "bob", "pw")
@@ -244,6 +244,9 @@ func TestStanzaLimit(t *testing.T) {
 	b = create(t, boshURL(srv), "")
 	if r := b.raw(b.rid+1, "", "<message xmlns='jabber:client'><body>"+strings.Repeat("x", 40000)+"</body></message>"); !isTerminal(r, http.StatusRequestEntityTooLarge, "policy-violation") {
 		t.Fatalf("oversized request: %s", r)
+	}
+	if r := b.raw(b.rid+1, "", ""); !isTerminal(r, http.StatusOK, "item-not-found") {
+		t.Fatalf("the session after an oversized request: %s", r)
 	}
 }
 
