@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "bosh"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -38,6 +38,9 @@ var allowedImports = map[string][]string{
 	// websocket (RFC 7395) is a transport beside c2s's listeners: it
 	// hands c2s its connections and holds no session logic.
 	"websocket": {"c2s"},
+	// bosh (XEP-0124/0206) is the same kind of transport: HTTP requests
+	// turned into c2s's byte stream.
+	"bosh": {"c2s", "internal/xmlsplit", "internal/origin"},
 	// webchat serves /chat (Converse.js, pointed at websocket's URL,
 	// which server passes in).
 	"webchat": {},
@@ -81,6 +84,8 @@ var allowedImports = map[string][]string{
 	"internal/echoguard":  {}, // vcard's and private's guard against their own PEP writes
 	"internal/burstlog":   {}, // one ERROR line per burst of storage failures
 	"internal/proxyproto": {}, // the PROXY protocol header
+	"internal/xmlsplit":   {}, // c2s output split into top-level elements (BOSH, WebSocket)
+	"internal/origin":     {}, // [http] allowed_origins, for WebSocket and BOSH
 	// xmpptest starts whole servers for other packages' tests.
 	"internal/xmpptest": {"server", "config", "auth", "storage", "storage/storagetest", "internal/xmlenc"},
 	"interop":           {}, // tests only

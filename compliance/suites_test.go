@@ -120,8 +120,8 @@ var suites = []requirement{
 		Note: "by a component or a server module",
 		Gap:  "not implemented: XMPP over WebSocket (RFC 7395); the Web suite is issue 24"},
 	{Suite: "Web", Feature: "Web Connection Mechanisms", Spec: "XEP-0206", Level: "Server",
-		Note: "by a component or a server module",
-		Gap:  "not implemented: XMPP over BOSH (XEP-0206, XEP-0124); the Web suite is issue 24"},
+		Note:     "by a component or a server module",
+		Packages: "bosh, c2s", Opts: []xmpptest.Option{withHTTPS}, check: checkXEP0206},
 }
 
 // TestAdvancedServer checks xmppd against every row of suites: each on a

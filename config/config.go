@@ -27,6 +27,7 @@ type Config struct {
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 	Web     Web     `toml:"web"`
+	BOSH    BOSH    `toml:"bosh"`
 
 	HTTPUpload HTTPUpload `toml:"httpupload"`
 	Caps       Caps       `toml:"caps"`
@@ -311,7 +312,8 @@ type MUC struct {
 }
 
 // HTTP is the [http] table: the HTTP listeners, which serve XEP-0363
-// uploads and downloads ([HTTPUpload]) and nothing else yet.
+// uploads and downloads ([HTTPUpload]), the WebSocket, BOSH ([BOSH]),
+// host-meta and the chat page ([Web]).
 type HTTP struct {
 	// Listen is the host:port of the plain-HTTP listener; "" disables it.
 	Listen string `toml:"listen"`
@@ -323,13 +325,14 @@ type HTTP struct {
 	// handlers with the server's certificate; "" disables it.
 	TLSListen string `toml:"tls_listen"`
 	// AllowedOrigins are the origins (scheme://host[:port]) whose web
-	// pages may open the WebSocket (/xmpp-websocket); ["*"] allows any.
+	// pages may open the WebSocket (/xmpp-websocket) and use BOSH
+	// (/http-bind, by CORS); ["*"] allows any.
 	// Empty allows pages from the host the request is sent to or from
 	// PublicURL's host only.
 	AllowedOrigins []string `toml:"allowed_origins"`
 	// TrustedProxies are the addresses (CIDRs or single IPs) of reverse
-	// proxies whose X-Forwarded-Proto: https makes a WebSocket count as
-	// encrypted and whose X-Forwarded-For gives the client's address.
+	// proxies whose X-Forwarded-Proto: https makes a WebSocket or a BOSH
+	// session count as encrypted and whose X-Forwarded-For gives the client's address.
 	// Empty: loopback addresses only.
 	TrustedProxies []string `toml:"trusted_proxies"`
 }
@@ -343,6 +346,27 @@ type Web struct {
 	// the converse.js package folder, or its dist folder), whose files
 	// /chat/dist/ serves; "" loads Converse.js from its CDN.
 	ConverseJSPath string `toml:"conversejs_path"`
+}
+
+// BOSH is the [bosh] table: XMPP over BOSH (XEP-0124, XEP-0206) at
+// /http-bind on the [http] listeners.
+type BOSH struct {
+	// Enabled serves /http-bind (when an [http] listener exists).
+	Enabled bool `toml:"enabled"`
+	// MaxWait is the longest a request is held waiting for something to
+	// send; a client asking for longer gets this.
+	MaxWait Duration `toml:"max_wait"`
+	// MaxInactivity is how long a session may go without a request
+	// before its transport is ended (as a dropped TCP connection is).
+	MaxInactivity Duration `toml:"max_inactivity"`
+	// MaxHold is the most requests held at once; a client asking for more
+	// gets this.
+	MaxHold int `toml:"max_hold"`
+	// MaxPause is the longest inactivity a client may ask for with pause.
+	MaxPause Duration `toml:"max_pause"`
+	// Polling is the shortest interval allowed between empty requests of
+	// a client that asked for hold 0.
+	Polling Duration `toml:"polling"`
 }
 
 // HTTPUpload is the [httpupload] table: XEP-0363 HTTP file upload. The
@@ -504,6 +528,14 @@ func Default() Config {
 			Enabled:        true,
 			ConverseJSPath: "",
 		},
+		BOSH: BOSH{
+			Enabled:       true,
+			MaxWait:       Duration{60 * time.Second},
+			MaxInactivity: Duration{60 * time.Second},
+			MaxHold:       1,
+			MaxPause:      Duration{120 * time.Second},
+			Polling:       Duration{5 * time.Second},
+		},
 		HTTPUpload: HTTPUpload{
 			Enabled:       true,
 			Domain:        "",
@@ -595,6 +627,7 @@ func (c *Config) check() []*Error {
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.Web.validate(&p)
+	c.BOSH.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
 	c.Caps.validate(&p)
 	c.Server.Contact.validate(&p)
@@ -797,6 +830,14 @@ func (h *HTTP) validate(p *problems) {
 		}
 	}
 	p.cidrs("http.trusted_proxies", h.TrustedProxies)
+}
+
+func (b *BOSH) validate(p *problems) {
+	p.positive("bosh.max_wait", b.MaxWait)
+	p.positive("bosh.max_inactivity", b.MaxInactivity)
+	p.between("bosh.max_hold", b.MaxHold, 0, 10, "0 answers every request at once: polling")
+	p.positive("bosh.max_pause", b.MaxPause)
+	p.notNegative("bosh.polling", b.Polling, "no limit")
 }
 
 // validate checks the [httpupload] table; serverDomain and mucDomain are

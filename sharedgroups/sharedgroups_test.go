@@ -21,7 +21,7 @@ const wait = 5 * time.Second
 type fixedStore []storage.SharedGroup
 
 func (f fixedStore) All(context.Context) ([]storage.SharedGroup, int64, error) { return f, 1, nil }
-func (f fixedStore) Version(context.Context) (int64, error)                      { return 1, nil }
+func (f fixedStore) Version(context.Context) (int64, error)                    { return 1, nil }
 
 // TestView: who sees whom under which group, for each way a group is shown.
 func TestView(t *testing.T) {
