@@ -506,3 +506,5 @@ func mariaDBDSN(t *testing.T, f *fixture) string {
 func base64Std(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
 
 func strconvItoa(v int) string { return fmt.Sprint(v) }
+
+func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
