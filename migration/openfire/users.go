@@ -3,9 +3,11 @@ package openfire
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"xmppd.dev/xmppd/migration"
 	"xmppd.dev/xmppd/storage"
@@ -100,26 +102,42 @@ func (r *reader) readUsers(ctx context.Context) error {
 	if hasKey && passwordKey != "" {
 		keys = r.keys(passwordKey)
 	}
+	encOf := map[*migration.User]string{}
+	for _, p := range encrypted {
+		encOf[p.u] = p.encrypted
+	}
+	all := make([]*migration.User, 0, len(r.users))
+	for _, u := range r.users {
+		all = append(all, u)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Username < all[j].Username })
+	// Each check derives SCRAM keys (thousands of HMACs): spread the users
+	// over the CPUs.
+	dropped := make([][]string, len(all))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				dropped[i] = recoverPassword(all[i], encOf[all[i]], keys)
+			}
+		}()
+	}
+	for i := range all {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
 	decrypted := 0
 	var failed []*migration.User
 	for _, p := range encrypted {
-		var scram *storage.Credential
-		for i := range p.u.Credentials {
-			if p.u.Credentials[i].Mechanism == "SCRAM-SHA-1" {
-				scram = &p.u.Credentials[i]
-			}
-		}
-		for _, k := range keys {
-			pw, err := decryptPassword(k.key, p.encrypted)
-			if err != nil || scram != nil && !verifies(pw, *scram) {
-				continue
-			}
-			p.u.Password = pw
-			decrypted++
-			break
-		}
 		if p.u.Password == "" {
 			failed = append(failed, p.u)
+		} else {
+			decrypted++
 		}
 	}
 	if len(failed) > 0 {
@@ -153,27 +171,52 @@ func (r *reader) readUsers(ctx context.Context) error {
 			}
 		}
 	}
-
-	for _, u := range r.users {
-		if u.Password != "" {
-			// Keys that do not match the password are stale: Openfire
-			// checks the password first.
-			kept := u.Credentials[:0]
-			for _, c := range u.Credentials {
-				if verifies(u.Password, c) {
-					kept = append(kept, c)
-				} else {
-					r.skip("user %s: %s key does not match the password, dropped", u.Username, c.Mechanism)
-				}
-			}
-			u.Credentials = kept
+	for i, u := range all {
+		for _, mech := range dropped[i] {
+			r.skip("user %s: %s key does not match the password, dropped", u.Username, mech)
 		}
 		if u.Password == "" && len(u.Credentials) == 0 && u.PasswordProblem == "" {
 			u.PasswordProblem = "Openfire stores no password and no SCRAM keys for this user"
 		}
-		sort.Slice(u.Credentials, func(i, j int) bool { return u.Credentials[i].Mechanism < u.Credentials[j].Mechanism })
 	}
 	return nil
+}
+
+// recoverPassword decrypts u's encryptedPassword (when enc is not "") with
+// the first key that gives a well-formed password matching u's SCRAM-SHA-1
+// key, if any; then drops the SCRAM keys that do not match the password
+// (stale: Openfire checks the password first) and returns their mechanisms.
+func recoverPassword(u *migration.User, enc string, keys []blowfishKey) (dropped []string) {
+	checked := -1 // index of a credential already verified
+	if enc != "" {
+		scram := -1
+		for i, c := range u.Credentials {
+			if c.Mechanism == "SCRAM-SHA-1" {
+				scram = i
+			}
+		}
+		for _, k := range keys {
+			pw, err := decryptPassword(k.key, enc)
+			if err != nil || scram >= 0 && !verifies(pw, u.Credentials[scram]) {
+				continue
+			}
+			u.Password, checked = pw, scram
+			break
+		}
+	}
+	if u.Password != "" {
+		kept := u.Credentials[:0]
+		for i, c := range u.Credentials {
+			if i == checked || verifies(u.Password, c) {
+				kept = append(kept, c)
+			} else {
+				dropped = append(dropped, c.Mechanism)
+			}
+		}
+		u.Credentials = kept
+	}
+	sort.Slice(u.Credentials, func(i, j int) bool { return u.Credentials[i].Mechanism < u.Credentials[j].Mechanism })
+	return dropped
 }
 
 // Openfire's roster states (org.jivesoftware.openfire.roster.RosterItem).
