@@ -113,6 +113,8 @@ func schema(v int) *fixture {
 	add("ofGroupUser", "groupName:v username:v administrator:i")
 	add("ofProperty", "name:v propValue:t encrypted:i iv:v")
 	add("ofVersion", "name:v version:i")
+	add("ofPubsubNode", "serviceID:v nodeID:v leaf:i creationDate:c modificationDate:c parent:v deliverPayloads:i maxPayloadSize:i persistItems:i maxItems:i accessModel:v creator:v")
+	add("ofPubsubItem", "serviceID:v nodeID:v id:v jid:v creationDate:c payload:t")
 	add("ofMucService", "serviceID:b subdomain:v description:v isHidden:i")
 	add("ofMucServiceProp", "serviceID:b name:v propValue:t")
 	room := "serviceID:b roomID:b creationDate:c modificationDate:c name:v naturalName:v description:v lockedDate:c emptyDate:c " +
@@ -234,6 +236,19 @@ func build(t testing.TB, v int, key string) *fixture {
 	f.insert("ofVCard", map[string]any{"username": "alice", "vcard": vcardAlice})
 	if v < 29 {
 		f.insert("ofPrivate", map[string]any{"username": "alice", "name": "storage", "namespace": "storage:bookmarks", "privateData": bookmarks})
+	} else {
+		// Since 4.3 private XML lives in PEP (OF-1515): whitelist node
+		// named after the namespace, item "current". The other nodes are
+		// not private XML.
+		for _, n := range []struct{ service, node, access, id, payload string }{
+			{"alice@of.example", "storage:bookmarks", "whitelist", "current", bookmarks},
+			{"alice@of.example", "urn:xmpp:avatar:metadata", "presence", "current", `<metadata xmlns="urn:xmpp:avatar:metadata"/>`},
+			{"alice@of.example", "urn:xmpp:bookmarks:1", "whitelist", "lounge@conference.of.example", `<conference xmlns="urn:xmpp:bookmarks:1" name="Lounge"/>`},
+			{"bob@elsewhere.example", "storage:bookmarks", "whitelist", "current", bookmarks},
+		} {
+			f.insert("ofPubsubNode", map[string]any{"serviceID": n.service, "nodeID": n.node, "leaf": 1, "creationDate": ms(1), "modificationDate": ms(1), "persistItems": 1, "maxItems": 1, "accessModel": n.access, "creator": n.service})
+			f.insert("ofPubsubItem", map[string]any{"serviceID": n.service, "nodeID": n.node, "id": n.id, "jid": n.service, "creationDate": ms(1), "payload": n.payload})
+		}
 	}
 
 	// Shared groups, each showInRoster mode.

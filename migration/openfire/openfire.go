@@ -154,7 +154,7 @@ func (r *reader) read(ctx context.Context) (*migration.Data, error) {
 	}
 	r.data = &migration.Data{Domain: r.rw.to}
 	r.users = map[string]*migration.User{}
-	steps := []func(context.Context) error{r.readUsers, r.readRosters, r.readOffline, r.readVCards, r.readPrivate, r.readSharedGroups, r.readRooms}
+	steps := []func(context.Context) error{r.readUsers, r.readRosters, r.readOffline, r.readVCards, r.readPrivate, r.readPEPPrivate, r.readSharedGroups, r.readRooms}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return nil, err

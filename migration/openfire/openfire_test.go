@@ -49,9 +49,7 @@ func want(v int, domain string) *migration.Data {
 		a.Roster[4].Request = rd(`<presence xmlns="jabber:client" type="subscribe" from="frank@remote.example" to="alice@of.example"><status>let me in</status></presence>`)
 	}
 	a.VCard = []byte(vcardAlice)
-	if v < 29 {
-		a.Private = map[string][]byte{"storage:bookmarks": []byte(rd(bookmarks))}
-	}
+	a.Private = map[string][]byte{"storage:bookmarks": []byte(rd(bookmarks))}
 	b := users["bob"]
 	b.Roster = []storage.RosterItem{{Contact: rd("alice@of.example"), Name: "Alice", Groups: []string{"Friends"}, Subscription: "both", Visible: true}}
 	b.Offline = []storage.OfflineMessage{

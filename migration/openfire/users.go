@@ -407,3 +407,48 @@ func (r *reader) readPrivate(ctx context.Context) error {
 		return nil
 	})
 }
+
+// readPEPPrivate reads private XML as Openfire keeps it since schema 28
+// (Openfire 4.3, OF-1515; org.jivesoftware.openfire.PrivateStorage): in
+// the user's PEP service (serviceID = the bare JID), on a node named after
+// the namespace with the whitelist access model, as the item "current".
+// Other PEP nodes (avatars, nicknames, XEP-0402 bookmarks…) are not
+// private XML and are not carried.
+func (r *reader) readPEPPrivate(ctx context.Context) error {
+	if !r.has("ofpubsubnode", "serviceid", "nodeid", "accessmodel") || !r.has("ofpubsubitem", "serviceid", "nodeid", "id", "payload") {
+		return nil
+	}
+	whitelist := map[[2]string]bool{}
+	err := r.src.scan(ctx, "ofpubsubnode", []string{"serviceid", "nodeid", "accessmodel"}, func(v []*string) error {
+		if v[0] != nil && v[1] != nil && strings.TrimSpace(str(v[2])) == "whitelist" {
+			whitelist[[2]string{*v[0], *v[1]}] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return r.src.scan(ctx, "ofpubsubitem", []string{"serviceid", "nodeid", "id", "payload"}, func(v []*string) error {
+		if v[0] == nil || v[1] == nil || v[3] == nil || str(v[2]) != "current" || !whitelist[[2]string{*v[0], *v[1]}] {
+			return nil
+		}
+		local, domain, ok := strings.Cut(*v[0], "@")
+		if !ok || !strings.EqualFold(domain, r.domain) || strings.Contains(domain, "/") {
+			return nil
+		}
+		u := r.users[local]
+		if u == nil {
+			return nil
+		}
+		if attrs, _, ok := stanzaParts([]byte(*v[3])); !ok || attrs["xmlns"] != *v[1] {
+			return nil // not an element of the node's namespace: not private XML
+		}
+		if u.Private == nil {
+			u.Private = map[string][]byte{}
+		}
+		if _, have := u.Private[*v[1]]; !have {
+			u.Private[*v[1]] = r.rw.xml([]byte(*v[3]))
+		}
+		return nil
+	})
+}
