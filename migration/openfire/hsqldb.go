@@ -36,9 +36,18 @@ type scriptSource struct {
 type scriptTable struct {
 	cols []string // lower-cased, in order
 	rows [][]*string
+	// cached: a CACHED or TEXT table, whose rows are not in the script
+	// (Openfire's tables are MEMORY tables, HSQLDB's default).
+	cached bool
 }
 
 func readScript(path string) (*scriptSource, error) {
+	// HSQLDB logs changes since the last checkpoint in openfire.log and
+	// folds them into the script at SHUTDOWN, which Openfire's stop makes.
+	logPath := strings.TrimSuffix(path, ".script") + ".log"
+	if fi, err := os.Stat(logPath); err == nil && fi.Size() > 0 && logPath != path {
+		return nil, fmt.Errorf("openfire: %s is not empty: Openfire is running or did not stop cleanly, and changes since its last checkpoint are missing from the script; stop Openfire (or start and stop it once) and import again", logPath)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("openfire: hsqldb script: %w", err)
@@ -75,8 +84,9 @@ func (s *scriptSource) statement(st string) error {
 	switch kw {
 	case "CREATE":
 		// CREATE [MEMORY|CACHED|TEXT|TEMP] TABLE name(...)
-		w := p.word()
+		w, cached := p.word(), false
 		for w == "MEMORY" || w == "CACHED" || w == "TEXT" || w == "GLOBAL" || w == "TEMPORARY" || w == "TEMP" {
+			cached = cached || w == "CACHED" || w == "TEXT"
 			w = p.word()
 		}
 		if w != "TABLE" {
@@ -93,7 +103,7 @@ func (s *scriptSource) statement(st string) error {
 		if err != nil {
 			return fmt.Errorf("CREATE TABLE %s: %w", name, err)
 		}
-		s.tables[name] = &scriptTable{cols: cols}
+		s.tables[name] = &scriptTable{cols: cols, cached: cached}
 		return nil
 	case "INSERT":
 		if p.word() != "INTO" {
@@ -478,6 +488,9 @@ func (s *scriptSource) scan(ctx context.Context, table string, cols []string, fn
 	t := s.tables[table]
 	if t == nil {
 		return fmt.Errorf("openfire: no table %s", table)
+	}
+	if t.cached {
+		return fmt.Errorf("openfire: table %s is an HSQLDB CACHED table: its rows are in openfire.data, not in the script, and cannot be read here", table)
 	}
 	idx := make([]int, len(cols))
 	for i, c := range cols {

@@ -101,3 +101,22 @@ func FuzzParseScript(f *testing.F) {
 		}
 	})
 }
+
+func TestScriptRunning(t *testing.T) {
+	p := build(t, 40, passwordKey).writeScript(t)
+	if err := writeFile(strings.TrimSuffix(p, ".script")+".log", "INSERT INTO OFUSER VALUES('x')\n"); err != nil {
+		t.Fatal(err)
+	}
+	readErr(t, Options{HSQLDBScript: p, Domain: ofDomain}, "openfire.log is not empty", "stop Openfire")
+	if err := writeFile(strings.TrimSuffix(p, ".script")+".log", ""); err != nil {
+		t.Fatal(err)
+	}
+	read(t, Options{HSQLDBScript: p, SecurityXML: securityXML(t, "pbkdf2", blowfishSalt), Domain: ofDomain})
+
+	cached := strings.Replace(build(t, 40, passwordKey).script(), "CREATE MEMORY TABLE PUBLIC.OFROSTER(", "CREATE CACHED TABLE PUBLIC.OFROSTER(", 1)
+	p = t.TempDir() + "/openfire.script"
+	if err := writeFile(p, cached); err != nil {
+		t.Fatal(err)
+	}
+	readErr(t, Options{HSQLDBScript: p, SecurityXML: securityXML(t, "pbkdf2", blowfishSalt), Domain: ofDomain}, "ofroster is an HSQLDB CACHED table")
+}
