@@ -89,7 +89,9 @@ type SharedGroup struct {
 	// ShowTo says who sees the group in their roster: "everybody" (every
 	// user of the domain), "members" (the group's own members), or
 	// "groups" (the members of ShowToGroups and, with it, the group's own
-	// members: Openfire's onlyGroup sharedRoster.showInRoster).
+	// members: Openfire's onlyGroup sharedRoster.showInRoster), or ""
+	// (shown to nobody: carried only because another group's ShowToGroups
+	// names it, for its members).
 	ShowTo       string
 	ShowToGroups []string
 }

@@ -258,7 +258,7 @@ func build(t testing.TB, v int, key string) *fixture {
 	for _, p := range [][3]string{
 		{"staff", "sharedRoster.showInRoster", "everybody"}, {"staff", "sharedRoster.displayName", "Staff"}, {"staff", "sharedRoster.groupList", ""},
 		{"team", "sharedRoster.showInRoster", "onlyGroup"}, {"team", "sharedRoster.displayName", "Team"}, {"team", "sharedRoster.groupList", ""},
-		{"mgmt", "sharedRoster.showInRoster", "onlyGroup"}, {"mgmt", "sharedRoster.displayName", ""}, {"mgmt", "sharedRoster.groupList", "staff,team,ghost"},
+		{"mgmt", "sharedRoster.showInRoster", "onlyGroup"}, {"mgmt", "sharedRoster.displayName", ""}, {"mgmt", "sharedRoster.groupList", "staff,team,ghost,hidden"},
 		{"hidden", "sharedRoster.showInRoster", "nobody"}, {"hidden", "sharedRoster.displayName", "Hidden"},
 	} {
 		f.insert("ofGroupProp", map[string]any{"groupName": p[0], "name": p[1], "propValue": p[2]})

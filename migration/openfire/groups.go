@@ -71,6 +71,16 @@ func (r *reader) readSharedGroups(ctx context.Context) error {
 		}
 	}
 	sort.Strings(order)
+	// A group named in a shown group's groupList matters for its members
+	// even when it is not shown itself.
+	referenced := map[string]bool{}
+	for _, name := range order {
+		if strings.TrimSpace(props[name]["sharedRoster.showInRoster"]) == "onlyGroup" {
+			for _, other := range strings.Split(props[name]["sharedRoster.groupList"], ",") {
+				referenced[strings.TrimSpace(other)] = true
+			}
+		}
+	}
 	for _, name := range order {
 		g, p := groups[name], props[name]
 		switch show := strings.TrimSpace(p["sharedRoster.showInRoster"]); show {
@@ -90,10 +100,14 @@ func (r *reader) readSharedGroups(ctx context.Context) error {
 				g.ShowToGroups = append(g.ShowToGroups, other)
 			}
 		case "", "nobody":
-			continue // not a shared roster group
+			if !referenced[name] {
+				continue // not a shared roster group
+			}
 		default:
 			r.skip("group %s: unknown sharedRoster.showInRoster %q, not shared", name, show)
-			continue
+			if !referenced[name] {
+				continue
+			}
 		}
 		g.DisplayName = p["sharedRoster.displayName"]
 		if g.DisplayName == "" {

@@ -65,7 +65,8 @@ func want(v int, domain string) *migration.Data {
 		Domain: domain,
 		Users:  list,
 		SharedGroups: []migration.SharedGroup{
-			{Name: "mgmt", Description: "Managers", DisplayName: "mgmt", Members: []string{rd("alice@of.example"), "frank@remote.example"}, ShowTo: "groups", ShowToGroups: []string{"staff", "team"}},
+			{Name: "hidden", DisplayName: "Hidden", Members: []string{rd("erin@of.example")}}, // shown to nobody, named by mgmt
+			{Name: "mgmt", Description: "Managers", DisplayName: "mgmt", Members: []string{rd("alice@of.example"), "frank@remote.example"}, ShowTo: "groups", ShowToGroups: []string{"staff", "team", "hidden"}},
 			{Name: "staff", Description: "All staff", DisplayName: "Staff", Members: []string{rd("alice@of.example"), rd("bob@of.example")}, ShowTo: "everybody"},
 			{Name: "team", DisplayName: "Team", Members: []string{rd("carol@of.example"), rd("dave@of.example")}, ShowTo: "members"},
 		},
