@@ -186,3 +186,22 @@ func user(t *testing.T, d *migration.Data, name string) migration.User {
 	t.Fatalf("no user %s", name)
 	return migration.User{}
 }
+
+// TestPlainAndEncrypted: with both columns set, encryptedPassword wins, as
+// in Openfire's checkPassword; plainPassword stands in when it does not
+// decrypt.
+func TestPlainAndEncrypted(t *testing.T) {
+	f := build(t, 40, passwordKey)
+	f.set("ofUser", "username", "erin", "plainPassword", "stale-plain")
+	f.set("ofUser", "username", "carol", "encryptedPassword", "00112233445566778899aabbccddeeff")
+	d := read(t, Options{HSQLDBScript: f.writeScript(t), SecurityXML: securityXML(t, "pbkdf2", blowfishSalt), Domain: ofDomain})
+	if u := user(t, d, "erin"); u.Password != "erin-pw" {
+		t.Errorf("erin's password = %q, want the decrypted one", u.Password)
+	}
+	if u := user(t, d, "carol"); u.Password != "carol-pw" || u.PasswordProblem != "" {
+		t.Errorf("carol = %+v, want her plainPassword", u)
+	}
+	if !strings.Contains(strings.Join(d.Skipped, "\n"), "user carol: encryptedPassword does not decrypt; plainPassword kept") {
+		t.Errorf("Skipped = %q", d.Skipped)
+	}
+}

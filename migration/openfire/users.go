@@ -55,8 +55,8 @@ func (r *reader) readUsers(ctx context.Context) error {
 		cols = append(cols, "iterations", "salt", "storedkey", "serverkey")
 	}
 	type pending struct {
-		u         *migration.User
-		encrypted string
+		u                *migration.User
+		encrypted, plain string
 	}
 	var encrypted []pending
 	err := r.src.scan(ctx, "ofuser", cols, func(v []*string) error {
@@ -76,11 +76,13 @@ func (r *reader) readUsers(ctx context.Context) error {
 			return fmt.Errorf("openfire: ofUser holds %s twice", u.Username)
 		}
 		r.users[u.Username] = u
+		// Openfire's checkPassword prefers encryptedPassword when both
+		// are set; plainPassword stands in when it does not decrypt.
 		switch {
+		case v[2] != nil && *v[2] != "":
+			encrypted = append(encrypted, pending{u, strings.TrimSpace(*v[2]), str(v[1])})
 		case v[1] != nil && *v[1] != "":
 			u.Password = *v[1]
-		case v[2] != nil && *v[2] != "":
-			encrypted = append(encrypted, pending{u, strings.TrimSpace(*v[2])})
 		}
 		return nil
 	})
@@ -102,9 +104,9 @@ func (r *reader) readUsers(ctx context.Context) error {
 	if hasKey && passwordKey != "" {
 		keys = r.keys(passwordKey)
 	}
-	encOf := map[*migration.User]string{}
+	encOf := map[*migration.User]pending{}
 	for _, p := range encrypted {
-		encOf[p.u] = p.encrypted
+		encOf[p.u] = p
 	}
 	all := make([]*migration.User, 0, len(r.users))
 	for _, u := range r.users {
@@ -114,6 +116,7 @@ func (r *reader) readUsers(ctx context.Context) error {
 	// Each check derives SCRAM keys (thousands of HMACs): spread the users
 	// over the CPUs.
 	dropped := make([][]string, len(all))
+	ok := make([]bool, len(all))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range runtime.GOMAXPROCS(0) {
@@ -121,7 +124,8 @@ func (r *reader) readUsers(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				dropped[i] = recoverPassword(all[i], encOf[all[i]], keys)
+				p := encOf[all[i]]
+				dropped[i], ok[i] = recoverPassword(all[i], p.encrypted, p.plain, keys)
 			}
 		}()
 	}
@@ -133,11 +137,17 @@ func (r *reader) readUsers(ctx context.Context) error {
 
 	decrypted := 0
 	var failed []*migration.User
-	for _, p := range encrypted {
-		if p.u.Password == "" {
-			failed = append(failed, p.u)
-		} else {
+	for i, u := range all {
+		if _, enc := encOf[u]; !enc {
+			continue
+		}
+		switch {
+		case ok[i]:
 			decrypted++
+		case u.Password == "":
+			failed = append(failed, u)
+		default:
+			r.skip("user %s: encryptedPassword does not decrypt; plainPassword kept", u.Username)
 		}
 	}
 	if len(failed) > 0 {
@@ -184,9 +194,10 @@ func (r *reader) readUsers(ctx context.Context) error {
 
 // recoverPassword decrypts u's encryptedPassword (when enc is not "") with
 // the first key that gives a well-formed password matching u's SCRAM-SHA-1
-// key, if any; then drops the SCRAM keys that do not match the password
-// (stale: Openfire checks the password first) and returns their mechanisms.
-func recoverPassword(u *migration.User, enc string, keys []blowfishKey) (dropped []string) {
+// key, if any, falling back to plain; then drops the SCRAM keys that do
+// not match the password (stale: Openfire checks the password first) and
+// returns their mechanisms, and whether enc decrypted.
+func recoverPassword(u *migration.User, enc, plain string, keys []blowfishKey) (dropped []string, decrypted bool) {
 	checked := -1 // index of a credential already verified
 	if enc != "" {
 		scram := -1
@@ -200,8 +211,11 @@ func recoverPassword(u *migration.User, enc string, keys []blowfishKey) (dropped
 			if err != nil || scram >= 0 && !verifies(pw, u.Credentials[scram]) {
 				continue
 			}
-			u.Password, checked = pw, scram
+			u.Password, checked, decrypted = pw, scram, true
 			break
+		}
+		if !decrypted && plain != "" {
+			u.Password = plain
 		}
 	}
 	if u.Password != "" {
@@ -216,7 +230,7 @@ func recoverPassword(u *migration.User, enc string, keys []blowfishKey) (dropped
 		u.Credentials = kept
 	}
 	sort.Slice(u.Credentials, func(i, j int) bool { return u.Credentials[i].Mechanism < u.Credentials[j].Mechanism })
-	return dropped
+	return dropped, decrypted
 }
 
 // Openfire's roster states (org.jivesoftware.openfire.roster.RosterItem).
