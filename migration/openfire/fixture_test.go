@@ -111,7 +111,14 @@ func schema(v int) *fixture {
 	add("ofGroup", "groupName:v description:v")
 	add("ofGroupProp", "groupName:v name:v propValue:t")
 	add("ofGroupUser", "groupName:v username:v administrator:i")
-	add("ofProperty", "name:v propValue:t encrypted:i iv:v")
+	prop := "name:v propValue:t"
+	if v >= 26 {
+		prop += " encrypted:i"
+	}
+	if v >= 27 {
+		prop += " iv:v"
+	}
+	add("ofProperty", prop)
 	add("ofVersion", "name:v version:i")
 	add("ofPubsubNode", "serviceID:v nodeID:v leaf:i creationDate:c modificationDate:c parent:v deliverPayloads:i maxPayloadSize:i persistItems:i maxItems:i accessModel:v creator:v")
 	add("ofPubsubItem", "serviceID:v nodeID:v id:v jid:v creationDate:c payload:t")
@@ -125,14 +132,21 @@ func schema(v int) *fixture {
 	if v >= 35 {
 		room += " preserveHistOnDel:i"
 	}
-	room += " subject:t rolesToBroadcast:i useReservedNick:i canChangeNick:i canRegister:i allowpm:i"
+	room += " subject:t rolesToBroadcast:i useReservedNick:i canChangeNick:i canRegister:i"
+	if v >= 23 {
+		room += " allowpm:i"
+	}
 	if v >= 32 {
 		room += " fmucEnabled:i fmucOutboundNode:t fmucOutboundMode:i fmucInboundNodes:t"
 	}
 	add("ofMucRoom", room)
 	add("ofMucAffiliation", "roomID:b jid:v affiliation:i")
 	add("ofMucMember", "roomID:b jid:v nickname:v firstName:v lastName:v url:v email:v faqentry:v")
-	add("ofMucConversationLog", "roomID:b messageID:b sender:v nickname:v logTime:c subject:v body:t stanza:t")
+	if v >= 24 {
+		add("ofMucConversationLog", "roomID:b messageID:b sender:v nickname:v logTime:c subject:v body:t stanza:t")
+	} else {
+		add("ofMucConversationLog", "roomID:b sender:v nickname:v logTime:c subject:v body:t")
+	}
 	return f
 }
 

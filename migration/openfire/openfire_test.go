@@ -12,10 +12,11 @@ import (
 	"xmppd.dev/xmppd/storage"
 )
 
-// layouts are the schema versions the tests build: 26 (Openfire 4.2:
-// SCRAM columns on ofUser, ofPrivate), 38 (5.1: SCRAM columns, subject
-// stanzas) and 40 (the newest: ofUserScram).
-var layouts = []int{26, 38, 40}
+// layouts are the schema versions the tests build: 22 (Openfire 4.0: no
+// allowpm, no log stanzas, no encrypted properties), 26 (4.2: SCRAM
+// columns on ofUser, ofPrivate), 38 (5.1: SCRAM columns, subject stanzas,
+// private XML in PEP) and 40 (the newest: ofUserScram).
+var layouts = []int{22, 26, 38, 40}
 
 // want returns the migration.Data the test database must read as, with
 // every JID of of.example moved to domain.
@@ -93,6 +94,12 @@ func want(v int, domain string) *migration.Data {
 					Affiliations: []storage.MUCAffiliation{{JID: rd("dave@of.example"), Affiliation: "owner"}}},
 			},
 		},
+	}
+	if v < 23 {
+		d.Rooms[0].AllowPM = "anyone" // no allowpm column yet
+	}
+	if v < 24 {
+		d.Rooms[0].Log[1].ID = "" // no stanza column yet
 	}
 	return d
 }
