@@ -205,3 +205,15 @@ func TestPlainAndEncrypted(t *testing.T) {
 		t.Errorf("Skipped = %q", d.Skipped)
 	}
 }
+
+// TestProviders: an Openfire serving users from LDAP says so.
+func TestProviders(t *testing.T) {
+	f := build(t, 40, passwordKey)
+	f.insert("ofProperty", map[string]any{"name": "provider.user.className", "propValue": "org.jivesoftware.openfire.ldap.LdapUserProvider"})
+	f.insert("ofProperty", map[string]any{"name": "provider.group.className", "propValue": "org.jivesoftware.openfire.group.DefaultGroupProvider"})
+	d := read(t, Options{HSQLDBScript: f.writeScript(t), SecurityXML: securityXML(t, "pbkdf2", blowfishSalt), Domain: ofDomain})
+	all := strings.Join(d.Skipped, "\n")
+	if !strings.Contains(all, "provider.user.className is org.jivesoftware.openfire.ldap.LdapUserProvider: the users it serves") || strings.Contains(all, "provider.group") {
+		t.Errorf("Skipped = %q", d.Skipped)
+	}
+}

@@ -60,6 +60,16 @@ const (
 	maxVersion = 40
 )
 
+// providers are Openfire's pluggable stores (UserManager, AuthFactory,
+// GroupManager, VCardManager) and their defaults, which keep their data in
+// the tables read here.
+var providers = []struct{ property, def, what string }{
+	{"provider.user.className", "org.jivesoftware.openfire.user.DefaultUserProvider", "the users"},
+	{"provider.auth.className", "org.jivesoftware.openfire.auth.DefaultAuthProvider", "the passwords"},
+	{"provider.group.className", "org.jivesoftware.openfire.group.DefaultGroupProvider", "the groups"},
+	{"provider.vcard.className", "org.jivesoftware.openfire.vcard.DefaultVCardProvider", "the vCards"},
+}
+
 // Read reads everything the import carries from an Openfire database.
 func Read(ctx context.Context, opts Options) (*migration.Data, error) {
 	var src source
@@ -154,6 +164,13 @@ func (r *reader) read(ctx context.Context) (*migration.Data, error) {
 	}
 	r.data = &migration.Data{Domain: r.rw.to}
 	r.users = map[string]*migration.User{}
+	// Users, passwords, groups or vCards served from elsewhere (LDAP, a
+	// foreign database) are not in the tables read here: say so.
+	for _, p := range providers {
+		if v := strings.TrimSpace(r.props[p.property]); v != "" && v != p.def {
+			r.skip("Openfire's %s is %s: %s it serves are not in Openfire's own tables and are not carried", p.property, v, p.what)
+		}
+	}
 	steps := []func(context.Context) error{r.readUsers, r.readRosters, r.readOffline, r.readVCards, r.readPrivate, r.readPEPPrivate, r.readSharedGroups, r.readRooms}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
