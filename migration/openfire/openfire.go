@@ -221,10 +221,13 @@ func (r *reader) properties(ctx context.Context) error {
 	if err := r.need("ofproperty", "name", "propvalue"); err != nil {
 		return err
 	}
-	cols := []string{"name", "propvalue"}
-	encrypted := r.has("ofproperty", "encrypted")
-	if encrypted {
-		cols = append(cols, "encrypted")
+	cols := []string{"name", "propvalue", "encrypted", "iv"}
+	encrypted, withIV := r.has("ofproperty", "encrypted"), r.has("ofproperty", "iv")
+	switch {
+	case !encrypted:
+		cols = cols[:2]
+	case !withIV:
+		cols = cols[:3]
 	}
 	r.props = map[string]string{}
 	return r.src.scan(ctx, "ofproperty", cols, func(vals []*string) error {
@@ -236,7 +239,11 @@ func (r *reader) properties(ctx context.Context) error {
 			if name != "xmpp.domain" && name != "passwordKey" {
 				return nil
 			}
-			dv, err := r.decryptProperty(name, v)
+			iv := ""
+			if withIV {
+				iv = str(vals[3])
+			}
+			dv, err := r.decryptProperty(name, v, iv)
 			if err != nil {
 				return err
 			}
@@ -248,28 +255,53 @@ func (r *reader) properties(ctx context.Context) error {
 }
 
 // decryptProperty decrypts an ofProperty value that Openfire encrypted
-// (encrypted = 1). Only the default setup is supported: the Blowfish
-// algorithm with no encrypt.key.current in security.xml (the key is then
-// Openfire's built-in "Blowfish-CBC").
-func (r *reader) decryptProperty(name, v string) (string, error) {
+// (encrypted = 1) with the property encryptor security.xml describes
+// (property.go).
+func (r *reader) decryptProperty(name, v, ivB64 string) (string, error) {
 	fail := func(why string) (string, error) {
-		return "", fmt.Errorf("openfire: ofProperty %s is stored encrypted and %s; in Openfire's admin console (Server Manager, System Properties) turn its encryption off, then import again", name, why)
+		return "", fmt.Errorf("openfire: ofProperty %s is stored encrypted and %s; give Openfire's conf/security.xml, or in Openfire's admin console (Server Manager, System Properties) turn its encryption off, then import again", name, why)
 	}
 	if r.sec == nil {
 		return fail("no security.xml was given")
 	}
-	if r.sec.Algorithm != "" && !strings.EqualFold(r.sec.Algorithm, "Blowfish") {
-		return fail("security.xml's encrypt.algorithm " + r.sec.Algorithm + " is not supported")
-	}
+	key := ""
 	if r.sec.KeyCurrent != "" {
-		return fail("security.xml sets a custom encrypt.key.current, which is not supported")
+		k, err := deobfuscate(r.sec.KeyCurrent)
+		if err != nil {
+			return fail("security.xml's " + err.Error())
+		}
+		key = k
 	}
-	for _, k := range r.keys("Blowfish-CBC") {
-		if p, err := decryptPassword(k.key, v); err == nil {
+	switch {
+	case strings.EqualFold(r.sec.Algorithm, "AES"):
+		var iv []byte
+		if strings.TrimSpace(ivB64) != "" {
+			b, err := b64decode(ivB64)
+			if err != nil || len(b) != 16 {
+				return fail("its iv is not 16 bytes of base64")
+			}
+			iv = b
+		}
+		k := legacyKey
+		if key != "" {
+			k = aesKey(key)
+		}
+		if p, err := aesDecrypt(k, v, iv); err == nil {
 			return p, nil
 		}
+	case r.sec.Algorithm == "" || strings.EqualFold(r.sec.Algorithm, "Blowfish"):
+		if key == "" {
+			key = defaultBlowfishKey
+		}
+		for _, k := range r.keys(key) {
+			if p, err := decryptPassword(k.key, v); err == nil {
+				return p, nil
+			}
+		}
+	default:
+		return fail("security.xml's encrypt.algorithm " + r.sec.Algorithm + " is unknown")
 	}
-	return fail("does not decrypt with security.xml's settings")
+	return fail("does not decrypt with security.xml's algorithm and key")
 }
 
 // blowfishKey is one candidate key for Openfire's Blowfish.
