@@ -43,7 +43,9 @@ type Options struct {
 	// SecurityXML is the path of Openfire's conf/security.xml. It holds
 	// the PBKDF2 salt that encrypted passwords need on installs that use
 	// PBKDF2 (Openfire 5.1.0 and later, after the switch in the admin
-	// console); without it only SHA-1-keyed passwords decrypt.
+	// console; without it only SHA-1-keyed passwords decrypt), and the
+	// property encryptor's algorithm and key, needed when passwordKey or
+	// xmpp.domain is stored encrypted.
 	SecurityXML string
 	// Domain is xmppd's domain. Openfire's xmpp.domain must equal it unless
 	// RewriteDomain. Empty: Openfire's domain is taken as it is.
