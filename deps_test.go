@@ -74,7 +74,11 @@ var allowedImports = map[string][]string{
 	"lastactivity": {"router", "internal/burstlog"}, // XEP-0012; its Store is storage's LastActivity
 	"component":    {"router", "internal/xmlenc"},   // XEP-0114; components from the config, converted by server
 
-	"auth":                {"storage"},
+	"auth": {"storage"},
+	// migration is the portable form of imports and exports; its readers
+	// know only it and storage's value types.
+	"migration":           {"storage"},
+	"migration/openfire":  {"migration", "storage"},
 	"storage":             {},
 	"storage/storagetest": {"storage"},
 	"config":              {},
