@@ -77,7 +77,6 @@ var allowedImports = map[string][]string{
 	"auth": {"storage"},
 	// migration is the portable form of imports and exports; its readers
 	// know only it and storage's value types.
-	"migration":           {"storage"},
 	"migration/openfire":  {"migration", "storage"},
 	"storage":             {},
 	"storage/storagetest": {"storage"},
