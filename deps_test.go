@@ -24,7 +24,8 @@ import (
 var allowedImports = map[string][]string{
 	"": {}, // the module root: repository-wide tests only
 
-	"cmd/xmppd":           {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc"},
+	"cmd/xmppd": {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc",
+		"migration", "migration/xep0227", "migration/openfirexml"},
 	"cmd/xmppbench":       {}, // a load generator: it speaks XMPP over sockets, to any server
 	"bench/mkusers":       {"auth", "config", "storage"},
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
@@ -65,6 +66,15 @@ var allowedImports = map[string][]string{
 	"entitytime":   {"router"},                      // XEP-0202
 	"lastactivity": {"router", "internal/burstlog"}, // XEP-0012; its Store is storage's LastActivity
 	"component":    {"router", "internal/xmlenc"},   // XEP-0114; components from the config, converted by server
+
+	// migration is the portable form of imports and exports and its
+	// writer into storage: auth derives the credentials, vcard parses
+	// vCards as it stores them, mam names archived room messages.
+	"migration": {"auth", "storage", "vcard", "mam"},
+	// Readers and writers of export files; migration.SafeDecoder reads
+	// them.
+	"migration/xep0227":     {"migration", "storage", "internal/xmlenc"},
+	"migration/openfirexml": {"migration", "storage"},
 
 	"auth":                {"storage"},
 	"storage":             {},

@@ -108,6 +108,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Imports and exports refuse to run beside a server (see
+	// storage.DB.LockInstance); it is released when the DB is closed.
+	if err := s.db.LockInstance(ctx); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	applied, err := s.db.Migrate(ctx)
 	if err != nil {
 		return err
