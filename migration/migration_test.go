@@ -1,0 +1,376 @@
+package migration_test
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmpp/jid"
+
+	"xmppd.dev/xmppd/auth"
+	"xmppd.dev/xmppd/config"
+	"xmppd.dev/xmppd/internal/xmpptest"
+	"xmppd.dev/xmppd/migration"
+	"xmppd.dev/xmppd/migration/openfirexml"
+	"xmppd.dev/xmppd/migration/xep0227"
+	"xmppd.dev/xmppd/storage"
+	"xmppd.dev/xmppd/storage/storagetest"
+	"xmppd.dev/xmppd/vcard"
+)
+
+const domain = "localhost"
+
+// offlineStamp is when populate's first offline message was stored.
+var offlineStamp = time.Now().Add(-time.Hour).Truncate(time.Millisecond).UTC()
+
+// populate writes, through the repositories as the server would, two
+// users with everything an export carries.
+func populate(t *testing.T, db *storage.DB) {
+	t.Helper()
+	ctx := t.Context()
+	a := auth.New(db.Accounts(), auth.MinIterations)
+	for _, u := range []struct{ local, pw string }{{"alice", "alice-pw"}, {"bob", "bob-pw"}} {
+		if err := a.Create(ctx, jid.MustParse(u.local+"@"+domain), u.pw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := db.Rosters()
+	for _, p := range []struct {
+		owner string
+		it    storage.RosterItem
+	}{
+		{"alice@localhost", storage.RosterItem{Contact: "bob@localhost", Name: "Bob & co", Groups: []string{"Friends", "Work"}, Subscription: "both", Visible: true}},
+		{"alice@localhost", storage.RosterItem{Contact: "carol@elsewhere.example", Subscription: "none", Ask: true, Visible: true}},
+		{"alice@localhost", storage.RosterItem{Contact: "dave@elsewhere.example", Subscription: "none", PendingIn: true, Request: "<presence type='subscribe' from='dave@elsewhere.example'/>"}},
+		{"bob@localhost", storage.RosterItem{Contact: "alice@localhost", Subscription: "both", Approved: false, Visible: true}},
+	} {
+		if _, err := r.Put(ctx, p.owner, p.it, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Recent: the server's sweep deletes old offline messages at start.
+	stamp := offlineStamp
+	for _, m := range []string{
+		"<message from='bob@localhost/phone' to='alice@localhost' type='chat' id='m1'><body>hello &lt;alice&gt;</body></message>",
+		"<message from='carol@elsewhere.example/x' to='alice@localhost' type='chat'><body>second</body><thread>t</thread></message>",
+	} {
+		if _, err := db.Offline().Push(ctx, "alice@localhost", stamp, []byte(m), storage.OfflineLimits{}); err != nil {
+			t.Fatal(err)
+		}
+		stamp = stamp.Add(time.Second)
+	}
+	vc, photo, err := vcard.Parse([]byte("<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>iVBORw0KGgo=</BINVAL></PHOTO></vCard>"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.VCards().Set(ctx, "alice@localhost", vc, photo); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PrivateXML().Set(ctx, "alice@localhost", map[string][]byte{
+		"storage:bookmarks": []byte("<storage xmlns='storage:bookmarks'><conference jid='room@conference.localhost' autojoin='true'></conference></storage>"),
+		"urn:x:notes":       []byte("<notes xmlns='urn:x:notes'>n</notes>"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot is what storage holds of the domain's users, for comparing two
+// databases; offline message ids are left out (each database numbers its
+// own).
+func snapshot(t *testing.T, db *storage.DB) *migration.Data {
+	t.Helper()
+	d, err := migration.ReadStorage(t.Context(), db, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range d.Users {
+		for k := range d.Users[i].Offline {
+			d.Users[i].Offline[k].ID = 0
+		}
+	}
+	return d
+}
+
+func startOn(t *testing.T, e storagetest.Engine) *xmpptest.Server {
+	t.Helper()
+	return xmpptest.Start(t, func(c *config.Config) {
+		c.Storage.Driver, c.Storage.DSN = e.Driver, e.DSN
+	})
+}
+
+// TestXEP0227RoundTrip exports a populated database to a XEP-0227 file,
+// imports the file into a fresh database (twice), and finds the same
+// state; then a server on it lets the users log in with their passwords
+// over SCRAM-SHA-1, SCRAM-SHA-256 and PLAIN and serves their roster,
+// offline messages and vCard.
+func TestXEP0227RoundTrip(t *testing.T) {
+	for _, pair := range [][2]storagetest.Engine{
+		{storagetest.SQLite(t), storagetest.SQLite(t)},
+		{storagetest.Postgres(t), storagetest.Postgres(t)},
+	} {
+		t.Run(pair[0].Name, func(t *testing.T) {
+			ctx := t.Context()
+			src := storagetest.Open(t, pair[0])
+			populate(t, src)
+			var file bytes.Buffer
+			if err := xep0227.Write(&file, snapshot(t, src)); err != nil {
+				t.Fatal(err)
+			}
+			want := snapshot(t, src)
+
+			dstEngine := pair[1]
+			dst := storagetest.Open(t, dstEngine)
+			for run := range 2 {
+				d, err := xep0227.Read(bytes.NewReader(file.Bytes()), "export.xml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, err := migration.Write(ctx, dst, d, migration.WriteOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Users != 2 || rep.RosterItems != 4 || rep.OfflineMessages != 2 || rep.VCards != 1 || rep.PrivateXML != 2 {
+					t.Errorf("run %d: report %+v", run, rep)
+				}
+				if got := snapshot(t, dst); !reflect.DeepEqual(got, want) {
+					t.Fatalf("run %d: imported state differs from the exported one:\n got %+v\nwant %+v", run, got, want)
+				}
+			}
+			dst.Close()
+
+			srv := startOn(t, dstEngine)
+			for _, m := range []sasl.Mechanism{sasl.ScramSha1, sasl.ScramSha256, sasl.Plain} {
+				c := srv.Login(t, jid.MustParse("bob@localhost"), "bob-pw", xmpptest.LoginOptions{Resource: m.Name, Mechs: []sasl.Mechanism{m}})
+				c.Close()
+			}
+			alice := srv.Login(t, jid.MustParse("alice@localhost"), "alice-pw", xmpptest.LoginOptions{Resource: "r"})
+			checkAlice(t, alice)
+
+			// The server holds the instance lock: an import would be
+			// refused.
+			other, err := storage.Open(ctx, dstEngine.Driver, dstEngine.DSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if err := other.LockInstance(ctx); !errors.Is(err, storage.ErrLocked) {
+				t.Errorf("LockInstance while the server runs: %v, want ErrLocked", err)
+			}
+		})
+	}
+}
+
+// checkAlice asserts, over XMPP, what populate gave alice.
+func checkAlice(t *testing.T, c *xmpptest.Client) {
+	t.Helper()
+	c.Send("<presence/>")
+	var msgs []string
+	dave := false
+	deadline := time.After(5 * time.Second)
+	for len(msgs) < 2 || !dave {
+		select {
+		case e := <-c.Elements():
+			switch {
+			case e.Name.Local == "message":
+				msgs = append(msgs, e.Raw)
+			case e.Name.Local == "presence" && e.Attr("type") == "subscribe" && strings.HasPrefix(e.Attr("from"), "dave@"):
+				dave = true
+			}
+		case <-deadline:
+			t.Fatalf("after 5s: offline messages %q, dave's request presented again: %v", msgs, dave)
+		}
+	}
+	if !strings.Contains(msgs[0], "hello &lt;alice&gt;") || !strings.Contains(msgs[0], offlineStamp.Format("2006-01-02T15:04:05.000Z")) || !strings.Contains(msgs[1], "second") {
+		t.Errorf("offline messages: %q", msgs)
+	}
+	c.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+	r := c.Expect(5*time.Second, "roster result", func(e xmpptest.Element) bool { return e.Attr("id") == "r1" })
+	for _, s := range []string{"jid='bob@localhost'", "Bob &amp; co", "<group>Friends</group>", "<group>Work</group>", "carol@elsewhere.example"} {
+		if !strings.Contains(r.Raw, s) {
+			t.Errorf("roster lacks %s: %s", s, r.Raw)
+		}
+	}
+	if strings.Contains(r.Raw, "dave@") {
+		t.Errorf("roster shows the item kept only for dave's request: %s", r.Raw)
+	}
+	c.Send("<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>")
+	v := c.Expect(5*time.Second, "vCard result", func(e xmpptest.Element) bool { return e.Attr("id") == "v1" })
+	if !strings.Contains(v.Raw, "Alice Liddell") {
+		t.Errorf("vCard: %s", v.Raw)
+	}
+}
+
+const openfireXML = `<?xml version="1.0" encoding="UTF-8"?>
+<Openfire>
+  <User>
+    <Username>Alice</Username>
+    <Password>s3cret pass</Password>
+    <Email>alice@example.org</Email>
+    <Name>Alice A.</Name>
+    <CreationDate>1600000000000</CreationDate>
+    <ModifiedDate>1600000000000</ModifiedDate>
+    <Roster>
+      <Item jid="bob@old.example" askstatus="-1" recvstatus="-1" substatus="3" name="Bob">
+        <Group>Friends</Group>
+      </Item>
+      <Item jid="carol@other.example" askstatus="0" recvstatus="-1" substatus="0" name="">
+      </Item>
+      <Item jid="gone@other.example" askstatus="-1" recvstatus="-1" substatus="-1"/>
+    </Roster>
+  </User>
+  <User>
+    <Username>bob</Username>
+    <Password></Password>
+    <Roster/>
+  </User>
+  <User>
+    <Username>bad user</Username>
+    <Password>x</Password>
+  </User>
+</Openfire>`
+
+// TestOpenfireXML imports the User Import/Export plugin's file with its
+// domain rewritten; alice logs in with her password over every mechanism
+// and sees her roster and the vCard made of her name and address; bob,
+// without a password, and the invalid username are reported.
+func TestOpenfireXML(t *testing.T) {
+	for _, e := range storagetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := t.Context()
+			db := storagetest.Open(t, e)
+			d, err := openfirexml.Read(strings.NewReader(openfireXML), "users.xml", "old.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.RewriteDomain(domain)
+			// A dry run first: it writes nothing.
+			rep, err := migration.Write(ctx, db, d, migration.WriteOptions{DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if accts, _ := db.Accounts().List(ctx); len(accts) != 0 {
+				t.Fatalf("dry run wrote accounts: %+v", accts)
+			}
+			if rep.Users != 2 || rep.RosterItems != 2 || len(rep.Invalid) != 1 || len(rep.NoPassword) != 1 ||
+				rep.NoPassword[0].Who != "bob@localhost" || rep.DerivedFromPassword != 1 {
+				t.Errorf("dry run report %+v", rep)
+			}
+			rep2, err := migration.Write(ctx, db, d, migration.WriteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rep, rep2) {
+				t.Errorf("dry run and import reports differ:\n%+v\n%+v", rep, rep2)
+			}
+			items, err := db.Rosters().All(ctx, "alice@localhost")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(items) != 2 || items[0].Contact != "bob@localhost" || items[0].Subscription != "both" ||
+				items[1].Contact != "carol@other.example" || !items[1].Ask {
+				t.Errorf("alice's roster %+v", items)
+			}
+			db.Close()
+
+			srv := startOn(t, e)
+			for _, m := range []sasl.Mechanism{sasl.ScramSha1, sasl.ScramSha256, sasl.Plain} {
+				c := srv.Login(t, jid.MustParse("alice@localhost"), "s3cret pass", xmpptest.LoginOptions{Resource: m.Name, Mechs: []sasl.Mechanism{m}})
+				c.Close()
+			}
+			c := srv.Login(t, jid.MustParse("alice@localhost"), "s3cret pass", xmpptest.LoginOptions{Resource: "r"})
+			c.Send("<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>")
+			v := c.Expect(5*time.Second, "vCard result", func(e xmpptest.Element) bool { return e.Attr("id") == "v1" })
+			if !strings.Contains(v.Raw, "Alice A.") || !strings.Contains(v.Raw, "alice@example.org") {
+				t.Errorf("vCard: %s", v.Raw)
+			}
+			if _, err := srv.TryLogin(t, jid.MustParse("bob@localhost"), "", xmpptest.LoginOptions{}); err == nil {
+				t.Error("bob, imported without a password, logged in")
+			}
+		})
+	}
+}
+
+// TestBadXML: files that are cut short, declare entities, nest too deep
+// or hold huge elements are refused with an error that says where and
+// why, before anything is written.
+func TestBadXML(t *testing.T) {
+	var file bytes.Buffer
+	d := &migration.Data{Domain: domain, Users: []migration.User{{Username: "alice", Password: "pw",
+		Roster: []storage.RosterItem{{Contact: "bob@localhost", Subscription: "both", Visible: true}}}}}
+	if err := xep0227.Write(&file, d); err != nil {
+		t.Fatal(err)
+	}
+	good := file.String()
+	head := "<?xml version='1.0'?>\n<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='alice' password='pw'>"
+	tail := "</user></host></server-data>"
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"truncated", good[:len(good)*2/3], "export.xml:"},
+		{"doctype", "<?xml version='1.0'?><!DOCTYPE server-data [<!ENTITY x 'y'>]>" + good[strings.Index(good, "<server-data"):], "DOCTYPE"},
+		{"billion laughs", `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+			<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><server-data xmlns='urn:xmpp:pie:0'>&lol3;</server-data>`, "DOCTYPE"},
+		{"undeclared entity", head + "&lol;" + tail, "entity"},
+		{"deep", head + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + tail, "nested more than"},
+		{"huge text", head + "<vCard xmlns='vcard-temp'><FN>" + strings.Repeat("a", 9<<20) + "</FN></vCard>" + tail, "allowed"},
+		{"not xep0227", "<Openfire/>", "not XEP-0227"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := xep0227.Read(strings.NewReader(tc.file), "export.xml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Read: %v, want an error containing %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "export.xml:") && !errors.Is(err, migration.ErrUnsafeXML) {
+				t.Errorf("error %q names no position", err)
+			}
+		})
+	}
+	if _, err := xep0227.Read(strings.NewReader(good), "export.xml"); err != nil {
+		t.Fatalf("the untouched file: %v", err)
+	}
+}
+
+// TestSHA1OnlyAndMismatch: users with SCRAM-SHA-1 keys only are counted,
+// a password that does not match the keys is reported (the keys kept), and
+// two usernames that normalise alike import once.
+func TestSHA1OnlyAndMismatch(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		// SCRAM-SHA-1 keys of "pw", as Openfire keeps them.
+		src := storagetest.Open(t, storagetest.SQLite(t))
+		if err := auth.New(src.Accounts(), auth.MinIterations).Create(ctx, jid.MustParse("k@localhost"), "pw"); err != nil {
+			t.Fatal(err)
+		}
+		sha1, err := src.Accounts().Credential(ctx, "k@localhost", auth.SCRAMSHA1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &migration.Data{Domain: domain, Users: []migration.User{
+			{Username: "keys", Credentials: []storage.Credential{sha1}},
+			{Username: "both", Password: "pw", Credentials: []storage.Credential{sha1}},
+			{Username: "wrong", Password: "not-pw", Credentials: []storage.Credential{sha1}},
+			{Username: "Keys"}, // normalises to keys
+		}}
+		rep, err := migration.Write(ctx, db, d, migration.WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(rep.SHA1Only, []string{"keys@localhost", "wrong@localhost"}) || len(rep.PasswordMismatch) != 1 ||
+			rep.PasswordMismatch[0].Who != "wrong@localhost" || rep.DerivedFromPassword != 1 || len(rep.Invalid) != 1 {
+			t.Errorf("report %+v", rep)
+		}
+		a := auth.New(db.Accounts(), auth.MinIterations)
+		for _, u := range []string{"keys", "both", "wrong"} {
+			if err := a.VerifyPlain(ctx, jid.MustParse(u+"@localhost"), "pw"); err != nil {
+				t.Errorf("%s: password pw: %v", u, err)
+			}
+		}
+		if _, err := a.Credential(ctx, jid.MustParse("both@localhost"), auth.SCRAMSHA256); err != nil {
+			t.Errorf("both: no SCRAM-SHA-256 derived: %v", err)
+		}
+	})
+}
