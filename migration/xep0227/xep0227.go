@@ -542,4 +542,3 @@ func appendAttrs(b []byte, prefix, name, value string) []byte {
 	b = migration.AppendEscaped(b, value)
 	return append(b, '\'')
 }
-
