@@ -3,6 +3,7 @@ package migration_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -373,4 +374,105 @@ func TestSHA1OnlyAndMismatch(t *testing.T) {
 			t.Errorf("both: no SCRAM-SHA-256 derived: %v", err)
 		}
 	})
+}
+
+// TestRooms imports a room with affiliations, a reserved nick and a log
+// (twice), then over XMPP: the member learns its reserved nick (XEP-0045
+// §7.12), another user cannot take it, the member joins with it and gets
+// the log's last messages as history, and the room's archive holds the
+// whole log once.
+func TestRooms(t *testing.T) {
+	for _, e := range storagetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := t.Context()
+			db := storagetest.Open(t, e)
+			const room = "lounge@conference.localhost"
+			base := time.Now().Add(-24 * time.Hour).Truncate(time.Millisecond).UTC()
+			r := migration.Room{
+				MUCRoom: storage.MUCRoom{
+					JID: room, Service: "conference.localhost", Creator: "alice@localhost", CreatedAt: base,
+					Name: "Lounge", Public: true, MaxUsers: 30, Whois: "moderators", HistoryLength: 2,
+					AllowPM: "anyone", ChangeSubject: true, Archive: true, Subject: "Welcome", SubjectNick: "Al",
+					Affiliations: []storage.MUCAffiliation{{JID: "alice@localhost", Affiliation: "owner"}},
+				},
+				Nicks: map[string]string{"bob@localhost": "Bobby"},
+			}
+			for i := range 4 {
+				r.Log = append(r.Log, storage.MUCMessage{ID: fmt.Sprint("old", i), Nick: "Al", Sender: "alice@localhost/pc",
+					Stamp: base.Add(time.Duration(i) * time.Minute), Payload: fmt.Appendf(nil, "<body>log %d</body>", i)})
+			}
+			d := &migration.Data{Domain: domain, Rooms: []migration.Room{r}, Users: []migration.User{
+				{Username: "alice", Password: "pw-alice"}, {Username: "bob", Password: "pw-bob"}}}
+			for range 2 {
+				rep, err := migration.Write(ctx, db, d, migration.WriteOptions{MUCService: "conference.localhost"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Rooms != 1 || rep.Affiliations != 2 || rep.ReservedNicks != 1 || rep.RoomMessages != 4 {
+					t.Errorf("report %+v", rep)
+				}
+			}
+			db.Close()
+
+			srv := startOn(t, e)
+			bob := srv.Login(t, jid.MustParse("bob@localhost"), "pw-bob", xmpptest.LoginOptions{Resource: "r"})
+			alice := srv.Login(t, jid.MustParse("alice@localhost"), "pw-alice", xmpptest.LoginOptions{Resource: "r"})
+			bob.Send("<iq type='get' id='n1' to='%s'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>", room)
+			n := bob.Expect(5*time.Second, "reserved nick", func(e xmpptest.Element) bool { return e.Attr("id") == "n1" })
+			if !strings.Contains(n.Raw, "name='Bobby'") {
+				t.Errorf("x-roomuser-item for bob: %s", n.Raw)
+			}
+			alice.Send("<iq type='get' id='n2' to='%s'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>", room)
+			if n := alice.Expect(5*time.Second, "reserved nick", func(e xmpptest.Element) bool { return e.Attr("id") == "n2" }); strings.Contains(n.Raw, "identity") {
+				t.Errorf("x-roomuser-item for alice, who reserved none: %s", n.Raw)
+			}
+			alice.Send("<presence to='%s/Bobby'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+			p := alice.Expect(5*time.Second, "join error", func(e xmpptest.Element) bool { return e.Name.Local == "presence" })
+			if p.Attr("type") != "error" || !strings.Contains(p.Raw, "<conflict") {
+				t.Errorf("alice joining as bob's reserved nick: %s", p.Raw)
+			}
+			bob.Send("<presence to='%s/Bobby'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+			var hist []string
+			deadline := time.After(5 * time.Second)
+			for subject := false; !subject; {
+				select {
+				case e := <-bob.Elements():
+					if e.Name.Local == "presence" && e.Attr("type") == "error" {
+						t.Fatalf("bob joining as Bobby: %s", e.Raw)
+					}
+					if e.Name.Local == "message" && strings.Contains(e.Raw, "<subject>") {
+						subject = true
+					} else if e.Name.Local == "message" {
+						hist = append(hist, e.Raw)
+					}
+				case <-deadline:
+					t.Fatalf("bob's join: no subject within 5s; history %q", hist)
+				}
+			}
+			if len(hist) != 2 || !strings.Contains(hist[0], "log 2") || !strings.Contains(hist[1], "log 3") || !strings.Contains(hist[0], "from='"+room+"/Al'") {
+				t.Errorf("history on join: %q", hist)
+			}
+			bob.Send("<iq type='set' id='q1' to='%s'><query xmlns='urn:xmpp:mam:2' queryid='x'/></iq>", room)
+			var archived []string
+			for done := false; !done; {
+				select {
+				case e := <-bob.Elements():
+					switch {
+					case e.Name.Local == "message" && strings.Contains(e.Raw, "queryid='x'"):
+						archived = append(archived, e.Raw)
+					case e.Attr("id") == "q1":
+						done = true
+						if e.Attr("type") != "result" {
+							t.Fatalf("MAM query: %s", e.Raw)
+						}
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("MAM query: no answer; got %q", archived)
+				}
+			}
+			if len(archived) != 4 || !strings.Contains(archived[0], "log 0") || !strings.Contains(archived[3], "log 3") {
+				t.Errorf("room archive: %d messages: %q", len(archived), archived)
+			}
+		})
+	}
 }
