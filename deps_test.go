@@ -28,7 +28,8 @@ var allowedImports = map[string][]string{
 		"migration", "migration/xep0227", "migration/openfirexml"},
 	"cmd/xmppbench":       {}, // a load generator: it speaks XMPP over sockets, to any server
 	"bench/mkusers":       {"auth", "config", "storage"},
-	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
+	"bench/importbench":   {"auth", "migration", "storage"}, // times migration.Write
+	"bench/archivelayout": {},                               // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
 		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat"},

@@ -136,7 +136,7 @@ func (db *DB) ImportUser(ctx context.Context, u ImportedUser) (err error) {
 
 // insertChunks are the row counts of insertRows' statements, largest
 // first: a fixed few, so that each text can stay prepared (see txExec).
-var insertChunks = []int{64, 16, 4, 1}
+var insertChunks = []int{64, 32, 16, 8, 4, 2, 1}
 
 // insertRows inserts rows (each of width values) with multi-row
 // statements: prefix, then "($1, …), (…)", then suffix. One statement per
@@ -155,7 +155,7 @@ func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, prefix, suffix string,
 		for _, r := range rows[:n] {
 			args = append(args, r...)
 		}
-		if _, err := db.txExec(ctx, tx, valuesQuery(prefix, suffix, width, n), args...); err != nil {
+		if _, err := db.txExec(ctx, tx, db.valuesQuery(prefix, suffix, width, n), args...); err != nil {
 			return err
 		}
 		rows = rows[n:]
@@ -163,8 +163,21 @@ func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, prefix, suffix string,
 	return nil
 }
 
-// valuesQuery builds prefix + n tuples of width placeholders + suffix.
-func valuesQuery(prefix, suffix string, width, n int) string {
+type valuesKey struct {
+	prefix, suffix string
+	width, n       int
+	question       bool
+}
+
+// valuesQuery returns prefix + n tuples of width placeholders + suffix.
+// On SQLite the placeholders are ?: binding the N-th of hundreds of $N
+// parameters makes modernc.org/sqlite look its name up in a list (see
+// Archive.appendQuery); PostgreSQL takes only $N.
+func (db *DB) valuesQuery(prefix, suffix string, width, n int) string {
+	k := valuesKey{prefix, suffix, width, n, db.dialect.name == DriverSQLite}
+	if q, ok := db.valuesQueries.Load(k); ok {
+		return q.(string)
+	}
 	var b strings.Builder
 	b.WriteString(prefix)
 	for i := range n {
@@ -176,11 +189,16 @@ func valuesQuery(prefix, suffix string, width, n int) string {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "$%d", i*width+j+1)
+			if k.question {
+				b.WriteByte('?')
+			} else {
+				fmt.Fprintf(&b, "$%d", i*width+j+1)
+			}
 		}
 		b.WriteByte(')')
 	}
 	b.WriteString(suffix)
+	db.valuesQueries.Store(k, b.String())
 	return b.String()
 }
 

@@ -44,6 +44,10 @@ type DB struct {
 	// held. Guarded by lockMu.
 	lockMu sync.Mutex
 	unlock func()
+
+	// valuesQueries caches the multi-row INSERT texts of imports
+	// (valuesQuery), valuesKey → string.
+	valuesQueries sync.Map
 }
 
 // Open opens the database and checks that it answers before returning.
