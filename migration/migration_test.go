@@ -221,6 +221,7 @@ const openfireXML = `<?xml version="1.0" encoding="UTF-8"?>
       <Item jid="carol@other.example" askstatus="0" recvstatus="-1" substatus="0" name="">
       </Item>
       <Item jid="gone@other.example" askstatus="-1" recvstatus="-1" substatus="-1"/>
+      <Item jid="dave@other.example" askstatus="-1" recvstatus="1" substatus="0"/>
     </Roster>
   </User>
   <User>
@@ -256,7 +257,7 @@ func TestOpenfireXML(t *testing.T) {
 			if accts, _ := db.Accounts().List(ctx); len(accts) != 0 {
 				t.Fatalf("dry run wrote accounts: %+v", accts)
 			}
-			if rep.Users != 2 || rep.RosterItems != 2 || len(rep.Invalid) != 1 || len(rep.NoPassword) != 1 ||
+			if rep.Users != 2 || rep.RosterItems != 3 || len(rep.Invalid) != 1 || len(rep.NoPassword) != 1 ||
 				rep.NoPassword[0].Who != "bob@localhost" || rep.DerivedFromPassword != 1 {
 				t.Errorf("dry run report %+v", rep)
 			}
@@ -271,8 +272,9 @@ func TestOpenfireXML(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(items) != 2 || items[0].Contact != "bob@localhost" || items[0].Subscription != "both" ||
-				items[1].Contact != "carol@other.example" || !items[1].Ask {
+			if len(items) != 3 || items[0].Contact != "bob@localhost" || items[0].Subscription != "both" || items[0].Groups[0] != "Friends" ||
+				items[1].Contact != "carol@other.example" || !items[1].Ask ||
+				items[2].Contact != "dave@other.example" || !items[2].PendingIn || items[2].Visible {
 				t.Errorf("alice's roster %+v", items)
 			}
 			db.Close()
@@ -283,6 +285,15 @@ func TestOpenfireXML(t *testing.T) {
 				c.Close()
 			}
 			c := srv.Login(t, jid.MustParse("alice@localhost"), "s3cret pass", xmpptest.LoginOptions{Resource: "r"})
+			c.Send("<presence/>")
+			c.Expect(5*time.Second, "dave's request", func(e xmpptest.Element) bool {
+				return e.Name.Local == "presence" && e.Attr("type") == "subscribe" && e.Attr("from") == "dave@other.example"
+			})
+			c.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+			if r := c.Expect(5*time.Second, "roster", func(e xmpptest.Element) bool { return e.Attr("id") == "r1" }); !strings.Contains(r.Raw, "<item jid='bob@localhost' name='Bob' subscription='both'><group>Friends</group></item>") ||
+				!strings.Contains(r.Raw, "carol@other.example") || strings.Contains(r.Raw, "dave@") {
+				t.Errorf("roster: %s", r.Raw)
+			}
 			c.Send("<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>")
 			v := c.Expect(5*time.Second, "vCard result", func(e xmpptest.Element) bool { return e.Attr("id") == "v1" })
 			if !strings.Contains(v.Raw, "Alice A.") || !strings.Contains(v.Raw, "alice@example.org") {

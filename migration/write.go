@@ -268,6 +268,24 @@ func prepareUser(domain string, u *User) (p prepared, problems []string, err err
 	}
 	p.src = u
 	p.JID = j.String()
+	// Credentials storage would refuse are left out here, so that one
+	// user's bad keys do not stop the import.
+	var creds []storage.Credential
+	for _, c := range u.Credentials {
+		switch {
+		case c.Mechanism != auth.SCRAMSHA1 && c.Mechanism != auth.SCRAMSHA256:
+			problems = append(problems, fmt.Sprintf("user %s: %q credential left out: unknown mechanism", p.JID, c.Mechanism))
+		case len(c.Salt) == 0 || len(c.StoredKey) == 0 || len(c.ServerKey) == 0 || c.Iterations <= 0:
+			problems = append(problems, fmt.Sprintf("user %s: %s credential left out: no salt, keys or iterations", p.JID, c.Mechanism))
+		case slices.ContainsFunc(creds, func(x storage.Credential) bool { return x.Mechanism == c.Mechanism }):
+			problems = append(problems, fmt.Sprintf("user %s: a second %s credential left out", p.JID, c.Mechanism))
+		default:
+			creds = append(creds, c)
+		}
+	}
+	if len(creds) != len(u.Credentials) {
+		u.Credentials = creds
+	}
 	p.CreatedAt = u.CreatedAt
 	for _, it := range u.Roster {
 		c, err := jid.Parse(it.Contact)

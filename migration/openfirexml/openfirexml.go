@@ -237,6 +237,9 @@ func item(s *migration.SafeDecoder, t xml.StartElement, user string) (it storage
 	it.Ask = ask == 0 && (it.Subscription == "none" || it.Subscription == "from")
 	// RECV_SUBSCRIBE is 1: the contact asked; no answer yet.
 	it.PendingIn = recv == 1 && (it.Subscription == "none" || it.Subscription == "to")
+	// A contact's request alone, not answered and not in the roster the
+	// user sees: kept for the request (the server presents it again).
+	it.Visible = !(it.PendingIn && it.Subscription == "none" && !it.Ask)
 	return it, true, nil
 }
 
