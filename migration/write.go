@@ -247,7 +247,8 @@ func Write(ctx context.Context, db *storage.DB, d *Data, opts WriteOptions) (Rep
 // prepared is a user ready to write, but for its credentials.
 type prepared struct {
 	storage.ImportedUser
-	src *User
+	src     *User
+	carried []storage.Credential // src.Credentials that storage accepts
 }
 
 // outcome is what writing one user came to.
@@ -283,9 +284,7 @@ func prepareUser(domain string, u *User) (p prepared, problems []string, err err
 			creds = append(creds, c)
 		}
 	}
-	if len(creds) != len(u.Credentials) {
-		u.Credentials = creds
-	}
+	p.carried = creds
 	p.CreatedAt = u.CreatedAt
 	for _, it := range u.Roster {
 		c, err := jid.Parse(it.Contact)
@@ -321,16 +320,16 @@ func writeUser(ctx context.Context, db *storage.DB, writeMu *sync.Mutex, p *prep
 	u := p.src
 	j, _ := jid.Parse(p.JID) // normalised by prepareUser
 	var sha1 *storage.Credential
-	for i, c := range u.Credentials {
+	for i, c := range p.carried {
 		if c.Mechanism == auth.SCRAMSHA1 {
-			sha1 = &u.Credentials[i]
+			sha1 = &p.carried[i]
 		}
 	}
 	switch {
 	case u.Password != "" && sha1 != nil && !passwordMatches(ctx, j, u.Password, *sha1):
 		oc.mismatch = true
-		p.Credentials = u.Credentials
-		oc.sha1Only = len(u.Credentials) == 1
+		p.Credentials = p.carried
+		oc.sha1Only = len(p.carried) == 1
 	case u.Password != "" && !dryRun:
 		creds, err := deriveCredentials(ctx, j, u.Password, iterations)
 		if err != nil {
@@ -338,7 +337,7 @@ func writeUser(ctx context.Context, db *storage.DB, writeMu *sync.Mutex, p *prep
 				return oc, fmt.Errorf("migration: %s: %w", p.JID, err)
 			}
 			// SASLprep refused it: the keys, if any, are all there is.
-			p.Credentials = u.Credentials
+			p.Credentials = p.carried
 			oc.noPassword = "its password is refused by SASLprep (RFC 4013)"
 			break
 		}
@@ -346,9 +345,9 @@ func writeUser(ctx context.Context, db *storage.DB, writeMu *sync.Mutex, p *prep
 		oc.derived = true
 	case u.Password != "":
 		oc.derived = true // a dry run skips the derivation's cost
-	case len(u.Credentials) > 0:
-		p.Credentials = u.Credentials
-		oc.sha1Only = sha1 != nil && len(u.Credentials) == 1
+	case len(p.carried) > 0:
+		p.Credentials = p.carried
+		oc.sha1Only = sha1 != nil && len(p.carried) == 1
 	default:
 		oc.noPassword = u.PasswordProblem
 		if oc.noPassword == "" {
