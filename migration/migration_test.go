@@ -346,45 +346,66 @@ func TestBadXML(t *testing.T) {
 	}
 }
 
-// TestSHA1OnlyAndMismatch: users with SCRAM-SHA-1 keys only are counted,
-// a password that does not match the keys is reported (the keys kept), and
-// two usernames that normalise alike import once.
+// TestSHA1OnlyAndMismatch: users with SCRAM-SHA-1 keys only are counted
+// and log in over SCRAM-SHA-1 and PLAIN; a password that does not match
+// the keys is reported (the keys kept); two usernames that normalise alike
+// import once; progress is reported for each user.
 func TestSHA1OnlyAndMismatch(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
-		ctx := t.Context()
-		// SCRAM-SHA-1 keys of "pw", as Openfire keeps them.
-		src := storagetest.Open(t, storagetest.SQLite(t))
-		if err := auth.New(src.Accounts(), auth.MinIterations).Create(ctx, jid.MustParse("k@localhost"), "pw"); err != nil {
-			t.Fatal(err)
-		}
-		sha1, err := src.Accounts().Credential(ctx, "k@localhost", auth.SCRAMSHA1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := &migration.Data{Domain: domain, Users: []migration.User{
-			{Username: "keys", Credentials: []storage.Credential{sha1}},
-			{Username: "both", Password: "pw", Credentials: []storage.Credential{sha1}},
-			{Username: "wrong", Password: "not-pw", Credentials: []storage.Credential{sha1}},
-			{Username: "Keys"}, // normalises to keys
-		}}
-		rep, err := migration.Write(ctx, db, d, migration.WriteOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(rep.SHA1Only, []string{"keys@localhost", "wrong@localhost"}) || len(rep.PasswordMismatch) != 1 ||
-			rep.PasswordMismatch[0].Who != "wrong@localhost" || rep.DerivedFromPassword != 1 || len(rep.Invalid) != 1 {
-			t.Errorf("report %+v", rep)
-		}
-		a := auth.New(db.Accounts(), auth.MinIterations)
-		for _, u := range []string{"keys", "both", "wrong"} {
-			if err := a.VerifyPlain(ctx, jid.MustParse(u+"@localhost"), "pw"); err != nil {
-				t.Errorf("%s: password pw: %v", u, err)
+	for _, e := range storagetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := t.Context()
+			db := storagetest.Open(t, e)
+			// SCRAM-SHA-1 keys of "pw", as Openfire keeps them.
+			src := storagetest.Open(t, storagetest.SQLite(t))
+			if err := auth.New(src.Accounts(), auth.MinIterations).Create(ctx, jid.MustParse("k@localhost"), "pw"); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if _, err := a.Credential(ctx, jid.MustParse("both@localhost"), auth.SCRAMSHA256); err != nil {
-			t.Errorf("both: no SCRAM-SHA-256 derived: %v", err)
-		}
-	})
+			sha1, err := src.Accounts().Credential(ctx, "k@localhost", auth.SCRAMSHA1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := &migration.Data{Domain: domain, Users: []migration.User{
+				{Username: "keys", Credentials: []storage.Credential{sha1}},
+				{Username: "both", Password: "pw", Credentials: []storage.Credential{sha1}},
+				{Username: "wrong", Password: "not-pw", Credentials: []storage.Credential{sha1}},
+				{Username: "Keys"}, // normalises to keys
+				{Username: "badkeys", Password: "pw", Credentials: []storage.Credential{{Mechanism: "SCRAM-SHA-1"}}},
+			}}
+			var calls []int
+			rep, err := migration.Write(ctx, db, d, migration.WriteOptions{Progress: func(done, total int) {
+				if total != 4 {
+					t.Errorf("progress total %d, want 4", total)
+				}
+				calls = append(calls, done)
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(calls) != 4 || calls[3] != 4 {
+				t.Errorf("progress calls %v", calls)
+			}
+			if !reflect.DeepEqual(rep.SHA1Only, []string{"keys@localhost", "wrong@localhost"}) || len(rep.PasswordMismatch) != 1 ||
+				rep.PasswordMismatch[0].Who != "wrong@localhost" || rep.DerivedFromPassword != 2 || len(rep.Invalid) != 1 ||
+				len(rep.Skipped) != 1 || !strings.Contains(rep.Skipped[0], "badkeys@localhost: SCRAM-SHA-1 credential left out") {
+				t.Errorf("report %+v", rep)
+			}
+			a := auth.New(db.Accounts(), auth.MinIterations)
+			for _, u := range []string{"keys", "both", "wrong", "badkeys"} {
+				if err := a.VerifyPlain(ctx, jid.MustParse(u+"@localhost"), "pw"); err != nil {
+					t.Errorf("%s: password pw: %v", u, err)
+				}
+			}
+			if _, err := a.Credential(ctx, jid.MustParse("both@localhost"), auth.SCRAMSHA256); err != nil {
+				t.Errorf("both: no SCRAM-SHA-256 derived: %v", err)
+			}
+			db.Close()
+			srv := startOn(t, e)
+			for _, m := range []sasl.Mechanism{sasl.ScramSha1, sasl.Plain} {
+				c := srv.Login(t, jid.MustParse("keys@localhost"), "pw", xmpptest.LoginOptions{Resource: m.Name, Mechs: []sasl.Mechanism{m}})
+				c.Close()
+			}
+		})
+	}
 }
 
 // TestRooms imports a room with affiliations, a reserved nick and a log
