@@ -58,4 +58,3 @@ func TestSafeDecoderRecordSize(t *testing.T) {
 		}
 	}
 }
-
