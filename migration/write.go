@@ -37,7 +37,7 @@ type WriteOptions struct {
 	// never load them.
 	MUCService string
 	// Workers is how many users are prepared and written at once; 0 means
-	// GOMAXPROCS. Deriving keys from passwords is most of the work when
+	// twice GOMAXPROCS (at least 4; 8 on PostgreSQL). Deriving keys from passwords is most of the work when
 	// the source reveals them.
 	Workers int
 }
@@ -156,7 +156,9 @@ func Write(ctx context.Context, db *storage.DB, d *Data, opts WriteOptions) (Rep
 	iterations := max(opts.Iterations, auth.MinIterations)
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		// Twice the cores: while one user is written (on SQLite, one
+		// at a time), others' keys are derived.
+		workers = max(4, 2*runtime.GOMAXPROCS(0))
 		if db != nil && db.Driver() == storage.DriverPostgres {
 			// Each user's commit waits for PostgreSQL's WAL flush;
 			// more users in flight share flushes (10,000 users with 50
