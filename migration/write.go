@@ -37,8 +37,8 @@ type WriteOptions struct {
 	// never load them.
 	MUCService string
 	// Workers is how many users are prepared and written at once; 0 means
-	// twice GOMAXPROCS (at least 4; 8 on PostgreSQL). Deriving keys from passwords is most of the work when
-	// the source reveals them.
+	// twice GOMAXPROCS (at least 4; 8 on PostgreSQL). Deriving keys from
+	// passwords is most of the work when the source reveals them.
 	Workers int
 }
 
