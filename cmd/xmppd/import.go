@@ -23,8 +23,9 @@ import (
 const importUsage = `usage: xmppd [-config FILE] import SOURCE ...
 
 sources:
-  xep0227 FILE [--dry-run] [--rewrite-domain]
-        a XEP-0227 portable export file (Prosody, ejabberd, Tigase, xmppd)
+  xep0227 FILE|DIR... [--dry-run] [--rewrite-domain]
+        XEP-0227 portable export files (Prosody, ejabberd, Tigase, xmppd);
+        a directory stands for its *.xml files (Prosody writes one per user)
   openfire-xml FILE [--dry-run] [--domain DOMAIN] [--rewrite-domain]
         the XML file of Openfire's User Import/Export plugin
   openfire --dsn URL [--hsqldb FILE] [--security-xml FILE] [--dry-run] [--rewrite-domain]
@@ -94,13 +95,11 @@ func (e *env) importCmd(ctx context.Context, args []string) error {
 		fs := e.subFlags("import xep0227", importUsage)
 		fs.BoolVar(&dryRun, "dry-run", false, "check and report; write nothing")
 		fs.BoolVar(&rewrite, "rewrite-domain", false, "rewrite the file's domain to this server's")
-		rest, err := parseInterleaved(e, fs, args, 1)
+		rest, err := parseInterleaved(e, fs, args, -1)
 		if err != nil {
 			return err
 		}
-		read = func(config.Config) (*migration.Data, error) {
-			return readFile(rest[0], func(r io.Reader, name string) (*migration.Data, error) { return xep0227.Read(r, name) })
-		}
+		read = func(config.Config) (*migration.Data, error) { return readXEP0227(rest) }
 	case "openfire-xml":
 		fs := e.subFlags("import openfire-xml", importUsage)
 		fs.BoolVar(&dryRun, "dry-run", false, "check and report; write nothing")
@@ -145,7 +144,8 @@ func (e *env) importCmd(ctx context.Context, args []string) error {
 }
 
 // parseInterleaved parses fs's flags wherever they are among args (flag
-// stops at the first argument otherwise) and wants n arguments.
+// stops at the first argument otherwise) and wants n arguments (n < 0:
+// one or more).
 func parseInterleaved(e *env, fs *flag.FlagSet, args []string, n int) ([]string, error) {
 	var pos []string
 	for {
@@ -161,11 +161,55 @@ func parseInterleaved(e *env, fs *flag.FlagSet, args []string, n int) ([]string,
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(pos) != n {
+	if len(pos) != n && (n >= 0 || len(pos) == 0) {
 		fs.Usage()
 		return nil, errUsage
 	}
 	return pos, nil
+}
+
+// readXEP0227 reads XEP-0227 files, and the *.xml files of directories
+// (Prosody's mod_storage_xep0227 writes one file per user), into one Data:
+// every file must be of the same host.
+func readXEP0227(paths []string) (*migration.Data, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		// Glob sorts; a directory without files is an error, not an
+		// import of nothing.
+		m, err := filepath.Glob(filepath.Join(p, "*.xml"))
+		if err != nil {
+			return nil, err
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("%s: no *.xml files in the directory", p)
+		}
+		files = append(files, m...)
+	}
+	var all *migration.Data
+	for _, f := range files {
+		d, err := readFile(f, func(r io.Reader, name string) (*migration.Data, error) { return xep0227.Read(r, name) })
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = d
+			continue
+		}
+		if !strings.EqualFold(d.Domain, all.Domain) {
+			return nil, fmt.Errorf("%s is of host %s, %s of %s: import one host at a time", f, d.Domain, files[0], all.Domain)
+		}
+		all.Users = append(all.Users, d.Users...)
+		all.Skipped = append(all.Skipped, d.Skipped...)
+	}
+	return all, nil
 }
 
 func readFile(path string, read func(io.Reader, string) (*migration.Data, error)) (*migration.Data, error) {

@@ -108,6 +108,20 @@ func TestImportExportCommands(t *testing.T) {
 			if got := accountsIn(t, dstEngine.Driver, dstEngine.DSN); strings.Join(got, " ") != "alice@localhost bob@localhost" {
 				t.Fatalf("imported accounts %q", got)
 			}
+			// A directory of per-user files, as Prosody writes them.
+			perUser := filepath.Join(dir, "prosody")
+			if err := os.Mkdir(perUser, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range []string{"carol", "dave"} {
+				f := "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='" + u + "' password='pw'/></host></server-data>"
+				if err := os.WriteFile(filepath.Join(perUser, u+".xml"), []byte(f), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := xmppd(t, "", "-config", dstCfg, "import", "xep0227", "--dry-run", perUser, file); r.code != 0 || !strings.Contains(r.stdout, "       4 users") {
+				t.Fatalf("import of a directory and a file: %+v", r)
+			}
 			// Another domain is refused without --rewrite-domain.
 			other := filepath.Join(dir, "other.xml")
 			if err := os.WriteFile(other, []byte(strings.Replace(string(good), "<host jid='localhost'>", "<host jid='old.example'>", 1)), 0o600); err != nil {
