@@ -322,13 +322,16 @@ func TestBadXML(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, want string
 	}{
-		{"truncated", good[:len(good)*2/3], "export.xml:"},
+		{"truncated", good[:len(good)*2/3], "truncated"},
+		{"truncated between elements", good[:strings.Index(good, "</host>")], "truncated"},
 		{"doctype", "<?xml version='1.0'?><!DOCTYPE server-data [<!ENTITY x 'y'>]>" + good[strings.Index(good, "<server-data"):], "DOCTYPE"},
 		{"billion laughs", `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 			<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><server-data xmlns='urn:xmpp:pie:0'>&lol3;</server-data>`, "DOCTYPE"},
 		{"undeclared entity", head + "&lol;" + tail, "entity"},
 		{"deep", head + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + tail, "nested more than"},
 		{"huge text", head + "<vCard xmlns='vcard-temp'><FN>" + strings.Repeat("a", 9<<20) + "</FN></vCard>" + tail, "allowed"},
+		{"huge attribute", head + "<vCard xmlns='vcard-temp' x='" + strings.Repeat("a", 9<<20) + "'/>" + tail, "too large"},
+		{"huge comment", head + "<!--" + strings.Repeat("a", 9<<20) + "-->" + tail, "too large"},
 		{"not xep0227", "<Openfire/>", "not XEP-0227"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,6 +339,7 @@ func TestBadXML(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Read: %v, want an error containing %q", err, tc.want)
 			}
+			t.Logf("%s: %v", tc.name, err)
 			if !strings.HasPrefix(err.Error(), "export.xml:") && !errors.Is(err, migration.ErrUnsafeXML) {
 				t.Errorf("error %q names no position", err)
 			}

@@ -37,6 +37,7 @@ var ErrUnsafeXML = errors.New("migration: refused XML")
 // column.
 type SafeDecoder struct {
 	d      *xml.Decoder
+	b      *tokenBound
 	lim    XMLLimits
 	name   string // the file's name, for errors
 	depth  int
@@ -60,11 +61,36 @@ func NewSafeDecoder(r io.Reader, name string, lim XMLLimits) *SafeDecoder {
 	if lim.RecordDepth <= 0 {
 		lim.RecordDepth = def.RecordDepth
 	}
-	d := xml.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	b := &tokenBound{r: r, max: int64(lim.Text) + 2*readAhead}
+	d := xml.NewDecoder(bufio.NewReaderSize(b, readAhead))
 	d.Strict = true
 	// Entities stays nil: only the five predefined ones and character
 	// references are known, and any other is an error.
-	return &SafeDecoder{d: d, lim: lim, name: name, start: -1}
+	return &SafeDecoder{d: d, b: b, lim: lim, name: name, start: -1}
+}
+
+// readAhead is the decoder's buffer.
+const readAhead = 64 << 10
+
+// tokenBound fails a read when more than max bytes were read since the
+// last token: encoding/xml holds a whole token (an attribute value, a
+// comment, a text) in memory before returning it, so a 1 GiB attribute
+// would be read whole before any check after the token could refuse it.
+type tokenBound struct {
+	r   io.Reader
+	n   int64 // read since the last token
+	max int64
+}
+
+var errTokenTooBig = errors.New("a token (text, attribute, comment) too large")
+
+func (b *tokenBound) Read(p []byte) (int, error) {
+	if b.n > b.max {
+		return 0, errTokenTooBig
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 // Errorf returns an error about the file at the decoder's position.
@@ -78,15 +104,22 @@ func (s *SafeDecoder) Errorf(format string, args ...any) error {
 // returns io.EOF; a document cut short is an error naming where.
 func (s *SafeDecoder) Token() (xml.Token, error) {
 	tok, err := s.d.Token()
+	s.b.n = 0
 	if err != nil {
+		if errors.Is(err, errTokenTooBig) {
+			return nil, fmt.Errorf("%w: %s", ErrUnsafeXML, s.Errorf("%v: more than %d bytes", err, s.lim.Text))
+		}
 		if err == io.EOF {
 			if s.depth > 0 || !s.parsed {
-				return nil, s.Errorf("the file ends before the document does (truncated?)")
+				return nil, s.Errorf("the file ends before the document does (truncated?); nothing was imported")
 			}
 			return nil, io.EOF
 		}
 		var se *xml.SyntaxError
 		if errors.As(err, &se) {
+			if se.Msg == "unexpected EOF" {
+				return nil, fmt.Errorf("%s:%d: the file ends in the middle of the document (truncated?); nothing was imported", s.name, se.Line)
+			}
 			return nil, fmt.Errorf("%s:%d: %s", s.name, se.Line, se.Msg)
 		}
 		return nil, s.Errorf("%v", err)
