@@ -137,3 +137,27 @@ func TestImportExportCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestProgress: off a terminal, a large import prints a line now and
+// then and one at the end; a small one prints none.
+func TestProgress(t *testing.T) {
+	var b strings.Builder
+	p := newProgress(&b)
+	for i := 1; i <= 500; i++ {
+		p.update(i, 500)
+	}
+	p.done()
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) < 1 || len(lines) > 3 || !strings.HasPrefix(lines[len(lines)-1], "500/500 users and rooms (100%)") {
+		t.Errorf("progress of 500: %q", b.String())
+	}
+	b.Reset()
+	p = newProgress(&b)
+	for i := 1; i <= 10; i++ {
+		p.update(i, 10)
+	}
+	p.done()
+	if b.Len() != 0 {
+		t.Errorf("progress of 10: %q", b.String())
+	}
+}
