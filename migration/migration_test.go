@@ -512,3 +512,46 @@ func TestRooms(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteStopsAtFailure: when storage fails on a user (here its vCard,
+// written after its account, roster and offline messages), Write returns
+// the error, nothing of that user is left, and the users before stay.
+func TestWriteStopsAtFailure(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		stmts := []string{`CREATE TRIGGER boom BEFORE INSERT ON vcards WHEN NEW.jid = 'bob@localhost'
+			BEGIN SELECT RAISE(ABORT, 'boom'); END`}
+		if db.Driver() == storage.DriverPostgres {
+			stmts = []string{
+				`CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN
+					IF NEW.jid = 'bob@localhost' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`,
+				`CREATE TRIGGER boom BEFORE INSERT ON vcards FOR EACH ROW EXECUTE FUNCTION boom()`,
+			}
+		}
+		for _, q := range stmts {
+			if _, err := db.SQL().ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		user := func(name string) migration.User {
+			return migration.User{Username: name, Password: "pw", Name: name,
+				Roster:  []storage.RosterItem{{Contact: "x@localhost", Subscription: "both", Visible: true}},
+				Offline: []storage.OfflineMessage{{Stamp: time.Now(), Stanza: []byte("<message><body>hi</body></message>")}}}
+		}
+		d := &migration.Data{Domain: domain, Users: []migration.User{user("alice"), user("bob"), user("carol")}}
+		_, err := migration.Write(ctx, db, d, migration.WriteOptions{Workers: 1})
+		if err == nil || !strings.Contains(err.Error(), "bob@localhost") {
+			t.Fatalf("Write: %v, want bob's failure", err)
+		}
+		accts, _ := db.Accounts().List(ctx)
+		if len(accts) != 1 || accts[0].JID != "alice@localhost" {
+			t.Errorf("accounts after the failure: %+v", accts)
+		}
+		for _, table := range []string{"roster_items", "offline_messages", "account_credentials"} {
+			var n int
+			if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE jid = 'bob@localhost'`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%s: %d rows of bob (%v)", table, n, err)
+			}
+		}
+	})
+}
