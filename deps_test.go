@@ -24,10 +24,12 @@ import (
 var allowedImports = map[string][]string{
 	"": {}, // the module root: repository-wide tests only
 
-	"cmd/xmppd":           {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc"},
+	"cmd/xmppd": {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc",
+		"migration", "migration/xep0227", "migration/openfirexml", "migration/openfire", "sharedgroups"},
 	"cmd/xmppbench":       {}, // a load generator: it speaks XMPP over sockets, to any server
 	"bench/mkusers":       {"auth", "config", "storage"},
-	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
+	"bench/importbench":   {"auth", "migration", "storage"}, // times migration.Write
+	"bench/archivelayout": {},                               // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
 		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "bosh"},
@@ -54,18 +56,16 @@ var allowedImports = map[string][]string{
 	// sharedgroups holds the shared roster groups roster lays over its
 	// items (through roster.SharedView, which its View implements).
 	"sharedgroups": {"storage"},
-	// migration is the portable form imports and exports pass through.
-	"migration":  {"storage"},
-	"offline":    {"router", "storage", "internal/xmlenc", "internal/burstlog"},
-	"muc":        {"router", "storage", "internal/xmlenc"},
-	"carbons":    {"router", "internal/xmlenc"},                                 // XEP-0280; stores nothing
-	"caps":       {"router", "internal/xmlenc"},                                 // XEP-0115; in memory only
-	"mam":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0313; muc reaches it through muc.Archive
-	"blocking":   {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
-	"httpupload": {"router", "storage", "internal/xmlenc"},
-	"pep":        {"router", "storage", "internal/xmlenc", "internal/burstlog"},            // XEP-0163; rosters through pep.Roster (roster implements it)
-	"vcard":      {"router", "internal/xmlenc", "internal/burstlog", "internal/echoguard"}, // XEP-0054/0153/0398; its Store is storage's VCards
-	"private":    {"router", "internal/xmlenc", "internal/echoguard"},                      // XEP-0049/0402 #compat; its Store is storage's PrivateXML
+	"offline":      {"router", "storage", "internal/xmlenc", "internal/burstlog"},
+	"muc":          {"router", "storage", "internal/xmlenc"},
+	"carbons":      {"router", "internal/xmlenc"},                                 // XEP-0280; stores nothing
+	"caps":         {"router", "internal/xmlenc"},                                 // XEP-0115; in memory only
+	"mam":          {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0313; muc reaches it through muc.Archive
+	"blocking":     {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
+	"httpupload":   {"router", "storage", "internal/xmlenc"},
+	"pep":          {"router", "storage", "internal/xmlenc", "internal/burstlog"},            // XEP-0163; rosters through pep.Roster (roster implements it)
+	"vcard":        {"router", "internal/xmlenc", "internal/burstlog", "internal/echoguard"}, // XEP-0054/0153/0398; its Store is storage's VCards
+	"private":      {"router", "internal/xmlenc", "internal/echoguard"},                      // XEP-0049/0402 #compat; its Store is storage's PrivateXML
 
 	// Issue 23's smaller pieces.
 	"contactinfo":  {"router"},                      // XEP-0157; addresses from the config, converted by server
@@ -74,10 +74,17 @@ var allowedImports = map[string][]string{
 	"lastactivity": {"router", "internal/burstlog"}, // XEP-0012; its Store is storage's LastActivity
 	"component":    {"router", "internal/xmlenc"},   // XEP-0114; components from the config, converted by server
 
-	"auth": {"storage"},
-	// migration is the portable form of imports and exports; its readers
-	// know only it and storage's value types.
-	"migration/openfire":  {"migration", "storage"},
+	// migration is the portable form of imports and exports and its
+	// writer into storage: auth derives the credentials, vcard parses
+	// vCards as it stores them, mam names archived room messages.
+	"migration": {"auth", "storage", "vcard", "mam"},
+	// Readers and writers of export files; migration.SafeDecoder reads
+	// them.
+	"migration/xep0227":     {"migration", "storage", "internal/xmlenc"},
+	"migration/openfirexml": {"migration", "storage"},
+	"migration/openfire":    {"migration", "storage"},
+
+	"auth":                {"storage"},
 	"storage":             {},
 	"storage/storagetest": {"storage"},
 	"config":              {},

@@ -112,6 +112,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Imports and exports refuse to run beside a server (see
+	// storage.DB.LockInstance); it is released when the DB is closed.
+	if err := s.db.LockInstance(ctx); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	applied, err := s.db.Migrate(ctx)
 	if err != nil {
 		return err
@@ -179,7 +184,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	rost := roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster"))
 	// Shared roster groups, laid over every roster; changes made while
 	// the server runs are picked up by polling storage's version.
-	s.shared = sharedgroups.New(s.db.SharedGroups(), s.log.With("component", "sharedgroups"))
+	s.shared = sharedgroups.New(s.db.SharedGroups(), domain.String(), s.log.With("component", "sharedgroups"))
 	if _, err := s.shared.Load(ctx); err != nil {
 		return err
 	}
