@@ -379,3 +379,37 @@ func TestFragmentedLogin(t *testing.T) {
 		t.Fatal("no pong for the pings among the fragments")
 	}
 }
+
+// TestFrameWithRequest: a first frame sent along with the upgrade request,
+// which the HTTP server reads before the handshake is done, is served.
+func TestFrameWithRequest(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS())
+	c, err := tls.Dial("tcp", srv.HTTPS, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	req := "GET /xmpp-websocket HTTP/1.1\r\nHost: " + srv.HTTPS + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := c.Write(append([]byte(req), frameBytes(gws.OpText, true, openFrame, false)...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 101 ") {
+		t.Fatalf("status %q (%v), want 101", status, err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	w := &wsClient{t: t, raw: &rawWS{t: t, c: c, r: br}}
+	w.expect("open", "<open ")
+	w.expect("features", "<stream:features")
+}
