@@ -120,8 +120,9 @@ type attr struct {
 }
 
 // startTag splits a start tag ("<name a='v' ...>" or ".../>") into its
-// name and attributes, the values left escaped.
-func startTag(tag []byte) (name []byte, attrs []attr) {
+// name and attributes, the values left escaped, appended to attrs (a
+// caller's array keeps a stanza's few off the heap).
+func startTag(tag []byte, attrs []attr) (name []byte, _ []attr) {
 	i := 1
 	for i < len(tag) && !isTagSpace(tag[i]) && tag[i] != '>' && tag[i] != '/' {
 		i++
@@ -163,7 +164,7 @@ func isTagSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c ==
 // its namespace declarations.
 func appendOpen(dst, header []byte) []byte {
 	dst = append(dst, "<open xmlns='"+NSFraming+"'"...)
-	_, attrs := startTag(header)
+	_, attrs := startTag(header, nil)
 	for _, a := range attrs {
 		if bytes.Equal(a.name, []byte("xmlns")) || bytes.HasPrefix(a.name, []byte("xmlns:")) {
 			continue
@@ -184,7 +185,8 @@ func appendOpen(dst, header []byte) []byte {
 // on an unprefixed element that has no xmlns.
 func appendQualified(dst, el []byte) []byte {
 	tagLen, _ := tagEnd(el)
-	name, attrs := startTag(el[:tagLen])
+	var buf [8]attr
+	name, attrs := startTag(el[:tagLen], buf[:0])
 	var decl string
 	if prefix, _, ok := bytes.Cut(name, []byte(":")); ok {
 		if bytes.Equal(prefix, []byte("stream")) && !hasAttr(attrs, "xmlns:stream") {
@@ -230,7 +232,7 @@ func parseFraming(msg []byte) (f framingElement, ok bool, err error) {
 	if !bytes.HasPrefix(msg, []byte("<open")) && !bytes.HasPrefix(msg, []byte("<close")) {
 		return f, false, nil
 	}
-	name, _ := startTag(msg)
+	name, _ := startTag(msg, nil)
 	if string(name) != "open" && string(name) != "close" {
 		return f, false, nil
 	}
