@@ -256,6 +256,23 @@ type ConnInfo struct {
 	TLS *tls.ConnectionState
 }
 
+// SocketListener wraps ln so that the TCP connections it accepts read and
+// write as c2s's own do, in system calls that do not enter the scheduler
+// (sockConn, on Linux): for listeners whose connections may become c2s
+// sessions, such as the HTTP listeners that carry WebSockets. They stay
+// syscall.Conn, so sessions on them can park.
+func SocketListener(ln net.Listener) net.Listener { return sockListener{ln} }
+
+type sockListener struct{ net.Listener }
+
+func (l sockListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newSockConn(c), nil
+}
+
 // ParkableConn is a connection handed to ServeConn whose session may park
 // like a TCP client's when it falls silent (see park.go): its own framing
 // sits on a socket it names, and it tells when it holds bytes read from

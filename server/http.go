@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"xmppd.dev/xmppd/c2s"
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/httpupload"
@@ -128,6 +129,9 @@ func (s *Server) startHTTP(cert tls.Certificate) (err error) {
 	}
 
 	serve := func(what string, ln net.Listener, tlsConfig *tls.Config) {
+		// A WebSocket on it becomes a c2s session: its reads and writes
+		// cost what a TCP client's do.
+		ln = c2s.SocketListener(ln)
 		srv := &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: httpReadHeaderTimeout,
