@@ -240,11 +240,7 @@ func (c *conn) readMessage() error {
 		case h.op == ws.OpContinuation && !c.inMsg:
 			return c.protocolError("a continuation frame without a message")
 		}
-		total := h.length
-		if c.inMsg {
-			total += int64(len(c.msg))
-		}
-		if total > int64(c.max) {
+		if h.length > int64(c.max) || h.length+int64(len(c.msg)) > int64(c.max) {
 			// c2s counts the bytes and ends the stream with
 			// <policy-violation/>, as over TCP: it gets just past its
 			// limit, never the whole message.
