@@ -39,7 +39,7 @@ var allowedImports = map[string][]string{
 
 	// websocket (RFC 7395) is a transport beside c2s's listeners: it
 	// hands c2s its connections and holds no session logic.
-	"websocket": {"c2s"},
+	"websocket": {"c2s", "internal/xmlsplit", "internal/origin"},
 	// bosh (XEP-0124/0206) is the same kind of transport: HTTP requests
 	// turned into c2s's byte stream.
 	"bosh": {"c2s", "internal/xmlsplit", "internal/origin"},

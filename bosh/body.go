@@ -59,7 +59,7 @@ func parseBody(b []byte) (*body, error) {
 		case xml.StartElement:
 			start = t
 		case xml.CharData:
-			if !onlySpace(t) {
+			if !xmlsplit.OnlySpace(t) {
 				return nil, errNotBody
 			}
 			continue
@@ -152,7 +152,7 @@ func parseBody(b []byte) (*body, error) {
 						}
 						return nil, err
 					}
-					if cd, ok := tok.(xml.CharData); !ok || !onlySpace(cd) {
+					if cd, ok := tok.(xml.CharData); !ok || !xmlsplit.OnlySpace(cd) {
 						if _, ok := tok.(xml.Comment); !ok {
 							return nil, errNotBody
 						}
@@ -164,7 +164,7 @@ func parseBody(b []byte) (*body, error) {
 				bd.children = append(bd.children, withDecls(b[from:d.InputOffset()], decls))
 			}
 		case xml.CharData:
-			if depth == 0 && !onlySpace(t) {
+			if depth == 0 && !xmlsplit.OnlySpace(t) {
 				return nil, errors.New("bosh: text in <body/>")
 			}
 		}
@@ -185,7 +185,7 @@ func withDecls(el []byte, decls []xml.Attr) []byte {
 	if n < 0 {
 		return el
 	}
-	name, attrs := xmlsplit.StartTag(el[:n])
+	name, attrs := xmlsplit.StartTag(el[:n], nil)
 	var add []byte
 	for _, a := range decls {
 		p := a.Name.Local
@@ -216,15 +216,6 @@ func usesPrefix(el []byte, p string) bool {
 		}
 	}
 	return false
-}
-
-func onlySpace(b []byte) bool {
-	for _, c := range b {
-		if !xmlsplit.IsSpace(c) {
-			return false
-		}
-	}
-	return true
 }
 
 // appendEscaped appends s escaped for an attribute value in single quotes.

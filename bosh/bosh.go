@@ -268,7 +268,7 @@ func sidOf(raw []byte) string {
 	if n < 0 {
 		return ""
 	}
-	_, attrs := xmlsplit.StartTag(raw[i : i+n])
+	_, attrs := xmlsplit.StartTag(raw[i : i+n], nil)
 	for _, a := range attrs {
 		if string(a.Name) == "sid" {
 			return string(a.Value)

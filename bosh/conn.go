@@ -150,7 +150,7 @@ func (c *conn) Write(p []byte) (int, error) {
 			b = nil
 			continue
 		case xmlsplit.Header:
-			_, attrs := xmlsplit.StartTag(b[:n])
+			_, attrs := xmlsplit.StartTag(b[:n], nil)
 			s.mu.Lock()
 			for _, a := range attrs {
 				switch string(a.Name) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"xmppd.dev/xmppd/bosh"
+	"xmppd.dev/xmppd/c2s"
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/httpupload"
@@ -147,6 +148,9 @@ func (s *Server) startHTTP(cert tls.Certificate) (err error) {
 	}
 
 	serve := func(what string, ln net.Listener, tlsConfig *tls.Config) {
+		// A WebSocket on it becomes a c2s session: its reads and writes
+		// cost what a TCP client's do.
+		ln = c2s.SocketListener(ln)
 		srv := &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: httpReadHeaderTimeout,

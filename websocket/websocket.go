@@ -12,12 +12,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
+	"time"
 
-	ws "github.com/coder/websocket"
+	ws "github.com/gobwas/ws"
 
 	"xmppd.dev/xmppd/c2s"
+	"xmppd.dev/xmppd/internal/origin"
 )
 
 // Path is where the WebSocket endpoint is served.
@@ -84,21 +85,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			info.Remote = netip.AddrPortFrom(ip, 0)
 		}
 	}
-	c, err := ws.Accept(w, r, &ws.AcceptOptions{
-		Subprotocols:       []string{Subprotocol},
-		InsecureSkipVerify: true, // checked above
-	})
+	u := ws.HTTPUpgrader{
+		Protocol: func(p string) bool { return p == Subprotocol },
+		Timeout:  handshakeWriteTimeout,
+	}
+	nc, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		h.log.Debug("WebSocket handshake failed", "err", err)
+		if nc != nil {
+			nc.Close()
+		}
 		return
+	}
+	// What the client sent after its request, read by the HTTP server
+	// already: the start of the first frame, perhaps.
+	var pending []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		pending, _ = rw.Reader.Peek(n)
 	}
 	local := net.Addr(nil)
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		local = a
 	}
 	remote := net.TCPAddrFromAddrPort(info.Remote)
-	h.srv.ServeConn(newConn(c, local, remote, h.opts.MaxStanzaBytes), info)
+	h.srv.ServeConn(newConn(nc, pending, local, remote, h.opts.MaxStanzaBytes), info)
 }
+
+// handshakeWriteTimeout bounds the write of the handshake's response.
+const handshakeWriteTimeout = 10 * time.Second
 
 // offersXMPP reports whether the client offers the xmpp subprotocol.
 func offersXMPP(r *http.Request) bool {
@@ -112,32 +126,10 @@ func offersXMPP(r *http.Request) bool {
 	return false
 }
 
-// originAllowed applies AllowedOrigins. A request without an Origin is
-// not from a browser page: the check protects browsers' users only.
+// originAllowed applies AllowedOrigins (internal/origin, shared with
+// BOSH's CORS).
 func (h *Handler) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if len(h.opts.AllowedOrigins) == 0 {
-		if strings.EqualFold(u.Host, r.Host) {
-			return true
-		}
-		if p, err := url.Parse(h.opts.PublicURL); err == nil && p.Host != "" && strings.EqualFold(u.Host, p.Host) {
-			return true
-		}
-		return false
-	}
-	for _, a := range h.opts.AllowedOrigins {
-		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), u.Scheme+"://"+u.Host) {
-			return true
-		}
-	}
-	return false
+	return origin.Request(r, h.opts.AllowedOrigins, h.opts.PublicURL)
 }
 
 func (h *Handler) trusted(a netip.Addr) bool {

@@ -33,6 +33,7 @@ const (
 type wsClient struct {
 	t    *testing.T
 	c    *ws.Conn
+	raw  *rawWS   // instead of c: frames written and read by hand
 	seen []string // every message received
 }
 
@@ -69,6 +70,10 @@ func connect(t *testing.T, srv *xmpptest.Server) *wsClient {
 
 func (c *wsClient) send(s string) {
 	c.t.Helper()
+	if c.raw != nil {
+		c.raw.text(s)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := c.c.Write(ctx, ws.MessageText, []byte(s)); err != nil {
@@ -78,6 +83,13 @@ func (c *wsClient) send(s string) {
 
 // next returns the next message; err is the connection's end.
 func (c *wsClient) next() (string, error) {
+	if c.raw != nil {
+		m, err := c.raw.nextText()
+		if err == nil {
+			c.seen = append(c.seen, m)
+		}
+		return m, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	typ, b, err := c.c.Read(ctx)

@@ -106,8 +106,9 @@ type Attr struct {
 }
 
 // StartTag splits a start tag ("<name a='v' ...>" or ".../>") into its
-// name and attributes, the values left escaped.
-func StartTag(tag []byte) (name []byte, attrs []Attr) {
+// name and attributes, the values left escaped, appended to attrs (a
+// caller's array keeps a stanza's few off the heap).
+func StartTag(tag []byte, attrs []Attr) (name []byte, _ []Attr) {
 	i := 1
 	for i < len(tag) && !IsSpace(tag[i]) && tag[i] != '>' && tag[i] != '/' {
 		i++
@@ -142,6 +143,16 @@ func StartTag(tag []byte) (name []byte, attrs []Attr) {
 	}
 }
 
+// OnlySpace reports whether b is XML white space only.
+func OnlySpace(b []byte) bool {
+	for _, c := range b {
+		if !IsSpace(c) {
+			return false
+		}
+	}
+	return true
+}
+
 // IsSpace reports whether c is XML white space.
 func IsSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
@@ -164,7 +175,8 @@ func AppendQualified(dst, el []byte) []byte {
 	if tagLen < 0 {
 		return append(dst, el...)
 	}
-	name, attrs := StartTag(el[:tagLen])
+	var buf [8]Attr
+	name, attrs := StartTag(el[:tagLen], buf[:0])
 	var decl string
 	if prefix, _, ok := bytes.Cut(name, []byte(":")); ok {
 		if bytes.Equal(prefix, []byte("stream")) && !HasAttr(attrs, "xmlns:stream") {

@@ -82,7 +82,7 @@ func TestNext(t *testing.T) {
 
 // TestStartTag: names and escaped values.
 func TestStartTag(t *testing.T) {
-	name, attrs := StartTag([]byte(`<stream:stream id='a1' from="x&amp;y" version='1.0'>`))
+	name, attrs := StartTag([]byte(`<stream:stream id='a1' from="x&amp;y" version='1.0'>`), nil)
 	if string(name) != "stream:stream" || len(attrs) != 3 || string(attrs[1].Value) != "x&amp;y" || !HasAttr(attrs, "version") {
 		t.Fatalf("%q %q", name, attrs)
 	}
