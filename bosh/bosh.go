@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -81,7 +80,7 @@ func New(srv *c2s.Server, opts Options, log *slog.Logger) *Handler {
 		opts.MaxStanzaBytes = c2s.DefaultLimits.MaxStanzaBytes
 	}
 	if opts.TrustedProxies == nil {
-		opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		opts.TrustedProxies = origin.LoopbackProxies
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -188,18 +187,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		writeBody(w, http.StatusBadRequest, terminal("bad-request"))
 		return
 	}
-	peer := addrPort(r.RemoteAddr)
-	info := c2s.ConnInfo{Remote: peer, Secure: r.TLS != nil}
+	remote, secure := origin.Client(r, h.opts.TrustedProxies)
 	// TLS stays nil: the requests of a session may come over different
 	// TLS connections, so there is no channel to bind SASL to.
-	if h.trusted(peer.Addr()) {
-		if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-			info.Secure = true
-		}
-		if ip := forwardedFor(r); ip.IsValid() {
-			info.Remote = netip.AddrPortFrom(ip, 0)
-		}
-	}
+	info := c2s.ConnInfo{Remote: remote, Secure: secure}
 	wait := h.opts.MaxWait
 	if b.waitSet {
 		wait = min(wait, max(b.wait, time.Second))
@@ -268,7 +259,7 @@ func sidOf(raw []byte) string {
 	if n < 0 {
 		return ""
 	}
-	_, attrs := xmlsplit.StartTag(raw[i : i+n], nil)
+	_, attrs := xmlsplit.StartTag(raw[i:i+n], nil)
 	for _, a := range attrs {
 		if string(a.Name) == "sid" {
 			return string(a.Value)
@@ -290,41 +281,6 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-func (h *Handler) trusted(a netip.Addr) bool {
-	for _, p := range h.opts.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// forwardedFor returns the last address of X-Forwarded-For (the one the
-// trusted proxy added), or the zero Addr.
-func forwardedFor(r *http.Request) netip.Addr {
-	v := r.Header.Values("X-Forwarded-For")
-	if len(v) == 0 {
-		return netip.Addr{}
-	}
-	last := v[len(v)-1]
-	if i := strings.LastIndexByte(last, ','); i >= 0 {
-		last = last[i+1:]
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(last))
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap()
-}
-
-func addrPort(s string) netip.AddrPort {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 var _ http.Handler = (*Handler)(nil)

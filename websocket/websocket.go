@@ -57,7 +57,7 @@ func New(srv *c2s.Server, opts Options, log *slog.Logger) *Handler {
 		opts.MaxStanzaBytes = c2s.DefaultLimits.MaxStanzaBytes
 	}
 	if opts.TrustedProxies == nil {
-		opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		opts.TrustedProxies = origin.LoopbackProxies
 	}
 	return &Handler{srv: srv, opts: opts, log: log}
 }
@@ -75,16 +75,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed (http.allowed_origins)", http.StatusForbidden)
 		return
 	}
-	peer := addrPort(r.RemoteAddr)
-	info := c2s.ConnInfo{Remote: peer, Secure: r.TLS != nil, TLS: r.TLS}
-	if h.trusted(peer.Addr()) {
-		if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-			info.Secure = true
-		}
-		if ip := forwardedFor(r); ip.IsValid() {
-			info.Remote = netip.AddrPortFrom(ip, 0)
-		}
-	}
+	peer, secure := origin.Client(r, h.opts.TrustedProxies)
+	info := c2s.ConnInfo{Remote: peer, Secure: secure, TLS: r.TLS}
 	u := ws.HTTPUpgrader{
 		Protocol: func(p string) bool { return p == Subprotocol },
 		Timeout:  handshakeWriteTimeout,
@@ -130,39 +122,4 @@ func offersXMPP(r *http.Request) bool {
 // BOSH's CORS).
 func (h *Handler) originAllowed(r *http.Request) bool {
 	return origin.Request(r, h.opts.AllowedOrigins, h.opts.PublicURL)
-}
-
-func (h *Handler) trusted(a netip.Addr) bool {
-	for _, p := range h.opts.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// forwardedFor returns the last address of X-Forwarded-For (the one the
-// trusted proxy added), or the zero Addr.
-func forwardedFor(r *http.Request) netip.Addr {
-	v := r.Header.Values("X-Forwarded-For")
-	if len(v) == 0 {
-		return netip.Addr{}
-	}
-	last := v[len(v)-1]
-	if i := strings.LastIndexByte(last, ','); i >= 0 {
-		last = last[i+1:]
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(last))
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap()
-}
-
-func addrPort(s string) netip.AddrPort {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
