@@ -11,6 +11,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
+
+	"xmppd.dev/xmppd/router"
 )
 
 // Namespaces of stream management (XEP-0198) and client state indication
@@ -476,4 +478,15 @@ func (s *Session) serveResumed() {
 	s.start()
 	s.debug("session resumed")
 	s.serve(nil)
+}
+
+var _ router.Detachable = (*Session)(nil)
+
+// Detached reports whether the session's connection is lost and it waits
+// for a resumption (router.Detachable): what it is delivered meanwhile is
+// kept for the client (XEP-0357 push notifications are sent for it).
+func (s *Session) Detached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.detached
 }

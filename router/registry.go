@@ -126,6 +126,7 @@ type Registry struct {
 	onUnavailable   []SessionHook
 	onUnbind        []SessionHook
 	undeliverable   []StanzaHook
+	kept            []KeptHook
 	outPresence     []StanzaHook
 	inPresence      []StanzaHook
 	outIQ           []StanzaHook
@@ -311,6 +312,23 @@ func (r *Registry) InRoster(f InRosterFunc) {
 // the message) has the sender told wait/internal-server-error; when none
 // does either, the sender gets service-unavailable.
 func (r *Registry) Undeliverable(h StanzaHook) { r.undeliverable = append(r.undeliverable, h) }
+
+// KeptHook is told of a message for a local account that an Undeliverable
+// hook took (stored offline): it waits for the account's next session. It
+// cannot change or stop anything.
+type KeptHook func(ctx context.Context, m *Stanza)
+
+// Kept adds a hook run after an Undeliverable hook took a message the
+// router was routing to a local account (XEP-0357 push notifications
+// start here for an account with no session). It is not run for what a
+// session hands back when it ends (Router.Undeliverable): those messages
+// were routed to the session before.
+func (r *Registry) Kept(h KeptHook) {
+	if h == nil {
+		panic("router: nil kept hook")
+	}
+	r.kept = append(r.kept, h)
+}
 
 // --- Extended service discovery information (XEP-0128) -------------------
 

@@ -40,6 +40,22 @@ type Session interface {
 	Close(e stream.Error)
 }
 
+// Detachable is implemented by sessions that can outlive their connection
+// (c2s with XEP-0198 stream management): Detached reports whether the
+// connection is gone and the session waits, still bound and available,
+// for the client to resume it. What it is delivered meanwhile is kept for
+// the resumption.
+type Detachable interface {
+	Detached() bool
+}
+
+// Detached reports whether s is a Detachable session waiting for a
+// resumption.
+func Detached(s Session) bool {
+	d, ok := s.(Detachable)
+	return ok && d.Detached()
+}
+
 // resource is one bound session of an account and its presence state.
 // All fields but sess are guarded by the shard's mutex.
 type resource struct {
