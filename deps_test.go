@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "push"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -54,6 +54,7 @@ var allowedImports = map[string][]string{
 	// migration is the portable form imports and exports pass through.
 	"migration":  {"storage"},
 	"offline":    {"router", "storage", "internal/xmlenc", "internal/burstlog"},
+	"push":       {"router", "storage", "internal/burstlog"}, // XEP-0357
 	"muc":        {"router", "storage", "internal/xmlenc"},
 	"carbons":    {"router", "internal/xmlenc"},                                 // XEP-0280; stores nothing
 	"caps":       {"router", "internal/xmlenc"},                                 // XEP-0115; in memory only

@@ -24,6 +24,7 @@ type Config struct {
 	PEP     PEP     `toml:"pep"`
 	VCard   VCard   `toml:"vcard"`
 	Private Private `toml:"private"`
+	Push    Push    `toml:"push"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 	Web     Web     `toml:"web"`
@@ -284,6 +285,22 @@ type Private struct {
 	MaxItems int `toml:"max_items"`
 }
 
+// Push is the [push] table: push notifications to mobile clients' app
+// servers (XEP-0357).
+type Push struct {
+	// Enabled lets clients register for push notifications (and sends
+	// them).
+	Enabled bool `toml:"enabled"`
+	// IncludeBody puts the message's body into the notification's
+	// summary (last-message-body); off, only the count and the sender go
+	// to the app server (and on to Google's or Apple's push service).
+	IncludeBody bool `toml:"include_body"`
+	// MaxRegistrations bounds the registrations (app server and node:
+	// one per device, in practice) of one account; enabling one more
+	// removes the oldest.
+	MaxRegistrations int `toml:"max_registrations"`
+}
+
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
 type MUC struct {
 	// Enabled runs the service.
@@ -492,6 +509,10 @@ func Default() Config {
 			MaxBytes: 64 << 10,
 			MaxItems: 100,
 		},
+		Push: Push{
+			Enabled:          true,
+			MaxRegistrations: 5,
+		},
 		HTTP: HTTP{
 			Listen:         ":5280",
 			PublicURL:      "",
@@ -592,6 +613,7 @@ func (c *Config) check() []*Error {
 	c.PEP.validate(&p)
 	c.VCard.validate(&p)
 	c.Private.validate(&p)
+	c.Push.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.Web.validate(&p)
@@ -737,6 +759,10 @@ func (e *PEP) validate(p *problems) {
 
 func (v *VCard) validate(p *problems) {
 	p.between("vcard.max_bytes", v.MaxBytes, 1024, 16<<20, "")
+}
+
+func (pu *Push) validate(p *problems) {
+	p.between("push.max_registrations", pu.MaxRegistrations, 1, 100, "")
 }
 
 func (pr *Private) validate(p *problems) {
