@@ -141,9 +141,7 @@ func forwarded(d *xml.Decoder) (summary, bool) {
 // notify sends a notification for m, a message for user, to each of
 // user's registrations, when m matters.
 func (s *Service) notify(ctx context.Context, user string, m *router.Stanza) {
-	s.mu.Lock()
-	a := s.accounts[user]
-	s.mu.Unlock()
+	a := s.lookup(user)
 	if a == nil {
 		return
 	}
@@ -160,10 +158,7 @@ func (s *Service) notify(ctx context.Context, user string, m *router.Stanza) {
 	if len(regs) == 0 {
 		return
 	}
-	s.mu.Lock()
-	a.pending++
-	count := a.pending
-	s.mu.Unlock()
+	count := a.pending.Add(1)
 	from, err := jid.Parse(user)
 	if err != nil {
 		return
@@ -221,7 +216,7 @@ func (s *Service) registrations(ctx context.Context, user string) ([]storage.Pus
 }
 
 // payload is the pubsub publish of a notification (§7, Example 8).
-func (s *Service) payload(r storage.PushRegistration, count int, sum summary) []byte {
+func (s *Service) payload(r storage.PushRegistration, count int64, sum summary) []byte {
 	var b strings.Builder
 	b.WriteString("<pubsub xmlns='" + NSPubsub + "'><publish node='")
 	escape(&b, r.Node)
@@ -232,7 +227,7 @@ func (s *Service) payload(r storage.PushRegistration, count int, sum summary) []
 		b.WriteString("</value></field>")
 	}
 	field("FORM_TYPE", NSSummary)
-	field("message-count", strconv.Itoa(count))
+	field("message-count", strconv.FormatInt(count, 10))
 	if sum.sender != "" {
 		field("last-message-sender", sum.sender)
 	}

@@ -94,11 +94,11 @@ type Options struct {
 type key struct{ service, node string }
 
 // account is what the service keeps of an account with registrations.
-// Guarded by Service.mu.
+// Guarded by Service.mu but for pending.
 type account struct {
+	pending  atomic.Int64               // messages notified since a session last took one
 	loaded   bool                       // regs holds what is stored
 	regs     []storage.PushRegistration // oldest first
-	pending  int                        // messages notified since a session last took one
 	failures map[key]int                // timeouts and wait errors in a row
 }
 
@@ -117,7 +117,7 @@ type Service struct {
 	// cache see them in one order.
 	change sync.Mutex
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	accounts map[string]*account // bare JID → its registrations; only accounts that have one
 }
 
@@ -406,22 +406,21 @@ func (s *Service) delivered(ctx context.Context, d router.Delivery) {
 	if s.owners.Load() == 0 || d.Sessions.Len() == 0 {
 		return // none registered, or it went the undeliverable path (kept)
 	}
-	user := d.Message.To.Bare().String()
-	s.mu.Lock()
-	a := s.accounts[user]
-	s.mu.Unlock()
+	// The key is built again on the slow path: kept local, it does not
+	// allocate.
+	a := s.lookup(d.Message.To.Bare().String())
 	if a == nil {
 		return
 	}
 	for i := range d.Sessions.Len() {
 		if !router.Detached(d.Sessions.At(i)) {
-			s.mu.Lock()
-			a.pending = 0
-			s.mu.Unlock()
+			if a.pending.Load() != 0 {
+				a.pending.Store(0)
+			}
 			return
 		}
 	}
-	s.notify(ctx, user, d.Message)
+	s.notify(ctx, d.Message.To.Bare().String(), d.Message)
 }
 
 // kept sends notifications for a message stored offline.
@@ -437,9 +436,17 @@ func (s *Service) available(ctx context.Context, sess router.Session) {
 	if s.owners.Load() == 0 {
 		return
 	}
-	s.mu.Lock()
-	if a := s.accounts[sess.JID().Bare().String()]; a != nil {
-		a.pending = 0
+	if a := s.lookup(sess.JID().Bare().String()); a != nil {
+		a.pending.Store(0)
 	}
-	s.mu.Unlock()
+}
+
+// lookup returns what the service keeps of user, nil when user has no
+// registration: a read lock, so that messages to different accounts do
+// not wait for one another.
+func (s *Service) lookup(user string) *account {
+	s.mu.RLock()
+	a := s.accounts[user]
+	s.mu.RUnlock()
+	return a
 }
