@@ -23,8 +23,8 @@
 // per message, and neither the XEP nor Prosody limits them.
 //
 // An app server that answers with an error of type cancel, auth or modify
-// has its registration removed at once (§8 lets the server disable it;
-// the app server no longer knows the device). An error of type wait, a
+// has its registration removed at once (the app server no longer knows
+// the device; XEP-0357 leaves disabling it to the server). An error of type wait, a
 // remote-server-* error (the app server's domain could not be reached) or
 // no answer within Options.Timeout counts as a failure; MaxFailures in a
 // row remove the registration, and any result starts the count again.
