@@ -315,6 +315,10 @@ func (s *Service) enable(ctx context.Context, iq *router.Stanza) (xml.TokenReade
 	if req.node == "" {
 		return nil, badRequest("the node is missing")
 	}
+	if req.service.Equal(iq.From.Bare()) {
+		// The publish would go to the account's own PEP service.
+		return nil, badRequest("the app server cannot be the account itself")
+	}
 	user := iq.From.Bare().String()
 	reg := storage.PushRegistration{Account: user, Service: req.service.String(), Node: req.node, Options: req.form, Created: time.Now()}
 	s.change.Lock()

@@ -262,6 +262,7 @@ func TestEnableDisable(t *testing.T) {
 		{"enable without node", "<enable xmlns='urn:xmpp:push:0' jid='" + appJID + "'/>", "bad-request"},
 		{"enable with a bad jid", "<enable xmlns='urn:xmpp:push:0' jid='@@' node='n'/>", "jid-malformed"},
 		{"enable with another form", enable("n", "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:other</value></field></x>"), "bad-request"},
+		{"enable to the account itself", "<enable xmlns='urn:xmpp:push:0' jid='bob@localhost' node='n'/>", "bad-request"},
 		{"disable without jid", "<disable xmlns='urn:xmpp:push:0' node='n'/>", "bad-request"},
 	} {
 		t.Run(c.name, func(t *testing.T) { bob.t = t; bob.fails(c.payload, c.cond) })
