@@ -338,9 +338,19 @@ func (s *Session) detach(err error) bool {
 	// attach a new connection and change the peer the logger names.
 	s.debug("connection lost; waiting for a resumption", "err", err, "for", s.srv.Limits.ResumeTimeout.String())
 	s.resumeTimer = time.AfterFunc(s.srv.Limits.ResumeTimeout, s.resumeExpired)
+	var unacked [][]byte
+	if s.srv.Router.WantsDetached() {
+		unacked = make([][]byte, len(s.sm.unacked))
+		for i, it := range s.sm.unacked {
+			unacked[i] = it.b
+		}
+	}
 	s.mu.Unlock()
 	conn.Close()
 	s.waitWriterIdle()
+	// Told once the connection is closed, without the lock (the hooks
+	// may send stanzas: push notifications).
+	s.srv.Router.SessionDetached(s.srv.baseCtx, s, unacked)
 	return true
 }
 

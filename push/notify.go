@@ -149,6 +149,16 @@ func (s *Service) notify(ctx context.Context, user string, m *router.Stanza) {
 	if !sum.important {
 		return
 	}
+	s.send(ctx, user, sum, 1)
+}
+
+// send sends each of user's registrations a notification for n more
+// messages, the last of them summarised by sum.
+func (s *Service) send(ctx context.Context, user string, sum summary, n int) {
+	a := s.lookup(user)
+	if a == nil {
+		return
+	}
 	regs, err := s.registrations(ctx, user)
 	if err != nil {
 		s.storeLog.Fail(err, "user", user)
@@ -158,7 +168,7 @@ func (s *Service) notify(ctx context.Context, user string, m *router.Stanza) {
 	if len(regs) == 0 {
 		return
 	}
-	count := a.pending.Add(1)
+	count := a.pending.Add(int64(n))
 	from, err := jid.Parse(user)
 	if err != nil {
 		return

@@ -7,9 +7,11 @@
 // It registers with the router: urn:xmpp:push:0 in every account's
 // disco#info (§3); the enable and disable sets on behalf of the account
 // (§5, §6); a Delivered hook (a message taken only by sessions waiting for
-// a resumption, XEP-0198) and a Kept hook (a message stored offline for an
-// account without a session), which send the notifications (§7); and
-// OnAvailable, which starts the count of waiting messages again.
+// a resumption, XEP-0198), a Kept hook (a message stored offline for an
+// account without a session) and an OnDetach hook (the messages a session
+// had not acknowledged when it lost its connection), which send the
+// notifications (§7); and OnAvailable, which starts the count of waiting
+// messages again.
 //
 // A notification is a pubsub publish to the registration's node at the
 // app server, sent with Router.RequestFrom from the user's bare JID (as
@@ -163,6 +165,7 @@ func (s *Service) Register(r *router.Registry) {
 	r.IQFunc(stanza.SetIQ, router.ToSelf, xml.Name{Space: NS, Local: "disable"}, s.disable)
 	r.Delivered(s.delivered)
 	r.Kept(s.kept)
+	r.OnDetach(s.detached)
 	r.OnAvailable(s.available)
 }
 
@@ -425,6 +428,38 @@ func (s *Service) delivered(ctx context.Context, d router.Delivery) {
 		}
 	}
 	s.notify(ctx, d.Message.To.Bare().String(), d.Message)
+}
+
+// detached sends one notification for the messages a session had not
+// acknowledged when its connection was lost (a phone gone to sleep with
+// the connection half-open, found out by the keepalive), when no other
+// session of the account is connected: they may never have reached the
+// phone. The count goes up by all of them; the summary names the last.
+func (s *Service) detached(ctx context.Context, sess router.Session, unacked []*router.Stanza) {
+	if s.owners.Load() == 0 || len(unacked) == 0 {
+		return
+	}
+	bare := sess.JID().Bare()
+	user := bare.String()
+	if s.lookup(user) == nil {
+		return
+	}
+	for _, j := range s.router.AvailableResources(bare) {
+		if other, ok := s.router.SessionOf(j); ok && other != sess && !router.Detached(other) {
+			return
+		}
+	}
+	var last summary
+	n := 0
+	for _, m := range unacked {
+		if sum := inspect(m); sum.important {
+			last = sum
+			n++
+		}
+	}
+	if n > 0 {
+		s.send(ctx, user, last, n)
+	}
 }
 
 // kept sends notifications for a message stored offline.

@@ -364,10 +364,12 @@ func detach(t *testing.T, srv *xmpptest.Server, r *xmpptest.Raw, full string) {
 	})
 }
 
-// TestDetached: messages to a user whose only session waits for a
-// resumption send one notification each, counting up, naming the sender,
-// without the body; a chat state alone sends none; a connected session
-// gets none, and the count starts again once one took a message.
+// TestDetached: a session that loses its connection sends one
+// notification for the messages it had not acknowledged; then messages
+// to a user whose only session waits for a resumption send one
+// notification each, counting up, naming the sender, without the body; a
+// chat state alone sends none; a connected session gets none, and the
+// count starts again once one took a message.
 func TestDetached(t *testing.T) {
 	srv := start(t)
 	app := startApp(t, srv)
@@ -378,13 +380,26 @@ func TestDetached(t *testing.T) {
 		t.Fatalf("enable: %q", got)
 	}
 
-	// Connected: nothing.
-	alice.Send("<message to='bob@localhost' type='chat'><body>while connected</body></message>")
-	r.ReadUntil("while connected", wait)
+	// Connected: nothing. The first message is acknowledged (the
+	// server's answer to <r/> shows the <a/> was handled), the next two
+	// (one a chat state) not.
+	alice.Send("<message to='bob@localhost' type='chat'><body>acked</body></message>")
+	got := r.ReadUntil("acked</body>", wait)
+	h := strings.Count(got, "<message ") + strings.Count(got, "<presence") + strings.Count(got, "<iq ")
+	r.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/><r xmlns='urn:xmpp:sm:3'/>", h))
+	r.ReadUntil("<a xmlns='urn:xmpp:sm:3'", wait)
+	alice.Send("<message to='bob@localhost' type='chat'><body>not acked</body></message>")
+	alice.Send("<message to='bob@localhost' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	r.ReadUntil("<active ", wait)
 	app.none("a notification while bob is connected")
 
+	// The connection is lost: one notification for what bob did not
+	// acknowledge, counting the one message that matters.
 	detach(t, srv, r, "bob@localhost/phone")
-	for i := 1; i <= 3; i++ {
+	notification(t, app.expect("the notification of what was not acknowledged"), "bob@localhost", "node1", 1, "alice@localhost/a", "", true)
+	app.none("a second notification of what was not acknowledged")
+	// Then one per message.
+	for i := 2; i <= 4; i++ {
 		alice.Send("<message to='bob@localhost' type='chat'><body>secret %d</body></message>", i)
 		notification(t, app.expect(fmt.Sprintf("notification %d", i)), "bob@localhost", "node1", i, "alice@localhost/a", "", true)
 	}
@@ -396,7 +411,7 @@ func TestDetached(t *testing.T) {
 	alice.Sync()
 	app.none("a notification for a chat state, a receipt or a headline")
 	alice.Send("<message to='bob@localhost/phone' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'/><payload>AAAA</payload></encrypted></message>")
-	notification(t, app.expect("notification of an OMEMO message"), "bob@localhost", "node1", 4, "alice@localhost/a", "", true)
+	notification(t, app.expect("notification of an OMEMO message"), "bob@localhost", "node1", 5, "alice@localhost/a", "", true)
 	app.none("a second notification for one message")
 
 	// Bob resumes; a message his connected session takes sends nothing

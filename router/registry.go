@@ -127,6 +127,7 @@ type Registry struct {
 	onUnbind        []SessionHook
 	undeliverable   []StanzaHook
 	kept            []KeptHook
+	onDetach        []DetachHook
 	outPresence     []StanzaHook
 	inPresence      []StanzaHook
 	outIQ           []StanzaHook
@@ -328,6 +329,21 @@ func (r *Registry) Kept(h KeptHook) {
 		panic("router: nil kept hook")
 	}
 	r.kept = append(r.kept, h)
+}
+
+// DetachHook is told that a session lost its connection and waits for a
+// resumption (XEP-0198), with the messages written to the lost
+// connection that the client had not acknowledged: they wait with the
+// session, and the client may never have seen them.
+type DetachHook func(ctx context.Context, s Session, unacked []*Stanza)
+
+// OnDetach adds a DetachHook (XEP-0357 push notifications for what a
+// sleeping phone missed).
+func (r *Registry) OnDetach(h DetachHook) {
+	if h == nil {
+		panic("router: nil detach hook")
+	}
+	r.onDetach = append(r.onDetach, h)
 }
 
 // --- Extended service discovery information (XEP-0128) -------------------

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -423,6 +424,32 @@ func (r *Router) runHooks(ctx context.Context, hooks []StanzaHook, st *Stanza) b
 		}
 	}
 	return false
+}
+
+// WantsDetached reports whether SessionDetached has hooks to run, so that
+// a session collects its unacknowledged stanzas only then.
+func (r *Router) WantsDetached() bool { return len(r.reg.onDetach) > 0 }
+
+// SessionDetached is called by a session that lost its connection and now
+// waits for a resumption (router.Detachable), with the stanzas written to
+// that connection and not acknowledged; the OnDetach hooks get the
+// messages among them.
+func (r *Router) SessionDetached(ctx context.Context, s Session, unacked [][]byte) {
+	if len(r.reg.onDetach) == 0 {
+		return
+	}
+	var msgs []*Stanza
+	for _, b := range unacked {
+		if !bytes.HasPrefix(b, []byte("<message")) {
+			continue
+		}
+		if st, err := Parse(b); err == nil && st.Kind == KindMessage {
+			msgs = append(msgs, st)
+		}
+	}
+	for _, h := range r.reg.onDetach {
+		h(ctx, s, msgs)
+	}
 }
 
 // Undeliverable hands a message that could not be written to its

@@ -355,3 +355,33 @@ func TestDetached(t *testing.T) {
 		t.Fatal("a detached session is not")
 	}
 }
+
+// TestSessionDetached: the OnDetach hooks get the messages among what a
+// session had not acknowledged, parsed; without hooks the router asks
+// for nothing.
+func TestSessionDetached(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), nil, nil)
+	if r.WantsDetached() {
+		t.Fatal("wants detached sessions without hooks")
+	}
+	var got []string
+	r.Registry().OnDetach(func(_ context.Context, s router.Session, unacked []*router.Stanza) {
+		for _, m := range unacked {
+			got = append(got, s.JID().String()+" "+m.From.String()+" "+m.ID)
+		}
+	})
+	if !r.WantsDetached() {
+		t.Fatal("does not want detached sessions with a hook")
+	}
+	bob := &fakeSession{j: jid.MustParse("bob@localhost/b")}
+	r.SessionDetached(ctx, bob, [][]byte{
+		[]byte("<presence from='alice@localhost/a' to='bob@localhost/b'/>"),
+		[]byte("<message from='alice@localhost/a' to='bob@localhost/b' id='m1'><body>1</body></message>"),
+		[]byte("<iq type='get' id='i1' from='localhost' to='bob@localhost/b'><ping xmlns='urn:xmpp:ping'/></iq>"),
+		[]byte("<message from='carol@localhost/c' to='bob@localhost' id='m2'/>"),
+	})
+	if strings.Join(got, ", ") != "bob@localhost/b alice@localhost/a m1, bob@localhost/b carol@localhost/c m2" {
+		t.Fatalf("hooks got %q", got)
+	}
+}
