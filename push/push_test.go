@@ -274,8 +274,14 @@ func TestEnableDisable(t *testing.T) {
 	if e := bob.iq("set", "bob@localhost", enable("n3", "")); e.Attr("type") != "result" {
 		t.Fatalf("enable to the bare JID: %s", e.Raw)
 	}
-	bob.Close()
+	// Connected and available (no stream management): nothing.
 	alice := login(t, srv, "alice", "a")
+	bob.Send("<presence/>")
+	bob.Sync()
+	alice.Send("<message to='bob@localhost' type='chat'><body>online</body></message>")
+	bob.Expect(wait, "alice's message", func(e xmpptest.Element) bool { return e.Contains("online") })
+	app.none("a notification while bob is online")
+	bob.Close()
 
 	// Offline: each registration gets a notification.
 	alice.Send("<message to='bob@localhost' type='chat'><body>hi</body></message>")
