@@ -26,10 +26,11 @@
 //
 // An app server that answers with an error of type cancel, auth or modify
 // has its registration removed at once (the app server no longer knows
-// the device; XEP-0357 leaves disabling it to the server). An error of type wait, a
-// remote-server-* error (the app server's domain could not be reached) or
-// no answer within Options.Timeout counts as a failure; MaxFailures in a
-// row remove the registration, and any result starts the count again.
+// the device; XEP-0357 leaves disabling it to the server). An error of
+// type wait, a remote-server-* error (the app server's domain could not be
+// reached) or no answer within Options.Timeout counts as a failure;
+// MaxFailures in a row remove the registration, and any result starts the
+// count again.
 //
 // Registrations are stored through Store (storage's push_registrations).
 // At Start the service learns which accounts have one; an account's
