@@ -500,3 +500,34 @@ func (s *Session) Detached() bool {
 	defer s.mu.Unlock()
 	return s.detached
 }
+
+var _ router.Acknowledger = (*Session)(nil)
+
+// AckState returns stream management's counts of stanzas sent and
+// acknowledged (router.Acknowledger); ok is false without stream
+// management or while detached.
+func (s *Session) AckState() (sent, acked uint32, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sm == nil || s.detached || s.closing {
+		return 0, 0, false
+	}
+	return s.sm.sent, s.sm.acked, true
+}
+
+// RequestAck sends <r/> unless one is outstanding (router.Acknowledger).
+func (s *Session) RequestAck() {
+	s.mu.Lock()
+	m := s.sm
+	if m == nil || m.asked || s.detached || s.closing {
+		s.mu.Unlock()
+		return
+	}
+	m.asked = true
+	s.sendNonzaLocked(smRequest)
+	inline := s.kickLocked(true)
+	s.mu.Unlock()
+	if inline {
+		s.flushOnce()
+	}
+}

@@ -299,6 +299,10 @@ type Push struct {
 	// one per device, in practice) of one account; enabling one more
 	// removes the oldest.
 	MaxRegistrations int `toml:"max_registrations"`
+	// AckTimeout is how long a connected client with stream management
+	// has to acknowledge a message before its app server is told anyway:
+	// a phone asleep behind a half-open connection. "0s": never.
+	AckTimeout Duration `toml:"ack_timeout"`
 }
 
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
@@ -512,6 +516,7 @@ func Default() Config {
 		Push: Push{
 			Enabled:          true,
 			MaxRegistrations: 5,
+			AckTimeout:       Duration{Duration: 30 * time.Second},
 		},
 		HTTP: HTTP{
 			Listen:         ":5280",
@@ -763,6 +768,7 @@ func (v *VCard) validate(p *problems) {
 
 func (pu *Push) validate(p *problems) {
 	p.between("push.max_registrations", pu.MaxRegistrations, 1, 100, "")
+	p.notNegative("push.ack_timeout", pu.AckTimeout, `"0s" never notifies a connected client`)
 }
 
 func (pr *Private) validate(p *problems) {

@@ -10,8 +10,10 @@
 // a resumption, XEP-0198), a Kept hook (a message stored offline for an
 // account without a session) and an OnDetach hook (the messages a session
 // had not acknowledged when it lost its connection), which send the
-// notifications (§7); and OnAvailable, which starts the count of waiting
-// messages again.
+// notifications (§7); OnAvailable, which starts the count of waiting
+// messages again; OnUnbind, which drops a session's watch. A message that
+// connected stream-managed sessions took is watched: not acknowledged
+// within Options.AckTimeout, it is notified too (ack.go).
 //
 // A notification is a pubsub publish to the registration's node at the
 // app server, sent with Router.RequestFrom from the user's bare JID (as
@@ -91,6 +93,10 @@ type Options struct {
 	// MaxFailures is how many timeouts or wait errors in a row remove a
 	// registration (0: 5).
 	MaxFailures int
+	// AckTimeout is how long a connected stream-managed session has to
+	// acknowledge a message that matters before the app server is told
+	// (a phone asleep behind a half-open connection); 0 never tells.
+	AckTimeout time.Duration
 }
 
 // key names one registration of an account.
@@ -103,6 +109,10 @@ type account struct {
 	loaded   bool                       // regs holds what is stored
 	regs     []storage.PushRegistration // oldest first
 	failures map[key]int                // timeouts and wait errors in a row
+	// ackNotified holds the sessions whose late acknowledgement was
+	// notified (watchAck), so that their detach does not notify the same
+	// messages again.
+	ackNotified map[router.Session]uint32
 }
 
 // Service is the push notification feature.
@@ -122,6 +132,9 @@ type Service struct {
 
 	mu       sync.RWMutex
 	accounts map[string]*account // bare JID → its registrations; only accounts that have one
+
+	watchMu sync.Mutex
+	watches map[router.Session]*watch // guarded by watchMu
 }
 
 // New returns the push service.
@@ -140,7 +153,7 @@ func New(store Store, r *router.Router, opts Options, log *slog.Logger) *Service
 	}
 	return &Service{store: store, router: r, opts: opts, log: log,
 		storeLog: burstlog.New(log, "push: storage failed", time.Minute),
-		accounts: map[string]*account{}}
+		accounts: map[string]*account{}, watches: map[router.Session]*watch{}}
 }
 
 // Start learns which accounts have registrations; call it before stanzas
@@ -168,6 +181,7 @@ func (s *Service) Register(r *router.Registry) {
 	r.Kept(s.kept)
 	r.OnDetach(s.detached)
 	r.OnAvailable(s.available)
+	r.OnUnbind(s.forgetWatch)
 }
 
 // --- enable and disable (§5, §6) -------------------------------------------
@@ -408,8 +422,10 @@ func without(regs []storage.PushRegistration, k key) []storage.PushRegistration 
 // --- when to notify (§7) ----------------------------------------------------
 
 // delivered sends notifications for a message that only sessions waiting
-// for a resumption took; a message a connected session took starts the
-// count of waiting messages again.
+// for a resumption took. A message a connected session took starts the
+// count of waiting messages again; when all the connected sessions that
+// took it have stream management on, their acknowledgement is watched
+// (watchAck).
 func (s *Service) delivered(ctx context.Context, d router.Delivery) {
 	if s.owners.Load() == 0 || d.Sessions.Len() == 0 {
 		return // none registered, or it went the undeliverable path (kept)
@@ -420,15 +436,46 @@ func (s *Service) delivered(ctx context.Context, d router.Delivery) {
 	if a == nil {
 		return
 	}
+	attached := 0
 	for i := range d.Sessions.Len() {
 		if !router.Detached(d.Sessions.At(i)) {
-			if a.pending.Load() != 0 {
-				a.pending.Store(0)
-			}
-			return
+			attached++
 		}
 	}
-	s.notify(ctx, d.Message.To.Bare().String(), d.Message)
+	if attached == 0 {
+		s.notify(ctx, d.Message.To.Bare().String(), d.Message)
+		return
+	}
+	if a.pending.Load() != 0 {
+		a.pending.Store(0)
+	}
+	if s.opts.AckTimeout <= 0 {
+		return
+	}
+	for i := range d.Sessions.Len() {
+		sess := d.Sessions.At(i)
+		if router.Detached(sess) {
+			continue
+		}
+		ack, ok := sess.(router.Acknowledger)
+		if !ok {
+			return
+		}
+		if _, _, on := ack.AckState(); !on {
+			return // a client without stream management: not a phone that sleeps
+		}
+	}
+	sum := inspect(d.Message)
+	if !sum.important {
+		return
+	}
+	user := d.Message.To.Bare().String()
+	for i := range d.Sessions.Len() {
+		sess := d.Sessions.At(i)
+		if !router.Detached(sess) {
+			s.watchAck(user, sess, sess.(router.Acknowledger), sum)
+		}
+	}
 }
 
 // detached sends one notification for the messages a session had not
@@ -445,10 +492,32 @@ func (s *Service) detached(ctx context.Context, sess router.Session, unacked []*
 	if s.lookup(user) == nil {
 		return
 	}
+	// What a late acknowledgement notified is not notified again: only
+	// what was watched since.
+	s.watchMu.Lock()
+	w := s.watches[sess]
+	if w != nil {
+		w.timer.Stop()
+		delete(s.watches, sess)
+	}
+	s.watchMu.Unlock()
+	notified := false
+	s.mu.Lock()
+	if a := s.accounts[user]; a != nil {
+		_, notified = a.ackNotified[sess]
+		delete(a.ackNotified, sess)
+	}
+	s.mu.Unlock()
 	for _, j := range s.router.AvailableResources(bare) {
 		if other, ok := s.router.SessionOf(j); ok && other != sess && !router.Detached(other) {
 			return
 		}
+	}
+	if notified {
+		if w != nil {
+			s.send(ctx, user, w.last, w.count)
+		}
+		return
 	}
 	var last summary
 	n := 0

@@ -539,3 +539,44 @@ func TestErrorsAndRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestAckTimeout: a connected stream-managed client is asked to
+// acknowledge each message that matters; one acknowledged in time sends
+// nothing, one not acknowledged within [push] ack_timeout (a phone asleep
+// behind a half-open connection) sends a notification, and the detach
+// that follows does not send it again.
+func TestAckTimeout(t *testing.T) {
+	srv := start(t, func(c *config.Config) { c.Push.AckTimeout = config.Duration{Duration: 300 * time.Millisecond} })
+	app := startApp(t, srv)
+	alice := login(t, srv, "alice", "a")
+	r, _ := smLogin(t, srv, "bob", "phone")
+	r.Send("<iq type='set' id='p1'>" + enable("node1", "") + "</iq>")
+	if got := r.ReadUntil("id='p1'", wait); !strings.Contains(got, "type='result'") {
+		t.Fatalf("enable: %q", got)
+	}
+
+	alice.Send("<message to='bob@localhost' type='chat'><body>m0</body></message>")
+	got := r.ReadUntil("<r xmlns='urn:xmpp:sm:3'/>", wait)
+	if !strings.Contains(got, "m0</body>") || !strings.HasSuffix(got, "</message><r xmlns='urn:xmpp:sm:3'/>") {
+		t.Fatalf("m0 and then a request for an acknowledgement: %q", got)
+	}
+	r.Reset()
+	h := strings.Count(got, "<message ") + strings.Count(got, "<presence") + strings.Count(got, "<iq ")
+	r.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", h))
+	select {
+	case iq := <-app.got:
+		t.Fatalf("notified of an acknowledged message: %s", iq)
+	case <-time.After(3 * srv.Config.Push.AckTimeout.Duration):
+	}
+
+	alice.Send("<message to='bob@localhost' type='chat'><body>m1</body></message>")
+	if got := r.ReadUntil("<r xmlns='urn:xmpp:sm:3'/>", wait); !strings.Contains(got, "m1</body>") {
+		t.Fatalf("m1 and then a request for an acknowledgement: %q", got)
+	}
+	notification(t, app.expect("notification of an unacknowledged message"), "bob@localhost", "node1", 1, "alice@localhost/a", "", false)
+
+	detach(t, srv, r, "bob@localhost/phone")
+	app.none("m1 notified again at the detach")
+	alice.Send("<message to='bob@localhost' type='chat'><body>m2</body></message>")
+	notification(t, app.expect("notification while detached"), "bob@localhost", "node1", 2, "alice@localhost/a", "", false)
+}

@@ -56,6 +56,20 @@ func Detached(s Session) bool {
 	return ok && d.Detached()
 }
 
+// Acknowledger is implemented by sessions that can have stream management
+// (XEP-0198) on: a feature can learn whether the client acknowledged what
+// it was sent, and ask it to (push notifications for a phone whose
+// connection went half-open while it slept).
+type Acknowledger interface {
+	// AckState returns how many stanzas were sent to the client and how
+	// many it acknowledged, modulo 2^32; ok is false without stream
+	// management, and while the session waits for a resumption.
+	AckState() (sent, acked uint32, ok bool)
+	// RequestAck asks the client for an acknowledgement (<r/>) unless
+	// one is outstanding.
+	RequestAck()
+}
+
 // resource is one bound session of an account and its presence state.
 // All fields but sess are guarded by the shard's mutex.
 type resource struct {

@@ -231,6 +231,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if cfg.Push.Enabled {
 		p := push.New(s.db.Push(), s.router, push.Options{
 			IncludeBody: cfg.Push.IncludeBody, MaxRegistrations: cfg.Push.MaxRegistrations,
+			AckTimeout: cfg.Push.AckTimeout.Duration,
 		}, s.log.With("component", "push"))
 		if err := p.Start(ctx); err != nil {
 			return fmt.Errorf("server: push registrations: %w", err)
