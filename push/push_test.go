@@ -580,3 +580,25 @@ func TestAckTimeout(t *testing.T) {
 	alice.Send("<message to='bob@localhost' type='chat'><body>m2</body></message>")
 	notification(t, app.expect("notification while detached"), "bob@localhost", "node1", 2, "alice@localhost/a", "", false)
 }
+
+// TestMaxRegistrations: enabling one more than [push] max_registrations
+// removes the oldest registration.
+func TestMaxRegistrations(t *testing.T) {
+	srv := start(t, func(c *config.Config) { c.Push.MaxRegistrations = 2 })
+	app := startApp(t, srv)
+	bob := login(t, srv, "bob", "phone")
+	for _, n := range []string{"n1", "n2", "n3"} {
+		bob.ok(enable(n, ""))
+	}
+	bob.Close()
+	alice := login(t, srv, "alice", "a")
+	alice.Send("<message to='bob@localhost' type='chat'><body>hi</body></message>")
+	var nodes []string
+	for range 2 {
+		nodes = append(nodes, regexp.MustCompile(`<publish node='([^']+)'`).FindStringSubmatch(app.expect("notification"))[1])
+	}
+	if got := strings.Join(nodes, " "); got != "n2 n3" && got != "n3 n2" {
+		t.Fatalf("notified %q, want n2 and n3", got)
+	}
+	app.none("a notification to the oldest registration")
+}
