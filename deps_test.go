@@ -32,7 +32,7 @@ var allowedImports = map[string][]string{
 	"bench/archivelayout": {},                               // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "bosh"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "bosh", "push"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog"},
@@ -57,6 +57,7 @@ var allowedImports = map[string][]string{
 	// items (through roster.SharedView, which its View implements).
 	"sharedgroups": {"storage"},
 	"offline":      {"router", "storage", "internal/xmlenc", "internal/burstlog"},
+	"push":         {"router", "storage", "internal/burstlog"}, // XEP-0357
 	"muc":          {"router", "storage", "internal/xmlenc"},
 	"carbons":      {"router", "internal/xmlenc"},                                 // XEP-0280; stores nothing
 	"caps":         {"router", "internal/xmlenc"},                                 // XEP-0115; in memory only

@@ -108,8 +108,8 @@ var suites = []requirement{
 	{Suite: "Mobile", Feature: "Client State Indication", Spec: "XEP-0352", Level: "Server",
 		Packages: "c2s", check: checkXEP0352},
 	{Suite: "Mobile", Feature: "Third Party Push Notifications", Spec: "XEP-0357", Level: "Advanced Server",
-		Note: "by a component or a server module",
-		Gap:  "not implemented: XEP-0357 push notifications (urn:xmpp:push:0 enable/disable, notifications to an app server); excepted until issue 26"},
+		Note:     "by a component or a server module; the app server here is an external component",
+		Packages: "push, router, c2s", Opts: []xmpptest.Option{withComponent}, check: checkXEP0357},
 
 	// §2.5 A/V Calling Compliance Suite: its only server requirement.
 	{Suite: "AV", Feature: "STUN/TURN server discovery", Spec: "XEP-0215", Level: "Server",

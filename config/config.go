@@ -24,6 +24,7 @@ type Config struct {
 	PEP     PEP     `toml:"pep"`
 	VCard   VCard   `toml:"vcard"`
 	Private Private `toml:"private"`
+	Push    Push    `toml:"push"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 	Web     Web     `toml:"web"`
@@ -285,6 +286,26 @@ type Private struct {
 	MaxItems int `toml:"max_items"`
 }
 
+// Push is the [push] table: push notifications to mobile clients' app
+// servers (XEP-0357).
+type Push struct {
+	// Enabled lets clients register for push notifications (and sends
+	// them).
+	Enabled bool `toml:"enabled"`
+	// IncludeBody puts the message's body into the notification's
+	// summary (last-message-body); off, only the count and the sender go
+	// to the app server (and on to Google's or Apple's push service).
+	IncludeBody bool `toml:"include_body"`
+	// MaxRegistrations bounds the registrations (app server and node:
+	// one per device, in practice) of one account; enabling one more
+	// removes the oldest.
+	MaxRegistrations int `toml:"max_registrations"`
+	// AckTimeout is how long a connected client with stream management
+	// has to acknowledge a message before its app server is told anyway:
+	// a phone asleep behind a half-open connection. "0s": never.
+	AckTimeout Duration `toml:"ack_timeout"`
+}
+
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
 type MUC struct {
 	// Enabled runs the service.
@@ -516,6 +537,11 @@ func Default() Config {
 			MaxBytes: 64 << 10,
 			MaxItems: 100,
 		},
+		Push: Push{
+			Enabled:          true,
+			MaxRegistrations: 5,
+			AckTimeout:       Duration{Duration: 30 * time.Second},
+		},
 		HTTP: HTTP{
 			Listen:         ":5280",
 			PublicURL:      "",
@@ -624,6 +650,7 @@ func (c *Config) check() []*Error {
 	c.PEP.validate(&p)
 	c.VCard.validate(&p)
 	c.Private.validate(&p)
+	c.Push.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.Web.validate(&p)
@@ -770,6 +797,11 @@ func (e *PEP) validate(p *problems) {
 
 func (v *VCard) validate(p *problems) {
 	p.between("vcard.max_bytes", v.MaxBytes, 1024, 16<<20, "")
+}
+
+func (pu *Push) validate(p *problems) {
+	p.between("push.max_registrations", pu.MaxRegistrations, 1, 100, "")
+	p.notNegative("push.ack_timeout", pu.AckTimeout, `"0s" never notifies a connected client`)
 }
 
 func (pr *Private) validate(p *problems) {

@@ -34,6 +34,7 @@ import (
 	"xmppd.dev/xmppd/pep"
 	"xmppd.dev/xmppd/ping"
 	"xmppd.dev/xmppd/private"
+	"xmppd.dev/xmppd/push"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/sharedgroups"
@@ -232,6 +233,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}, s.log.With("component", "offline"))
 	s.offline.Register(reg)
 	s.offline.Start()
+	if cfg.Push.Enabled {
+		p := push.New(s.db.Push(), s.router, push.Options{
+			IncludeBody: cfg.Push.IncludeBody, MaxRegistrations: cfg.Push.MaxRegistrations,
+			AckTimeout: cfg.Push.AckTimeout.Duration,
+		}, s.log.With("component", "push"))
+		if err := p.Start(ctx); err != nil {
+			return fmt.Errorf("server: push registrations: %w", err)
+		}
+		p.Register(reg)
+	}
 	if cfg.MUC.Enabled {
 		m := cfg.MUC
 		s.muc, err = muc.New(s.router, s.db.MUC(), muc.Options{
