@@ -115,10 +115,10 @@ var suites = []requirement{
 	{Suite: "AV", Feature: "STUN/TURN server discovery", Spec: "XEP-0215", Level: "Server",
 		Packages: "extdisco", Opts: []xmpptest.Option{withTURN}, check: checkXEP0215},
 
-	// §2.2 Web Compliance Suite: not in issue 23's scope.
+	// §2.2 Web Compliance Suite (issue 24).
 	{Suite: "Web", Feature: "Web Connection Mechanisms", Spec: "RFC7395", Level: "Server",
-		Note: "by a component or a server module",
-		Gap:  "not implemented: XMPP over WebSocket (RFC 7395); the Web suite is issue 24"},
+		Note:     "by a component or a server module",
+		Packages: "websocket, c2s", Opts: []xmpptest.Option{withHTTPS}, check: checkRFC7395},
 	{Suite: "Web", Feature: "Web Connection Mechanisms", Spec: "XEP-0206", Level: "Server",
 		Note:     "by a component or a server module",
 		Packages: "bosh, c2s", Opts: []xmpptest.Option{withHTTPS}, check: checkXEP0206},
