@@ -24,20 +24,25 @@ import (
 var allowedImports = map[string][]string{
 	"": {}, // the module root: repository-wide tests only
 
-	"cmd/xmppd":           {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc"},
+	"cmd/xmppd": {"server", "config", "auth", "storage", "certs", "router", "disco", "ping", "version", "roster", "offline", "muc", "httpupload", "internal/xmlenc",
+		"migration", "migration/xep0227", "migration/openfirexml", "migration/openfire", "sharedgroups"},
 	"cmd/xmppbench":       {}, // a load generator: it speaks XMPP over sockets, to any server
 	"bench/mkusers":       {"auth", "config", "storage"},
-	"bench/archivelayout": {}, // SQLite alone: archive layouts and settings
+	"bench/importbench":   {"auth", "migration", "storage"}, // times migration.Write
+	"bench/archivelayout": {},                               // SQLite alone: archive layouts and settings
 
 	"server": {"c2s", "router", "blocking", "carbons", "caps", "auth", "storage", "config", "certs", "disco", "ping", "version", "roster", "offline", "muc", "mam", "httpupload", "pep", "vcard", "private", "internal/xmlenc",
-		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "s2s"},
+		"contactinfo", "extdisco", "entitytime", "lastactivity", "component", "websocket", "webchat", "sharedgroups", "bosh", "push", "s2s"},
 
 	// c2s uses auth's errors and storage's credential type for SASL.
 	"c2s": {"router", "auth", "storage", "internal/xmlenc", "internal/proxyproto", "internal/burstlog", "internal/ratelimit"},
 
 	// websocket (RFC 7395) is a transport beside c2s's listeners: it
 	// hands c2s its connections and holds no session logic.
-	"websocket": {"c2s"},
+	"websocket": {"c2s", "internal/xmlsplit", "internal/origin"},
+	// bosh (XEP-0124/0206) is the same kind of transport: HTTP requests
+	// turned into c2s's byte stream.
+	"bosh": {"c2s", "internal/xmlsplit", "internal/origin"},
 	// webchat serves /chat (Converse.js, pointed at websocket's URL,
 	// which server passes in).
 	"webchat": {},
@@ -51,18 +56,17 @@ var allowedImports = map[string][]string{
 	// sharedgroups holds the shared roster groups roster lays over its
 	// items (through roster.SharedView, which its View implements).
 	"sharedgroups": {"storage"},
-	// migration is the portable form imports and exports pass through.
-	"migration":  {"storage"},
-	"offline":    {"router", "storage", "internal/xmlenc", "internal/burstlog"},
-	"muc":        {"router", "storage", "internal/xmlenc"},
-	"carbons":    {"router", "internal/xmlenc"},                                 // XEP-0280; stores nothing
-	"caps":       {"router", "internal/xmlenc"},                                 // XEP-0115; in memory only
-	"mam":        {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0313; muc reaches it through muc.Archive
-	"blocking":   {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
-	"httpupload": {"router", "storage", "internal/xmlenc"},
-	"pep":        {"router", "storage", "internal/xmlenc", "internal/burstlog"},            // XEP-0163; rosters through pep.Roster (roster implements it)
-	"vcard":      {"router", "internal/xmlenc", "internal/burstlog", "internal/echoguard"}, // XEP-0054/0153/0398; its Store is storage's VCards
-	"private":    {"router", "internal/xmlenc", "internal/echoguard"},                      // XEP-0049/0402 #compat; its Store is storage's PrivateXML
+	"offline":      {"router", "storage", "internal/xmlenc", "internal/burstlog"},
+	"push":         {"router", "storage", "internal/burstlog"}, // XEP-0357
+	"muc":          {"router", "storage", "internal/xmlenc"},
+	"carbons":      {"router", "internal/xmlenc"},                                 // XEP-0280; stores nothing
+	"caps":         {"router", "internal/xmlenc"},                                 // XEP-0115; in memory only
+	"mam":          {"router", "storage", "internal/xmlenc", "internal/burstlog"}, // XEP-0313; muc reaches it through muc.Archive
+	"blocking":     {"router", "internal/burstlog"},                               // XEP-0191; its Store is storage's Blocklists
+	"httpupload":   {"router", "storage", "internal/xmlenc"},
+	"pep":          {"router", "storage", "internal/xmlenc", "internal/burstlog"},            // XEP-0163; rosters through pep.Roster (roster implements it)
+	"vcard":        {"router", "internal/xmlenc", "internal/burstlog", "internal/echoguard"}, // XEP-0054/0153/0398; its Store is storage's VCards
+	"private":      {"router", "internal/xmlenc", "internal/echoguard"},                      // XEP-0049/0402 #compat; its Store is storage's PrivateXML
 
 	// Issue 23's smaller pieces.
 	"contactinfo":  {"router"},                      // XEP-0157; addresses from the config, converted by server
@@ -73,6 +77,16 @@ var allowedImports = map[string][]string{
 	// s2s is federation, the router's first Remote: the stanzas it
 	// carries enter and leave through the router alone.
 	"s2s": {"router", "internal/xmlenc", "internal/ratelimit"},
+
+	// migration is the portable form of imports and exports and its
+	// writer into storage: auth derives the credentials, vcard parses
+	// vCards as it stores them, mam names archived room messages.
+	"migration": {"auth", "storage", "vcard", "mam"},
+	// Readers and writers of export files; migration.SafeDecoder reads
+	// them.
+	"migration/xep0227":     {"migration", "storage", "internal/xmlenc"},
+	"migration/openfirexml": {"migration", "storage"},
+	"migration/openfire":    {"migration", "storage"},
 
 	"auth":                {"storage"},
 	"storage":             {},
@@ -85,6 +99,8 @@ var allowedImports = map[string][]string{
 	"internal/echoguard":  {}, // vcard's and private's guard against their own PEP writes
 	"internal/burstlog":   {}, // one ERROR line per burst of storage failures
 	"internal/proxyproto": {}, // the PROXY protocol header
+	"internal/xmlsplit":   {}, // c2s output split into top-level elements (BOSH, WebSocket)
+	"internal/origin":     {}, // [http] allowed_origins, for WebSocket and BOSH
 	// xmpptest starts whole servers for other packages' tests.
 	"internal/xmpptest": {"server", "config", "auth", "storage", "storage/storagetest", "internal/xmlenc"},
 	"interop":           {}, // tests only

@@ -125,8 +125,12 @@ func (s *Service) upgraded() {
 	}
 }
 
-// legacyAccount reports whether the stored account lacks SCRAM-SHA-256.
+// legacyAccount reports whether the stored account has credentials, but
+// not SCRAM-SHA-256's.
 func legacyAccount(acct storage.Account) bool {
+	if len(acct.Credentials) == 0 {
+		return false
+	}
 	for _, c := range acct.Credentials {
 		if c.Mechanism == SCRAMSHA256 {
 			return false
@@ -278,6 +282,12 @@ func (s *Service) VerifyPlain(ctx context.Context, j jid.JID, password string) e
 	return nil
 }
 
+// CheckPassword reports whether password matches the stored credential
+// cred (as a PLAIN login checks it), in constant time.
+func CheckPassword(cred storage.Credential, password string) bool {
+	return verify(cred, true, jid.JID{}, password) == nil
+}
+
 // verify checks password against cred in constant time; known false
 // (cred is the dummy) fails after the same work.
 func verify(cred storage.Credential, known bool, j jid.JID, password string) error {
@@ -322,20 +332,29 @@ func (s *Service) plainCredential(ctx context.Context, j jid.JID) (cred storage.
 
 // newCredentials derives a credential for every mechanism from password.
 func (s *Service) newCredentials(password string) ([]storage.Credential, error) {
+	return NewCredentials(password, s.iterations)
+}
+
+// NewCredentials derives a credential for every mechanism (SCRAM-SHA-1 and
+// SCRAM-SHA-256) from password, each with its own random salt, as an
+// account created with it gets; iterations is raised to [MinIterations].
+// Imports use it for accounts whose password they know.
+func NewCredentials(password string, iterations int) ([]storage.Credential, error) {
+	iterations = max(iterations, MinIterations)
 	if password == "" {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidPassword)
 	}
 	var creds []storage.Credential
 	for _, mech := range []string{SCRAMSHA1, SCRAMSHA256} {
 		salt := randomBytes(saltSize)
-		stored, server, err := derive(mech, password, salt, s.iterations)
+		stored, server, err := derive(mech, password, salt, iterations)
 		if err != nil {
 			return nil, err
 		}
 		creds = append(creds, storage.Credential{
 			Mechanism:  mech,
 			Salt:       salt,
-			Iterations: s.iterations,
+			Iterations: iterations,
 			StoredKey:  stored,
 			ServerKey:  server,
 		})

@@ -68,6 +68,9 @@ func (l *parkingLot) park(s *Session, keepalive time.Time) bool {
 		}
 		ps.raw = raw
 	}
+	if pc, ok := s.conn.Conn.(ParkableConn); ok && pc.Buffered() {
+		return false // part of a frame came: the rest is on its way
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -113,7 +116,8 @@ func (l *parkingLot) park(s *Session, keepalive time.Time) bool {
 	return !l.take(s)
 }
 
-// rawConn finds the socket under c.
+// rawConn finds the socket under c: a TCP connection, one under TLS, or
+// a ParkableConn's.
 func rawConn(c net.Conn) (syscall.RawConn, bool) {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()

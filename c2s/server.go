@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xdg-go/scram"
@@ -261,10 +262,45 @@ type ConnInfo struct {
 	TLS *tls.ConnectionState
 }
 
+// SocketListener wraps ln so that the TCP connections it accepts read and
+// write as c2s's own do, in system calls that do not enter the scheduler
+// (sockConn, on Linux): for listeners whose connections may become c2s
+// sessions, such as the HTTP listeners that carry WebSockets. They stay
+// syscall.Conn, so sessions on them can park.
+func SocketListener(ln net.Listener) net.Listener { return sockListener{ln} }
+
+type sockListener struct{ net.Listener }
+
+func (l sockListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newSockConn(c), nil
+}
+
+// ParkableConn is a connection handed to ServeConn whose session may park
+// like a TCP client's when it falls silent (see park.go): its own framing
+// sits on a socket it names, and it tells when it holds bytes read from
+// that socket that Read has not returned yet. A session parks only at a
+// stanza boundary, after a read through conn timed out, with nothing
+// buffered in conn; the poller then watches the socket, and the session
+// wakes to read through conn again when the socket becomes readable, for
+// whatever the client sent (control frames included).
+type ParkableConn interface {
+	net.Conn
+	syscall.Conn // the socket under conn's framing and TLS
+	// Buffered reports whether conn holds bytes read from the socket that
+	// Read has not returned yet (or the start of a frame); the session
+	// does not park then. Called by the goroutine that reads conn.
+	Buffered() bool
+}
+
 // ServeConn negotiates and serves one client connection accepted
 // elsewhere, such as a WebSocket adapted to the c2s byte stream: the same
 // negotiation, limits, session and stream management as a TCP client.
-// conn is not a socket, so its session never parks. It returns at once;
+// Its session parks when conn is a ParkableConn (or a socket itself), and
+// never otherwise. It returns at once;
 // the connection is the server's from then on, and it returns
 // ErrServerClosed (closing conn) after Shutdown.
 func (s *Server) ServeConn(conn net.Conn, info ConnInfo) error {

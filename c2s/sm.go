@@ -11,6 +11,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
+
+	"xmppd.dev/xmppd/router"
 )
 
 // Namespaces of stream management (XEP-0198) and client state indication
@@ -336,9 +338,19 @@ func (s *Session) detach(err error) bool {
 	// attach a new connection and change the peer the logger names.
 	s.debug("connection lost; waiting for a resumption", "err", err, "for", s.srv.Limits.ResumeTimeout.String())
 	s.resumeTimer = time.AfterFunc(s.srv.Limits.ResumeTimeout, s.resumeExpired)
+	var unacked [][]byte
+	if s.srv.Router.WantsDetached() {
+		unacked = make([][]byte, len(s.sm.unacked))
+		for i, it := range s.sm.unacked {
+			unacked[i] = it.b
+		}
+	}
 	s.mu.Unlock()
 	conn.Close()
 	s.waitWriterIdle()
+	// Told once the connection is closed, without the lock (the hooks
+	// may send stanzas: push notifications).
+	s.srv.Router.SessionDetached(s.srv.baseCtx, s, unacked)
 	return true
 }
 
@@ -476,4 +488,46 @@ func (s *Session) serveResumed() {
 	s.start()
 	s.debug("session resumed")
 	s.serve(nil)
+}
+
+var _ router.Detachable = (*Session)(nil)
+
+// Detached reports whether the session's connection is lost and it waits
+// for a resumption (router.Detachable): what it is delivered meanwhile is
+// kept for the client (XEP-0357 push notifications are sent for it).
+func (s *Session) Detached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.detached
+}
+
+var _ router.Acknowledger = (*Session)(nil)
+
+// AckState returns stream management's counts of stanzas sent and
+// acknowledged (router.Acknowledger); ok is false without stream
+// management or while detached.
+func (s *Session) AckState() (sent, acked uint32, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sm == nil || s.detached || s.closing {
+		return 0, 0, false
+	}
+	return s.sm.sent, s.sm.acked, true
+}
+
+// RequestAck sends <r/> unless one is outstanding (router.Acknowledger).
+func (s *Session) RequestAck() {
+	s.mu.Lock()
+	m := s.sm
+	if m == nil || m.asked || s.detached || s.closing {
+		s.mu.Unlock()
+		return
+	}
+	m.asked = true
+	s.sendNonzaLocked(smRequest)
+	inline := s.kickLocked(true)
+	s.mu.Unlock()
+	if inline {
+		s.flushOnce()
+	}
 }

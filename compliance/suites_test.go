@@ -108,20 +108,20 @@ var suites = []requirement{
 	{Suite: "Mobile", Feature: "Client State Indication", Spec: "XEP-0352", Level: "Server",
 		Packages: "c2s", check: checkXEP0352},
 	{Suite: "Mobile", Feature: "Third Party Push Notifications", Spec: "XEP-0357", Level: "Advanced Server",
-		Note: "by a component or a server module",
-		Gap:  "not implemented: XEP-0357 push notifications (urn:xmpp:push:0 enable/disable, notifications to an app server); excepted until issue 26"},
+		Note:     "by a component or a server module; the app server here is an external component",
+		Packages: "push, router, c2s", Opts: []xmpptest.Option{withComponent}, check: checkXEP0357},
 
 	// §2.5 A/V Calling Compliance Suite: its only server requirement.
 	{Suite: "AV", Feature: "STUN/TURN server discovery", Spec: "XEP-0215", Level: "Server",
 		Packages: "extdisco", Opts: []xmpptest.Option{withTURN}, check: checkXEP0215},
 
-	// §2.2 Web Compliance Suite: not in issue 23's scope.
+	// §2.2 Web Compliance Suite (issue 24).
 	{Suite: "Web", Feature: "Web Connection Mechanisms", Spec: "RFC7395", Level: "Server",
-		Note: "by a component or a server module",
-		Gap:  "not implemented: XMPP over WebSocket (RFC 7395); the Web suite is issue 24"},
+		Note:     "by a component or a server module",
+		Packages: "websocket, c2s", Opts: []xmpptest.Option{withHTTPS}, check: checkRFC7395},
 	{Suite: "Web", Feature: "Web Connection Mechanisms", Spec: "XEP-0206", Level: "Server",
-		Note: "by a component or a server module",
-		Gap:  "not implemented: XMPP over BOSH (XEP-0206, XEP-0124); the Web suite is issue 24"},
+		Note:     "by a component or a server module",
+		Packages: "bosh, c2s", Opts: []xmpptest.Option{withHTTPS}, check: checkXEP0206},
 }
 
 // TestAdvancedServer checks xmppd against every row of suites: each on a

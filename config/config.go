@@ -24,9 +24,11 @@ type Config struct {
 	PEP     PEP     `toml:"pep"`
 	VCard   VCard   `toml:"vcard"`
 	Private Private `toml:"private"`
+	Push    Push    `toml:"push"`
 	HTTP    HTTP    `toml:"http"`
 	TLS     TLS     `toml:"tls"`
 	Web     Web     `toml:"web"`
+	BOSH    BOSH    `toml:"bosh"`
 
 	HTTPUpload HTTPUpload `toml:"httpupload"`
 	Caps       Caps       `toml:"caps"`
@@ -285,6 +287,26 @@ type Private struct {
 	MaxItems int `toml:"max_items"`
 }
 
+// Push is the [push] table: push notifications to mobile clients' app
+// servers (XEP-0357).
+type Push struct {
+	// Enabled lets clients register for push notifications (and sends
+	// them).
+	Enabled bool `toml:"enabled"`
+	// IncludeBody puts the message's body into the notification's
+	// summary (last-message-body); off, only the count and the sender go
+	// to the app server (and on to Google's or Apple's push service).
+	IncludeBody bool `toml:"include_body"`
+	// MaxRegistrations bounds the registrations (app server and node:
+	// one per device, in practice) of one account; enabling one more
+	// removes the oldest.
+	MaxRegistrations int `toml:"max_registrations"`
+	// AckTimeout is how long a connected client with stream management
+	// has to acknowledge a message before its app server is told anyway:
+	// a phone asleep behind a half-open connection. "0s": never.
+	AckTimeout Duration `toml:"ack_timeout"`
+}
+
 // MUC is the [muc] table: the XEP-0045 multi-user chat service.
 type MUC struct {
 	// Enabled runs the service.
@@ -312,7 +334,8 @@ type MUC struct {
 }
 
 // HTTP is the [http] table: the HTTP listeners, which serve XEP-0363
-// uploads and downloads ([HTTPUpload]) and nothing else yet.
+// uploads and downloads ([HTTPUpload]), the WebSocket, BOSH ([BOSH]),
+// host-meta and the chat page ([Web]).
 type HTTP struct {
 	// Listen is the host:port of the plain-HTTP listener; "" disables it.
 	Listen string `toml:"listen"`
@@ -324,13 +347,14 @@ type HTTP struct {
 	// handlers with the server's certificate; "" disables it.
 	TLSListen string `toml:"tls_listen"`
 	// AllowedOrigins are the origins (scheme://host[:port]) whose web
-	// pages may open the WebSocket (/xmpp-websocket); ["*"] allows any.
+	// pages may open the WebSocket (/xmpp-websocket) and use BOSH
+	// (/http-bind, by CORS); ["*"] allows any.
 	// Empty allows pages from the host the request is sent to or from
 	// PublicURL's host only.
 	AllowedOrigins []string `toml:"allowed_origins"`
 	// TrustedProxies are the addresses (CIDRs or single IPs) of reverse
-	// proxies whose X-Forwarded-Proto: https makes a WebSocket count as
-	// encrypted and whose X-Forwarded-For gives the client's address.
+	// proxies whose X-Forwarded-Proto: https makes a WebSocket or a BOSH
+	// session count as encrypted and whose X-Forwarded-For gives the client's address.
 	// Empty: loopback addresses only.
 	TrustedProxies []string `toml:"trusted_proxies"`
 }
@@ -344,6 +368,27 @@ type Web struct {
 	// the converse.js package folder, or its dist folder), whose files
 	// /chat/dist/ serves; "" loads Converse.js from its CDN.
 	ConverseJSPath string `toml:"conversejs_path"`
+}
+
+// BOSH is the [bosh] table: XMPP over BOSH (XEP-0124, XEP-0206) at
+// /http-bind on the [http] listeners.
+type BOSH struct {
+	// Enabled serves /http-bind (when an [http] listener exists).
+	Enabled bool `toml:"enabled"`
+	// MaxWait is the longest a request is held waiting for something to
+	// send; a client asking for longer gets this.
+	MaxWait Duration `toml:"max_wait"`
+	// MaxInactivity is how long a session may go without a request
+	// before its transport is ended (as a dropped TCP connection is).
+	MaxInactivity Duration `toml:"max_inactivity"`
+	// MaxHold is the most requests held at once; a client asking for more
+	// gets this.
+	MaxHold int `toml:"max_hold"`
+	// MaxPause is the longest inactivity a client may ask for with pause.
+	MaxPause Duration `toml:"max_pause"`
+	// Polling is the shortest interval allowed between empty requests of
+	// a client that asked for hold 0.
+	Polling Duration `toml:"polling"`
 }
 
 // HTTPUpload is the [httpupload] table: XEP-0363 HTTP file upload. The
@@ -493,6 +538,11 @@ func Default() Config {
 			MaxBytes: 64 << 10,
 			MaxItems: 100,
 		},
+		Push: Push{
+			Enabled:          true,
+			MaxRegistrations: 5,
+			AckTimeout:       Duration{Duration: 30 * time.Second},
+		},
 		HTTP: HTTP{
 			Listen:         ":5280",
 			PublicURL:      "",
@@ -504,6 +554,14 @@ func Default() Config {
 		Web: Web{
 			Enabled:        true,
 			ConverseJSPath: "",
+		},
+		BOSH: BOSH{
+			Enabled:       true,
+			MaxWait:       Duration{60 * time.Second},
+			MaxInactivity: Duration{60 * time.Second},
+			MaxHold:       1,
+			MaxPause:      Duration{120 * time.Second},
+			Polling:       Duration{5 * time.Second},
 		},
 		HTTPUpload: HTTPUpload{
 			Enabled:       true,
@@ -594,9 +652,11 @@ func (c *Config) check() []*Error {
 	c.PEP.validate(&p)
 	c.VCard.validate(&p)
 	c.Private.validate(&p)
+	c.Push.validate(&p)
 	c.HTTP.validate(&p)
 	c.TLS.validate(&p)
 	c.Web.validate(&p)
+	c.BOSH.validate(&p)
 	c.HTTPUpload.validate(&p, c.Server.Domain, c.MUCDomain())
 	c.Caps.validate(&p)
 	c.Server.Contact.validate(&p)
@@ -744,6 +804,11 @@ func (v *VCard) validate(p *problems) {
 	p.between("vcard.max_bytes", v.MaxBytes, 1024, 16<<20, "")
 }
 
+func (pu *Push) validate(p *problems) {
+	p.between("push.max_registrations", pu.MaxRegistrations, 1, 100, "")
+	p.notNegative("push.ack_timeout", pu.AckTimeout, `"0s" never notifies a connected client`)
+}
+
 func (pr *Private) validate(p *problems) {
 	p.between("private.max_bytes", pr.MaxBytes, 1024, 16<<20, "")
 	p.between("private.max_items", pr.MaxItems, 1, 100000, "")
@@ -802,6 +867,14 @@ func (h *HTTP) validate(p *problems) {
 		}
 	}
 	p.cidrs("http.trusted_proxies", h.TrustedProxies)
+}
+
+func (b *BOSH) validate(p *problems) {
+	p.positive("bosh.max_wait", b.MaxWait)
+	p.positive("bosh.max_inactivity", b.MaxInactivity)
+	p.between("bosh.max_hold", b.MaxHold, 0, 10, "0 answers every request at once: polling")
+	p.positive("bosh.max_pause", b.MaxPause)
+	p.notNegative("bosh.polling", b.Polling, "no limit")
 }
 
 // validate checks the [httpupload] table; serverDomain and mucDomain are

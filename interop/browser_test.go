@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,16 @@ func artefactDir(t *testing.T) string {
 // opens a chat with a TCP user, and sends a typed message, which the TCP
 // client receives; the TCP client's reply shows on the page
 // (browser/chat.mjs). The screenshot is kept (see artefactDir).
-func TestBrowserConverse(t *testing.T) {
+func TestBrowserConverse(t *testing.T) { browserConverse(t, false) }
+
+// TestBrowserConverseBOSH: TestBrowserConverse with Converse's settings
+// changed (by browser/chat.mjs, before Converse starts) to connect over
+// BOSH (bosh_service_url, /http-bind) instead of the WebSocket: the login,
+// the message and the reply all go over BOSH requests, and no WebSocket
+// is opened.
+func TestBrowserConverseBOSH(t *testing.T) { browserConverse(t, true) }
+
+func browserConverse(t *testing.T, bosh bool) {
 	requireBrowser(t)
 	modules, err := filepath.Abs(filepath.Join("browser", "node_modules", "converse.js"))
 	if err != nil {
@@ -84,6 +94,9 @@ func TestBrowserConverse(t *testing.T) {
 	bc.Send("<presence/>")
 
 	shot := filepath.Join(artefactDir(t), "browser-converse.png")
+	if bosh {
+		shot = filepath.Join(artefactDir(t), "browser-converse-bosh.png")
+	}
 	const msg, reply = "hello from Converse in Chromium", "hello back from TCP"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -96,6 +109,9 @@ func TestBrowserConverse(t *testing.T) {
 		"USER_NAME="+alice.Localpart(), "PASSWORD=alice-pw",
 		"PEER="+bob.String(), "MESSAGE="+msg, "REPLY="+reply,
 		"SCREENSHOT="+shot, "CHROMIUM="+chromium)
+	if bosh {
+		cmd.Env = append(cmd.Env, "BOSH_URL=https://"+srv.Domain+":"+port(srv.HTTPS)+"/http-bind")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -134,5 +150,11 @@ func TestBrowserConverse(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "reply shown") {
 		t.Fatal("the page did not show the reply")
+	}
+	if bosh {
+		m := regexp.MustCompile(`bosh requests: (\d+), websockets: (\d+)`).FindStringSubmatch(out.String())
+		if m == nil || m[1] == "0" || m[2] != "0" {
+			t.Fatalf("BOSH not used, or a WebSocket opened: %v", m)
+		}
 	}
 }

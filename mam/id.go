@@ -2,6 +2,7 @@ package mam
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
 	"sync"
@@ -70,3 +71,17 @@ func seqOf(id string) (seq int64, ok bool) {
 
 // stampOf is when a sequence number was taken.
 func stampOf(seq int64) time.Time { return time.UnixMicro(seq).UTC() }
+
+// ImportID returns the stanza id of an archive row of seq written by an
+// import (package migration) rather than by the archive itself: its
+// second half is derived from key (the message's content) instead of
+// drawn at random, so that an import run twice names a message alike.
+// Such an id is as guessable as the content it derives from; the message
+// was in the source server's log already.
+func ImportID(seq int64, key []byte) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(seq))
+	h := sha256.Sum256(key)
+	copy(b[8:], h[:8])
+	return idEncoding.EncodeToString(b[:])
+}

@@ -15,7 +15,9 @@ import (
 // Data is everything carried across for one domain.
 type Data struct {
 	// Domain is the XMPP domain the data belongs to, as found in the
-	// source (Openfire's xmpp.domain, the host of a XEP-0227 file).
+	// source (Openfire's xmpp.domain, the host of a XEP-0227 file), or the
+	// domain a reader rewrote every JID to when asked to (openfire's
+	// RewriteDomain): the JIDs in Data are always of this domain.
 	Domain string
 	Users  []User
 	// Rooms are the persistent MUC rooms, of every MUC service.
@@ -87,7 +89,9 @@ type SharedGroup struct {
 	// ShowTo says who sees the group in their roster: "everybody" (every
 	// user of the domain), "members" (the group's own members), or
 	// "groups" (the members of ShowToGroups and, with it, the group's own
-	// members: Openfire's onlyGroup sharedRoster.showInRoster).
+	// members: Openfire's onlyGroup sharedRoster.showInRoster), or ""
+	// (shown to nobody: carried only because another group's ShowToGroups
+	// names it, for its members).
 	ShowTo       string
 	ShowToGroups []string
 }

@@ -247,7 +247,9 @@ func (r *room) setAffiliationLocked(ctx context.Context, bare string, a affiliat
 	if a == affNone {
 		delete(r.affs, bare)
 	} else {
-		r.affs[bare] = affEntry{aff: a, reason: reason}
+		// A reserved nick stays with the JID while it is affiliated
+		// (storage keeps it likewise).
+		r.affs[bare] = affEntry{aff: a, reason: reason, nick: r.affs[bare].nick}
 	}
 	var affected []*occupant
 	for _, q := range r.occupants {

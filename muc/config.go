@@ -444,7 +444,7 @@ func (r *room) recordLocked(cfg roomConfig) storage.MUCRoom {
 	}
 	for j, e := range r.affs {
 		if e.aff != affNone {
-			rec.Affiliations = append(rec.Affiliations, storage.MUCAffiliation{JID: j, Affiliation: e.aff.String(), Reason: e.reason})
+			rec.Affiliations = append(rec.Affiliations, storage.MUCAffiliation{JID: j, Affiliation: e.aff.String(), Reason: e.reason, Nick: e.nick})
 		}
 	}
 	return rec
@@ -474,7 +474,7 @@ func (s *Service) roomFromRecord(sr storage.MUCRoom) (*room, error) {
 	r.subject, r.subjNick = sr.Subject, sr.SubjectNick
 	for _, a := range sr.Affiliations {
 		if aff, ok := parseAffiliation(a.Affiliation); ok && aff != affNone {
-			r.affs[a.JID] = affEntry{aff: aff, reason: a.Reason}
+			r.affs[a.JID] = affEntry{aff: aff, reason: a.Reason, nick: a.Nick}
 		}
 	}
 	r.hist.resize(r.cfg.historyLength)

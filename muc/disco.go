@@ -67,8 +67,14 @@ func (r *room) infoLocked(st *router.Stanza) {
 	switch queryNode(st) {
 	case "":
 	case "x-roomuser-item":
-		// XEP-0045 §7.12: no nicks are reserved here.
-		r.resultLocked(st, []byte("<query xmlns='"+NSInfo+"' node='x-roomuser-item'/>"))
+		// XEP-0045 §7.12: the requester's reserved nick, if any.
+		var w xw
+		w.open("query", "xmlns", NSInfo, "node", "x-roomuser-item")
+		if nick := r.affs[st.From.Bare().String()].nick; nick != "" {
+			w.empty("identity", "category", "conference", "name", nick, "type", "text")
+		}
+		w.close("query")
+		r.resultLocked(st, w.b)
 		return
 	default:
 		r.errorLocked(st, errText(stanza.Cancel, stanza.ItemNotFound, "no such node"))

@@ -187,6 +187,9 @@ func (r *room) availableLocked(st *router.Stanza, jr *joinRequest, nick string, 
 	case r.byNick[nick] != nil:
 		r.errorLocked(st, errText(stanza.Cancel, stanza.Conflict, "that nickname is in use in this room"))
 		return
+	case r.reservedByOther(nick, bare):
+		r.errorLocked(st, errText(stanza.Cancel, stanza.Conflict, "that nickname is reserved by a member of this room"))
+		return
 	case len(r.occupants) >= r.maxUsersLocked() && aff < affAdmin:
 		r.errorLocked(st, errText(stanza.Wait, stanza.ServiceUnavailable, "this room is full"))
 		return
@@ -254,6 +257,10 @@ func (r *room) rejoinLocked(o *occupant, jr *joinRequest, id string) {
 func (r *room) changeNickLocked(st *router.Stanza, o *occupant, jr *joinRequest, nick string, nickJID jid.JID, modified bool) {
 	if q := r.byNick[nick]; q != nil && q != o {
 		r.errorLocked(st, errText(stanza.Cancel, stanza.Conflict, "that nickname is in use in this room"))
+		return
+	}
+	if r.reservedByOther(nick, o.bare) {
+		r.errorLocked(st, errText(stanza.Cancel, stanza.Conflict, "that nickname is reserved by a member of this room"))
 		return
 	}
 	o.payload = nil

@@ -66,6 +66,11 @@ func parseRole(s string) (role, bool) {
 type affEntry struct {
 	aff    affiliation
 	reason string
+	// nick is the nickname the JID has reserved in the room (XEP-0045
+	// §7.12; set by an import from Openfire's ofMucMember), "" for none:
+	// disco#info's x-roomuser-item node names it, and no one else may
+	// take it.
+	nick string
 }
 
 // occupant is one joined session. All fields are guarded by the room's
@@ -129,6 +134,17 @@ func (s *Service) newRoom(j jid.JID, creator string, created time.Time) *room {
 
 // affOf returns the affiliation of a bare JID.
 func (r *room) affOf(bare string) affiliation { return r.affs[bare].aff }
+
+// reservedByOther reports whether nick is reserved in the room by another
+// JID than bare.
+func (r *room) reservedByOther(nick, bare string) bool {
+	for j, e := range r.affs {
+		if e.nick == nick && j != bare {
+			return true
+		}
+	}
+	return false
+}
 
 // defaultRoleLocked is the role an occupant with affiliation a gets
 // (XEP-0045 §5.1.2).

@@ -126,6 +126,8 @@ type Registry struct {
 	onUnavailable   []SessionHook
 	onUnbind        []SessionHook
 	undeliverable   []StanzaHook
+	kept            []KeptHook
+	onDetach        []DetachHook
 	outPresence     []StanzaHook
 	inPresence      []StanzaHook
 	outIQ           []StanzaHook
@@ -312,6 +314,38 @@ func (r *Registry) InRoster(f InRosterFunc) {
 // the message) has the sender told wait/internal-server-error; when none
 // does either, the sender gets service-unavailable.
 func (r *Registry) Undeliverable(h StanzaHook) { r.undeliverable = append(r.undeliverable, h) }
+
+// KeptHook is told of a message for a local account that an Undeliverable
+// hook took (stored offline): it waits for the account's next session. It
+// cannot change or stop anything.
+type KeptHook func(ctx context.Context, m *Stanza)
+
+// Kept adds a hook run after an Undeliverable hook took a message the
+// router was routing to a local account (XEP-0357 push notifications
+// start here for an account with no session). It is not run for what a
+// session hands back when it ends (Router.Undeliverable): those messages
+// were routed to the session before.
+func (r *Registry) Kept(h KeptHook) {
+	if h == nil {
+		panic("router: nil kept hook")
+	}
+	r.kept = append(r.kept, h)
+}
+
+// DetachHook is told that a session lost its connection and waits for a
+// resumption (XEP-0198), with the messages written to the lost
+// connection that the client had not acknowledged: they wait with the
+// session, and the client may never have seen them.
+type DetachHook func(ctx context.Context, s Session, unacked []*Stanza)
+
+// OnDetach adds a DetachHook (XEP-0357 push notifications for what a
+// sleeping phone missed).
+func (r *Registry) OnDetach(h DetachHook) {
+	if h == nil {
+		panic("router: nil detach hook")
+	}
+	r.onDetach = append(r.onDetach, h)
+}
 
 // --- Extended service discovery information (XEP-0128) -------------------
 

@@ -31,6 +31,7 @@ const requestIDPrefix = "xmppd-"
 
 // pending is one request waiting for its answer.
 type pending struct {
+	from  jid.JID // who sent it: the answer must be addressed there
 	to    jid.JID // whom it was sent to: the answer must come from there
 	fn    func(ctx context.Context, reply *Stanza, err error)
 	timer *time.Timer
@@ -52,17 +53,28 @@ type requests struct {
 // IQ result is matched by id and sender (RFC 6120 §8.2.3), and ids are
 // random, so no other client can answer in the addressee's place.
 func (r *Router) Request(ctx context.Context, typ string, to jid.JID, payload xml.TokenReader, timeout time.Duration, fn func(ctx context.Context, reply *Stanza, err error)) error {
+	return r.RequestFrom(ctx, r.domain, typ, to, payload, timeout, fn)
+}
+
+// RequestFrom is Request sent from a local account's bare JID instead of
+// the server's domain: the server acting for the account towards another
+// entity (XEP-0357's notifications to a push app server come from the
+// user's bare JID). The answer must be addressed to from.
+func (r *Router) RequestFrom(ctx context.Context, from jid.JID, typ string, to jid.JID, payload xml.TokenReader, timeout time.Duration, fn func(ctx context.Context, reply *Stanza, err error)) error {
+	if !from.Equal(r.domain) && (from.Domainpart() != r.domain.Domainpart() || from.Localpart() == "" || from.Resourcepart() != "") {
+		return errors.New("router: a request comes from the server's domain or a local bare JID")
+	}
 	if typ != "get" && typ != "set" {
 		return errors.New("router: a request is an iq of type get or set")
 	}
 	var b [10]byte
 	rand.Read(b[:])
 	id := requestIDPrefix + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
-	st, err := Build(KindIQ, typ, id, r.domain, to, payload)
+	st, err := Build(KindIQ, typ, id, from, to, payload)
 	if err != nil {
 		return err
 	}
-	p := &pending{to: to, fn: fn}
+	p := &pending{from: from, to: to, fn: fn}
 	r.req.mu.Lock()
 	if len(r.req.m) >= maxPending {
 		r.req.mu.Unlock()
@@ -83,26 +95,27 @@ func (r *Router) Request(ctx context.Context, typ string, to jid.JID, payload xm
 	return nil
 }
 
-// takeRequest removes the request id and returns it when from (nil for
-// the timer) may answer it.
-func (r *Router) takeRequest(id string, from *jid.JID) *pending {
+// takeRequest removes the request id and returns it when answer (nil for
+// the timer) may answer it: it comes from the addressee of the request
+// and is addressed to its sender.
+func (r *Router) takeRequest(id string, answer *Stanza) *pending {
 	r.req.mu.Lock()
 	defer r.req.mu.Unlock()
 	p, ok := r.req.m[id]
-	if !ok || (from != nil && !from.Equal(p.to)) {
+	if !ok || (answer != nil && (!answer.From.Equal(p.to) || !answer.To.Equal(p.from))) {
 		return nil
 	}
 	delete(r.req.m, id)
 	return p
 }
 
-// answer hands an IQ result or error addressed to the server to the
-// request it answers, if any.
+// answer hands an IQ result or error addressed to the server (or to a
+// local account's bare JID) to the request it answers, if any.
 func (r *Router) answer(ctx context.Context, st *Stanza) {
 	if len(st.ID) <= len(requestIDPrefix) || st.ID[:len(requestIDPrefix)] != requestIDPrefix {
 		return
 	}
-	p := r.takeRequest(st.ID, &st.From)
+	p := r.takeRequest(st.ID, st)
 	if p == nil {
 		return
 	}

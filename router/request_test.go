@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -183,5 +184,90 @@ func TestDirectedPresenceHook(t *testing.T) {
 	send("unavailable")
 	if got := carol.take(); len(got) != 1 || strings.Contains(got[0], "<photo>") {
 		t.Fatalf("carol got %q, want the unavailable presence untouched", got)
+	}
+}
+
+// domainRecorder is a component that records what it is sent.
+type domainRecorder struct {
+	mu  sync.Mutex
+	got []*router.Stanza
+}
+
+func (d *domainRecorder) HandleStanza(_ context.Context, st *router.Stanza) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.got = append(d.got, st)
+}
+
+func (d *domainRecorder) take() []*router.Stanza {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.got
+	d.got = nil
+	return g
+}
+
+// TestRequestFrom: a request sent for an account comes from its bare JID,
+// and its answer, addressed there, comes back to the caller; an answer
+// to another account, or from another sender, does not. An unreachable
+// addressee answers with an error at once.
+func TestRequestFrom(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), accounts{"alice@localhost": true, "bob@localhost": true}, nil)
+	app := &domainRecorder{}
+	r.Registry().Domain("push.localhost", app)
+	alice := jid.MustParse("alice@localhost")
+
+	for _, from := range []string{"alice@localhost/a", "alice@elsewhere", "other.localhost"} {
+		if err := r.RequestFrom(ctx, jid.MustParse(from), "set", jid.MustParse("push.localhost"), discoInfo(), time.Minute,
+			func(context.Context, *router.Stanza, error) {}); err == nil {
+			t.Fatalf("a request from %s was sent", from)
+		}
+	}
+
+	got := make(chan answer, 2)
+	fn := func(_ context.Context, reply *router.Stanza, err error) { got <- answer{reply, err} }
+	if err := r.RequestFrom(ctx, alice, "set", jid.MustParse("push.localhost"), discoInfo(), 300*time.Millisecond, fn); err != nil {
+		t.Fatal(err)
+	}
+	sent := app.take()
+	if len(sent) != 1 || !sent[0].From.Equal(alice) || sent[0].Type != "set" {
+		t.Fatalf("the app server got %v", sent)
+	}
+	reply := func(typ, from, to string) {
+		st, err := router.Build(router.KindIQ, typ, sent[0].ID, jid.MustParse(from), jid.MustParse(to), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Route(ctx, st)
+	}
+	reply("result", "push.localhost", "bob@localhost")   // to someone else
+	reply("result", "evil.localhost", "alice@localhost") // from someone else
+	select {
+	case a := <-got:
+		t.Fatalf("answered by a stranger: %+v", a)
+	case <-time.After(50 * time.Millisecond):
+	}
+	reply("result", "push.localhost", "alice@localhost")
+	select {
+	case a := <-got:
+		if a.err != nil || a.reply.Type != "result" {
+			t.Fatalf("answer %+v", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no callback")
+	}
+
+	// No such domain here: the router's own error answers at once.
+	if err := r.RequestFrom(ctx, alice, "set", jid.MustParse("push.example"), discoInfo(), time.Minute, fn); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a.err != nil || a.reply.Type != "error" || !strings.Contains(string(a.reply.Raw), "remote-server-not-found") {
+			t.Fatalf("answer %+v", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no callback")
 	}
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -253,8 +254,9 @@ func (r *Router) routeIQ(ctx context.Context, st *Stanza) {
 func (r *Router) handleIQ(ctx context.Context, st *Stanza, class Addressee) {
 	if st.Type != "get" && st.Type != "set" {
 		// Results and errors addressed to the server end here, answering
-		// one of its requests or nothing.
-		if class == ToServer {
+		// one of its requests or nothing; so do those addressed to an
+		// account's bare JID (RequestFrom: the server acting for it).
+		if class == ToServer || class == ToBare {
 			r.answer(ctx, st)
 		}
 		return
@@ -322,7 +324,7 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 				if !ok {
 					// The session closed itself on a full queue; the
 					// message goes where an undeliverable one goes.
-					r.undeliverable(ctx, st)
+					r.undeliverableKept(ctx, st)
 				}
 				return
 			}
@@ -372,7 +374,18 @@ func (r *Router) routeMessage(ctx context.Context, st *Stanza, to jid.JID) {
 	if delivered || st.Type == "headline" {
 		return
 	}
-	r.undeliverable(ctx, st)
+	r.undeliverableKept(ctx, st)
+}
+
+// undeliverableKept is undeliverable for a message being routed to a
+// local account, and runs the Kept hooks once an Undeliverable hook has
+// taken it (the offline store kept it for the account's next session).
+func (r *Router) undeliverableKept(ctx context.Context, st *Stanza) {
+	if r.undeliverable(ctx, st) {
+		for _, h := range r.reg.kept {
+			h(ctx, st)
+		}
+	}
 }
 
 // runDelivered runs the Delivered hooks.
@@ -383,15 +396,23 @@ func (r *Router) runDelivered(ctx context.Context, d *Delivery) {
 }
 
 // undeliverable runs the undeliverable hooks for a message; with none
-// taking it, the sender learns it was not delivered.
-func (r *Router) undeliverable(ctx context.Context, st *Stanza) {
+// taking it, the sender learns it was not delivered. It reports whether a
+// hook took it (Handled).
+func (r *Router) undeliverable(ctx context.Context, st *Stanza) (kept bool) {
 	if st.Kind != KindMessage || st.Type == "error" || st.Type == "headline" || st.Type == "groupchat" {
-		return
+		return false
 	}
-	if r.runHooks(ctx, r.reg.undeliverable, st) {
-		return
+	for _, h := range r.reg.undeliverable {
+		switch h(ctx, st) {
+		case Handled:
+			return true
+		case Failed:
+			r.bounce(ctx, st, storageFailure())
+			return false
+		}
 	}
 	r.bounce(ctx, st, ErrorText(stanza.Cancel, stanza.ServiceUnavailable, ""))
+	return false
 }
 
 // runHooks runs a hook chain until a hook returns Handled or Failed, and
@@ -407,6 +428,32 @@ func (r *Router) runHooks(ctx context.Context, hooks []StanzaHook, st *Stanza) b
 		}
 	}
 	return false
+}
+
+// WantsDetached reports whether SessionDetached has hooks to run, so that
+// a session collects its unacknowledged stanzas only then.
+func (r *Router) WantsDetached() bool { return len(r.reg.onDetach) > 0 }
+
+// SessionDetached is called by a session that lost its connection and now
+// waits for a resumption (router.Detachable), with the stanzas written to
+// that connection and not acknowledged; the OnDetach hooks get the
+// messages among them.
+func (r *Router) SessionDetached(ctx context.Context, s Session, unacked [][]byte) {
+	if len(r.reg.onDetach) == 0 {
+		return
+	}
+	var msgs []*Stanza
+	for _, b := range unacked {
+		if !bytes.HasPrefix(b, []byte("<message")) {
+			continue
+		}
+		if st, err := Parse(b); err == nil && st.Kind == KindMessage {
+			msgs = append(msgs, st)
+		}
+	}
+	for _, h := range r.reg.onDetach {
+		h(ctx, s, msgs)
+	}
 }
 
 // Undeliverable hands a message that could not be written to its

@@ -11,7 +11,9 @@ import (
 
 	"xmppd.dev/xmppd/blocking"
 	"xmppd.dev/xmppd/carbons"
+	"xmppd.dev/xmppd/push"
 	"xmppd.dev/xmppd/router"
+	"xmppd.dev/xmppd/storage"
 )
 
 // fakeSession records what the router delivers to it.
@@ -215,10 +217,11 @@ func (d *discardSession) DeliverThen(b []byte, done func(bool)) error {
 }
 
 // BenchmarkRouteMessageFeatures is BenchmarkRouteMessage through
-// FromClient with carbons and blocking registered and the two users using
-// neither: what the pipeline costs a message it has nothing to do for.
+// FromClient with carbons, blocking and push registered and the two users
+// using none: what the pipeline costs a message it has nothing to do for.
 // In "idle" nobody on the server uses them; in "others" a third user has
-// carbons on and a block list, so the hooks look the two users up.
+// carbons on, a block list and a push registration, so the hooks look
+// the two users up.
 func BenchmarkRouteMessageFeatures(b *testing.B) {
 	for _, others := range []bool{false, true} {
 		name := "idle"
@@ -243,6 +246,15 @@ func benchFeatures(b *testing.B, others bool) {
 	}
 	bl.Register(r.Registry())
 	cs.Register(r.Registry())
+	regs := benchPush{}
+	if others {
+		regs["carol@localhost"] = true
+	}
+	ps := push.New(regs, r, push.Options{}, nil)
+	if err := ps.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ps.Register(r.Registry())
 	alice := &discardSession{j: jid.MustParse("alice@localhost/a")}
 	bob := &discardSession{j: jid.MustParse("bob@localhost/b")}
 	carol := &discardSession{j: jid.MustParse("carol@localhost/c")}
@@ -271,6 +283,22 @@ func benchFeatures(b *testing.B, others bool) {
 	}
 }
 
+// benchPush is a push.Store that knows only who has registrations.
+type benchPush map[string]bool
+
+func (s benchPush) Owners(context.Context) ([]string, error) {
+	var out []string
+	for o := range s {
+		out = append(out, o)
+	}
+	return out, nil
+}
+func (s benchPush) List(context.Context, string) ([]storage.PushRegistration, error) { return nil, nil }
+func (s benchPush) Enable(context.Context, storage.PushRegistration, int) ([]storage.PushRegistration, error) {
+	return nil, nil
+}
+func (s benchPush) Disable(context.Context, string, string, string) (int, error) { return 0, nil }
+
 // benchStore is a blocking.Store in memory.
 type benchStore map[string][]string
 
@@ -284,3 +312,76 @@ func (s benchStore) Owners(context.Context) ([]string, error) {
 func (s benchStore) List(_ context.Context, user string) ([]string, error) { return s[user], nil }
 func (s benchStore) Block(context.Context, string, []string) error         { return nil }
 func (s benchStore) Unblock(context.Context, string, []string) error       { return nil }
+
+// TestKept: the Kept hooks learn of a message an Undeliverable hook took
+// while the router routed it (no session, or a full queue), and of no
+// other: one a hook failed to store, one no hook took, or one a session
+// handed back when it ended.
+func TestKept(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), accounts{"alice@localhost": true, "bob@localhost": true}, nil)
+	result := router.Handled
+	r.Registry().Undeliverable(func(context.Context, *router.Stanza) router.Result { return result })
+	var kept []string
+	r.Registry().Kept(func(_ context.Context, m *router.Stanza) { kept = append(kept, m.To.String()) })
+	bob := &fakeSession{j: jid.MustParse("bob@localhost/b"), full: true}
+	r.Bind(ctx, bob)
+
+	r.Route(ctx, msg(t, "chat", "carol@localhost/c", "alice@localhost"))
+	r.Route(ctx, msg(t, "chat", "carol@localhost/c", "bob@localhost/b")) // a full queue
+	r.Route(ctx, msg(t, "headline", "carol@localhost/c", "alice@localhost"))
+	r.Undeliverable(ctx, msg(t, "chat", "carol@localhost/c", "alice@localhost/gone"))
+	result = router.Failed
+	r.Route(ctx, msg(t, "chat", "carol@localhost/c", "alice@localhost/x"))
+	result = router.Continue
+	r.Route(ctx, msg(t, "chat", "carol@localhost/c", "alice@localhost/y"))
+	if got := strings.Join(kept, " "); got != "alice@localhost bob@localhost/b" {
+		t.Fatalf("kept %q, want alice@localhost bob@localhost/b", got)
+	}
+}
+
+// detachedSession is a session waiting for a resumption.
+type detachedSession struct{ fakeSession }
+
+func (*detachedSession) Detached() bool { return true }
+
+// TestDetached: router.Detached tells a Detachable session that waits for
+// a resumption from one that does not, and from any other session.
+func TestDetached(t *testing.T) {
+	if router.Detached(&fakeSession{}) {
+		t.Fatal("a plain session is detached")
+	}
+	if !router.Detached(&detachedSession{}) {
+		t.Fatal("a detached session is not")
+	}
+}
+
+// TestSessionDetached: the OnDetach hooks get the messages among what a
+// session had not acknowledged, parsed; without hooks the router asks
+// for nothing.
+func TestSessionDetached(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), nil, nil)
+	if r.WantsDetached() {
+		t.Fatal("wants detached sessions without hooks")
+	}
+	var got []string
+	r.Registry().OnDetach(func(_ context.Context, s router.Session, unacked []*router.Stanza) {
+		for _, m := range unacked {
+			got = append(got, s.JID().String()+" "+m.From.String()+" "+m.ID)
+		}
+	})
+	if !r.WantsDetached() {
+		t.Fatal("does not want detached sessions with a hook")
+	}
+	bob := &fakeSession{j: jid.MustParse("bob@localhost/b")}
+	r.SessionDetached(ctx, bob, [][]byte{
+		[]byte("<presence from='alice@localhost/a' to='bob@localhost/b'/>"),
+		[]byte("<message from='alice@localhost/a' to='bob@localhost/b' id='m1'><body>1</body></message>"),
+		[]byte("<iq type='get' id='i1' from='localhost' to='bob@localhost/b'><ping xmlns='urn:xmpp:ping'/></iq>"),
+		[]byte("<message from='carol@localhost/c' to='bob@localhost' id='m2'/>"),
+	})
+	if strings.Join(got, ", ") != "bob@localhost/b alice@localhost/a m1, bob@localhost/b carol@localhost/c m2" {
+		t.Fatalf("hooks got %q", got)
+	}
+}

@@ -40,6 +40,36 @@ type Session interface {
 	Close(e stream.Error)
 }
 
+// Detachable is implemented by sessions that can outlive their connection
+// (c2s with XEP-0198 stream management): Detached reports whether the
+// connection is gone and the session waits, still bound and available,
+// for the client to resume it. What it is delivered meanwhile is kept for
+// the resumption.
+type Detachable interface {
+	Detached() bool
+}
+
+// Detached reports whether s is a Detachable session waiting for a
+// resumption.
+func Detached(s Session) bool {
+	d, ok := s.(Detachable)
+	return ok && d.Detached()
+}
+
+// Acknowledger is implemented by sessions that can have stream management
+// (XEP-0198) on: a feature can learn whether the client acknowledged what
+// it was sent, and ask it to (push notifications for a phone whose
+// connection went half-open while it slept).
+type Acknowledger interface {
+	// AckState returns how many stanzas were sent to the client and how
+	// many it acknowledged, modulo 2^32; ok is false without stream
+	// management, and while the session waits for a resumption.
+	AckState() (sent, acked uint32, ok bool)
+	// RequestAck asks the client for an acknowledgement (<r/>) unless
+	// one is outstanding.
+	RequestAck()
+}
+
 // resource is one bound session of an account and its presence state.
 // All fields but sess are guarded by the shard's mutex.
 type resource struct {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"xmppd.dev/xmppd/bosh"
+	"xmppd.dev/xmppd/c2s"
 	"xmppd.dev/xmppd/certs"
 	"xmppd.dev/xmppd/config"
 	"xmppd.dev/xmppd/httpupload"
@@ -85,7 +87,25 @@ func (s *Server) startHTTP(cert tls.Certificate) (err error) {
 		MaxStanzaBytes: cfg.C2S.MaxStanzaBytes,
 		TrustedProxies: config.Prefixes(cfg.HTTP.TrustedProxies), // nil when empty: loopback
 	}, s.log.With("component", "websocket")))
-	hostMeta := websocket.HostMeta(public)
+	// XMPP over BOSH (XEP-0206), on the same c2s core.
+	var boshURL string
+	if cfg.BOSH.Enabled {
+		b := cfg.BOSH
+		mux.Handle(bosh.Path, bosh.New(s.c2s, bosh.Options{
+			AllowedOrigins: cfg.HTTP.AllowedOrigins,
+			PublicURL:      public,
+			MaxStanzaBytes: cfg.C2S.MaxStanzaBytes,
+			TrustedProxies: config.Prefixes(cfg.HTTP.TrustedProxies),
+			MaxWait:        b.MaxWait.Duration,
+			MaxInactivity:  b.MaxInactivity.Duration,
+			MaxHold:        cmp.Or(b.MaxHold, -1), // 0 is polling
+			MaxPause:       b.MaxPause.Duration,
+			Polling:        cmp.Or(b.Polling.Duration, -1), // 0 is no limit
+		}, s.log.With("component", "bosh")))
+		boshURL = public + bosh.Path
+		s.log.Info("XMPP over BOSH", "url", boshURL)
+	}
+	hostMeta := websocket.HostMeta(public, boshURL)
 	mux.Handle(websocket.HostMetaPath, hostMeta)
 	mux.Handle(websocket.HostMetaJSONPath, hostMeta)
 	s.log.Info("XMPP over WebSocket", "url", websocket.WebSocketURL(public))
@@ -128,6 +148,9 @@ func (s *Server) startHTTP(cert tls.Certificate) (err error) {
 	}
 
 	serve := func(what string, ln net.Listener, tlsConfig *tls.Config) {
+		// A WebSocket on it becomes a c2s session: its reads and writes
+		// cost what a TCP client's do.
+		ln = c2s.SocketListener(ln)
 		srv := &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: httpReadHeaderTimeout,

@@ -34,6 +34,7 @@ import (
 	"xmppd.dev/xmppd/pep"
 	"xmppd.dev/xmppd/ping"
 	"xmppd.dev/xmppd/private"
+	"xmppd.dev/xmppd/push"
 	"xmppd.dev/xmppd/roster"
 	"xmppd.dev/xmppd/router"
 	"xmppd.dev/xmppd/sharedgroups"
@@ -116,6 +117,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Imports and exports refuse to run beside a server (see
+	// storage.DB.LockInstance); it is released when the DB is closed.
+	if err := s.db.LockInstance(ctx); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	applied, err := s.db.Migrate(ctx)
 	if err != nil {
 		return err
@@ -183,7 +189,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	rost := roster.New(s.db.Rosters(), s.router, cfg.Roster.MaxItems, s.log.With("component", "roster"))
 	// Shared roster groups, laid over every roster; changes made while
 	// the server runs are picked up by polling storage's version.
-	s.shared = sharedgroups.New(s.db.SharedGroups(), s.log.With("component", "sharedgroups"))
+	s.shared = sharedgroups.New(s.db.SharedGroups(), domain.String(), s.log.With("component", "sharedgroups"))
 	if _, err := s.shared.Load(ctx); err != nil {
 		return err
 	}
@@ -231,6 +237,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}, s.log.With("component", "offline"))
 	s.offline.Register(reg)
 	s.offline.Start()
+	if cfg.Push.Enabled {
+		p := push.New(s.db.Push(), s.router, push.Options{
+			IncludeBody: cfg.Push.IncludeBody, MaxRegistrations: cfg.Push.MaxRegistrations,
+			AckTimeout: cfg.Push.AckTimeout.Duration,
+		}, s.log.With("component", "push"))
+		if err := p.Start(ctx); err != nil {
+			return fmt.Errorf("server: push registrations: %w", err)
+		}
+		p.Register(reg)
+	}
 	if cfg.MUC.Enabled {
 		m := cfg.MUC
 		s.muc, err = muc.New(s.router, s.db.MUC(), muc.Options{

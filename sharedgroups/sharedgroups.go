@@ -15,6 +15,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +31,10 @@ type Store interface {
 
 // Service keeps the current View of the shared groups.
 type Service struct {
-	store Store
-	log   *slog.Logger
-	view  atomic.Pointer[View]
+	store  Store
+	domain string
+	log    *slog.Logger
+	view   atomic.Pointer[View]
 
 	stop chan struct{}
 	once sync.Once
@@ -40,12 +42,13 @@ type Service struct {
 }
 
 // New returns a service with an empty view; Load reads the groups.
-func New(store Store, log *slog.Logger) *Service {
+// domain is the server's: "everybody" means its users only.
+func New(store Store, domain string, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: store, log: log, stop: make(chan struct{}), done: make(chan struct{})}
-	s.view.Store(newView(nil, -1))
+	s := &Service{store: store, domain: domain, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	s.view.Store(newView(nil, -1, domain))
 	return s
 }
 
@@ -59,7 +62,7 @@ func (s *Service) Load(ctx context.Context) (old *View, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.view.Swap(newView(groups, version)), nil
+	return s.view.Swap(newView(groups, version, s.domain)), nil
 }
 
 // Start polls storage every interval and, when the groups changed, loads
@@ -106,6 +109,7 @@ func (s *Service) Close() {
 // View is the shared groups at one version. It is immutable.
 type View struct {
 	version  int64
+	local    string // "@" + the server's domain
 	groups   []*group
 	byMember map[string][]*group // bare JID → the groups it is a member of
 	byName   map[string]*group
@@ -122,8 +126,8 @@ type group struct {
 	to      []string // names of the groups whose members see it (showTo "groups")
 }
 
-func newView(groups []storage.SharedGroup, version int64) *View {
-	v := &View{version: version, byMember: map[string][]*group{}, byName: map[string]*group{}, shownTo: map[string][]*group{}}
+func newView(groups []storage.SharedGroup, version int64, domain string) *View {
+	v := &View{version: version, local: "@" + domain, byMember: map[string][]*group{}, byName: map[string]*group{}, shownTo: map[string][]*group{}}
 	for _, sg := range groups {
 		g := &group{name: sg.Name, display: sg.DisplayName, members: sg.Members, member: make(map[string]bool, len(sg.Members)), showTo: sg.ShowTo, to: sg.ShowToGroups}
 		for _, m := range sg.Members {
@@ -150,14 +154,19 @@ func (v *View) Version() int64 { return v.version }
 // visible returns the groups user sees: those shown to everybody, those
 // user is a member of, and those shown to a group user is a member of.
 func (v *View) visible(user string) []*group {
-	out := slices.Clone(v.everyone)
+	var out []*group
+	if v.isLocal(user) {
+		out = slices.Clone(v.everyone)
+	}
 	add := func(g *group) {
 		if !slices.Contains(out, g) {
 			out = append(out, g)
 		}
 	}
 	for _, g := range v.byMember[user] {
-		add(g)
+		if g.showTo == "members" || g.showTo == "groups" {
+			add(g)
+		}
 	}
 	for _, own := range v.byMember[user] {
 		for _, g := range v.shownTo[own.name] {
@@ -208,7 +217,9 @@ func (v *View) Groups(user, contact string) []string {
 // sees reports whether user sees g.
 func (v *View) sees(user string, g *group) bool {
 	switch {
-	case g.showTo == "everybody", g.member[user]:
+	case g.showTo == "everybody":
+		return v.isLocal(user)
+	case g.member[user] && (g.showTo == "members" || g.showTo == "groups"):
 		return true
 	case g.showTo == "groups":
 		for _, own := range v.byMember[user] {
@@ -249,3 +260,7 @@ func (v *View) Viewers(user string) (viewers []string, everybody bool) {
 	}
 	return viewers, everybody
 }
+
+// isLocal reports whether the bare JID user is an account of the domain:
+// "everybody" is the domain's users, not every JID.
+func (v *View) isLocal(user string) bool { return strings.HasSuffix(user, v.local) }

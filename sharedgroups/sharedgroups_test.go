@@ -21,7 +21,7 @@ const wait = 5 * time.Second
 type fixedStore []storage.SharedGroup
 
 func (f fixedStore) All(context.Context) ([]storage.SharedGroup, int64, error) { return f, 1, nil }
-func (f fixedStore) Version(context.Context) (int64, error)                      { return 1, nil }
+func (f fixedStore) Version(context.Context) (int64, error)                    { return 1, nil }
 
 // TestView: who sees whom under which group, for each way a group is shown.
 func TestView(t *testing.T) {
@@ -29,8 +29,11 @@ func TestView(t *testing.T) {
 	s := sharedgroups.New(fixedStore{
 		{Name: "all", DisplayName: "All", ShowTo: "everybody", Members: []string{a, b}},
 		{Name: "team", DisplayName: "Team", ShowTo: "members", Members: []string{b, c}},
-		{Name: "sales", DisplayName: "Sales", ShowTo: "groups", ShowToGroups: []string{"team"}, Members: []string{d}},
-	}, nil)
+		{Name: "sales", DisplayName: "Sales", ShowTo: "groups", ShowToGroups: []string{"team", "board"}, Members: []string{d}},
+		// board is shown to nobody: e and d do not see each other
+		// through it, but e sees sales, which is shown to board.
+		{Name: "board", DisplayName: "Board", ShowTo: "nobody", Members: []string{d, e}},
+	}, "x", nil)
 	if _, err := s.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +46,7 @@ func TestView(t *testing.T) {
 		{b, map[string][]string{a: {"All"}, c: {"Team"}, d: {"Sales"}}},
 		{c, map[string][]string{a: {"All"}, b: {"All", "Team"}, d: {"Sales"}}},
 		{d, map[string][]string{a: {"All"}, b: {"All"}}}, // sales's own members see one another: d alone
-		{e, map[string][]string{a: {"All"}, b: {"All"}}},
+		{e, map[string][]string{a: {"All"}, b: {"All"}, d: {"Sales"}}},
 	} {
 		if got := v.Contacts(tc.user); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("Contacts(%s) = %v, want %v", tc.user, got, tc.want)
@@ -57,6 +60,12 @@ func TestView(t *testing.T) {
 	if g := v.Groups(a, e); g != nil {
 		t.Errorf("Groups(a, e) = %v: nobody shows e", g)
 	}
+	if g := v.Contacts("z@elsewhere"); g != nil {
+		t.Errorf("a remote JID sees %v: everybody is the domain's users", g)
+	}
+	if g := v.Groups(d, e); g != nil {
+		t.Errorf("Groups(d, e) = %v: board is shown to nobody", g)
+	}
 	for _, tc := range []struct {
 		user      string
 		viewers   []string
@@ -64,7 +73,7 @@ func TestView(t *testing.T) {
 	}{
 		{a, nil, true},
 		{b, []string{c}, true},
-		{d, []string{b, c}, false},
+		{d, []string{b, c, e}, false},
 		{e, nil, false},
 	} {
 		viewers, everybody := v.Viewers(tc.user)

@@ -196,13 +196,14 @@ func (a *Accounts) SetCredentials(ctx context.Context, jid string, creds []Crede
 	return nil
 }
 
-// CountWithout returns how many accounts have no credential for
+// CountWithout returns how many accounts have credentials, but none for
 // mechanism: accounts imported with SCRAM-SHA-1 keys only lack
-// SCRAM-SHA-256's until their password is known again.
+// SCRAM-SHA-256's until their password is known again. (Accounts without
+// any credential cannot log in at all and are not counted.)
 func (a *Accounts) CountWithout(ctx context.Context, mechanism string) (int, error) {
 	var n int
-	err := a.db.sql.QueryRowContext(ctx, `SELECT count(*) FROM accounts a
-		WHERE NOT EXISTS (SELECT 1 FROM account_credentials c WHERE c.jid = a.jid AND c.mechanism = $1)`, mechanism).Scan(&n)
+	err := a.db.sql.QueryRowContext(ctx, `SELECT count(DISTINCT c.jid) FROM account_credentials c
+		WHERE NOT EXISTS (SELECT 1 FROM account_credentials d WHERE d.jid = c.jid AND d.mechanism = $1)`, mechanism).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("storage: count accounts without %s: %w", mechanism, err)
 	}

@@ -44,6 +44,9 @@ type MUCAffiliation struct {
 	JID         string // bare JID
 	Affiliation string // "owner", "admin", "member" or "outcast"
 	Reason      string
+	// Nick is the room nickname JID has reserved (XEP-0045 §7.12), "" for
+	// none. SetAffiliation keeps it while JID stays affiliated.
+	Nick string
 }
 
 // MUCMessage is one message of a room's history.
@@ -99,12 +102,12 @@ func (m *MUC) Rooms(ctx context.Context, service string) ([]MUCRoom, error) {
 	}
 
 	if err := m.scanEach(ctx, `
-		SELECT a.room, a.jid, a.affiliation, a.reason
+		SELECT a.room, a.jid, a.affiliation, a.reason, a.nick
 		FROM muc_affiliations a JOIN muc_rooms r ON r.jid = a.room WHERE r.service = $1`, service,
 		func(rows *sql.Rows) error {
 			var room string
 			var a MUCAffiliation
-			if err := rows.Scan(&room, &a.JID, &a.Affiliation, &a.Reason); err != nil {
+			if err := rows.Scan(&room, &a.JID, &a.Affiliation, &a.Reason, &a.Nick); err != nil {
 				return err
 			}
 			if i, ok := index[room]; ok {
@@ -200,13 +203,23 @@ func (m *MUC) SaveRoom(ctx context.Context, room MUCRoom) (err error) {
 		room.AllowPM, room.ChangeSubject, room.Archive, room.Subject, room.SubjectNick); err != nil {
 		return fmt.Errorf("storage: save muc room %s: %w", room.JID, err)
 	}
+	// Reserved nicks stay with the JIDs that keep an affiliation, so that
+	// a caller that does not track them (a configuration change) does not
+	// erase them.
+	nicks, err := reservedNicks(ctx, tx, room.JID)
+	if err != nil {
+		return fmt.Errorf("storage: save muc room %s: nicks: %w", room.JID, err)
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM muc_affiliations WHERE room = $1`, room.JID); err != nil {
 		return fmt.Errorf("storage: save muc room %s: affiliations: %w", room.JID, err)
 	}
 	for _, a := range room.Affiliations {
+		if a.Nick == "" {
+			a.Nick = nicks[a.JID]
+		}
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO muc_affiliations (room, jid, affiliation, reason) VALUES ($1, $2, $3, $4)`,
-			room.JID, a.JID, a.Affiliation, a.Reason); err != nil {
+			`INSERT INTO muc_affiliations (room, jid, affiliation, reason, nick) VALUES ($1, $2, $3, $4, $5)`,
+			room.JID, a.JID, a.Affiliation, a.Reason, a.Nick); err != nil {
 			return fmt.Errorf("storage: save muc room %s: affiliation of %s: %w", room.JID, a.JID, err)
 		}
 	}
@@ -214,6 +227,25 @@ func (m *MUC) SaveRoom(ctx context.Context, room MUCRoom) (err error) {
 		return fmt.Errorf("storage: save muc room %s: commit: %w", room.JID, err)
 	}
 	return nil
+}
+
+// reservedNicks returns the reserved nicks of room's affiliated JIDs, by
+// JID.
+func reservedNicks(ctx context.Context, tx *sql.Tx, room string) (map[string]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT jid, nick FROM muc_affiliations WHERE room = $1 AND nick <> ''`, room)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	nicks := map[string]string{}
+	for rows.Next() {
+		var j, n string
+		if err := rows.Scan(&j, &n); err != nil {
+			return nil, err
+		}
+		nicks[j] = n
+	}
+	return nicks, rows.Err()
 }
 
 // SetAffiliation sets the affiliation of a.JID with room; an Affiliation
@@ -232,13 +264,19 @@ func (m *MUC) SetAffiliation(ctx context.Context, room string, a MUCAffiliation)
 	if err := touchRoom(ctx, tx, room); err != nil {
 		return fmt.Errorf("storage: set muc affiliation of %s in %s: %w", a.JID, room, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM muc_affiliations WHERE room = $1 AND jid = $2`, room, a.JID); err != nil {
-		return fmt.Errorf("storage: set muc affiliation of %s in %s: %w", a.JID, room, err)
-	}
-	if a.Affiliation != "" && a.Affiliation != "none" {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO muc_affiliations (room, jid, affiliation, reason) VALUES ($1, $2, $3, $4)`,
-			room, a.JID, a.Affiliation, a.Reason); err != nil {
+	if a.Affiliation == "" || a.Affiliation == "none" {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM muc_affiliations WHERE room = $1 AND jid = $2`, room, a.JID); err != nil {
+			return fmt.Errorf("storage: set muc affiliation of %s in %s: %w", a.JID, room, err)
+		}
+	} else {
+		// An upsert, so that a reserved nick (set by an import, or by a
+		// later registration) survives a change of affiliation; a.Nick,
+		// when given, replaces it.
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO muc_affiliations (room, jid, affiliation, reason, nick) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (room, jid) DO UPDATE SET affiliation = excluded.affiliation, reason = excluded.reason,
+				nick = CASE WHEN excluded.nick = '' THEN muc_affiliations.nick ELSE excluded.nick END`,
+			room, a.JID, a.Affiliation, a.Reason, a.Nick); err != nil {
 			return fmt.Errorf("storage: set muc affiliation of %s in %s: %w", a.JID, room, err)
 		}
 	}

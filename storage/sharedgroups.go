@@ -16,8 +16,9 @@ type SharedGroup struct {
 	Name        string
 	DisplayName string
 	Description string
-	// ShowTo is "everybody", "members" (the group's own members) or
-	// "groups" (its members and those of ShowToGroups).
+	// ShowTo is "everybody", "members" (the group's own members),
+	// "groups" (its members and those of ShowToGroups) or "nobody" (a
+	// group kept for its members only, who see the groups shown to it).
 	ShowTo       string
 	ShowToGroups []string
 	Members      []string // bare JIDs of accounts, sorted
@@ -228,9 +229,9 @@ func checkSharedGroup(sg SharedGroup) error {
 		return errors.New("a group name cannot hold a line break")
 	}
 	switch sg.ShowTo {
-	case "everybody", "members", "groups":
+	case "everybody", "members", "groups", "nobody":
 	default:
-		return fmt.Errorf("show_to %q is not everybody, members or groups", sg.ShowTo)
+		return fmt.Errorf("show_to %q is not everybody, members, groups or nobody", sg.ShowTo)
 	}
 	if slices.Contains(sg.ShowToGroups, "") {
 		return errors.New("an empty group name in show_to_groups")

@@ -36,6 +36,18 @@ type DB struct {
 	// Archive.Append); nil until the first batch and for PostgreSQL.
 	archiveMu   sync.Mutex
 	archiveConn *sql.Conn
+
+	// path is SQLite's database file, for the instance lock beside it;
+	// "" for PostgreSQL. Immutable.
+	path string
+	// unlock releases the instance lock (LockInstance); nil when not
+	// held. Guarded by lockMu.
+	lockMu sync.Mutex
+	unlock func()
+
+	// valuesQueries caches the multi-row INSERT texts of imports
+	// (valuesQuery), valuesKey → string.
+	valuesQueries sync.Map
 }
 
 // Open opens the database and checks that it answers before returning.
@@ -62,6 +74,8 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	db := &DB{sql: sqldb, dialect: d}
 	if driver == DriverPostgres {
 		db.stmts = &stmtCache{}
+	} else {
+		db.path = sqlitePath(dsn)
 	}
 	return db, nil
 }
@@ -77,6 +91,7 @@ func (db *DB) Close() error {
 	if db.stmts != nil {
 		db.stmts.close()
 	}
+	db.releaseInstance()
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}

@@ -493,3 +493,18 @@ func (s *Service) rebroadcast(ctx context.Context, owner jid.JID) {
 		s.router.FromClient(ctx, st)
 	}
 }
+
+// Parse reads raw, a serialised <vCard xmlns='vcard-temp'/>, as the
+// service reads one it is given to store, at most max bytes serialised:
+// it returns the element as the service stores it (serialised again, its
+// namespace declared) and its photo value. Imports (package migration)
+// store vCards with it, so that what they write is what a vCard set over
+// XMPP would have written.
+func Parse(raw []byte, max int) (stored []byte, photo string, err error) {
+	d := xml.NewDecoder(bytes.NewReader(bytes.TrimSpace(raw)))
+	c, err := parseCard(d, max)
+	if err != nil {
+		return nil, "", fmt.Errorf("vcard: %w", err)
+	}
+	return c.raw, c.photo, nil
+}

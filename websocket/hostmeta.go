@@ -13,8 +13,11 @@ const (
 	HostMetaJSONPath = "/.well-known/host-meta.json"
 )
 
-// relWebSocket is the XEP-0156 link relation of a WebSocket endpoint.
-const relWebSocket = "urn:xmpp:alt-connections:websocket"
+// XEP-0156 link relations of a WebSocket and a BOSH endpoint.
+const (
+	relWebSocket = "urn:xmpp:alt-connections:websocket"
+	relBOSH      = "urn:xmpp:alt-connections:xbosh"
+)
 
 // WebSocketURL returns the ws:// or wss:// URL of Path under publicURL
 // (an http:// or https:// URL without a trailing slash).
@@ -29,19 +32,25 @@ func WebSocketURL(publicURL string) string {
 }
 
 // HostMeta serves HostMetaPath (XRD) and HostMetaJSONPath (JRD), listing
-// the WebSocket endpoint under publicURL (XEP-0156 §3). Any page may read
-// them (Access-Control-Allow-Origin: *): they are what browser clients
-// fetch from another origin to find the endpoint.
-func HostMeta(publicURL string) http.Handler {
-	href := WebSocketURL(publicURL)
+// the WebSocket endpoint under publicURL and, when boshURL is not empty,
+// the BOSH endpoint (XEP-0156 §3). Any page may read them
+// (Access-Control-Allow-Origin: *): they are what browser clients fetch
+// from another origin to find the endpoints.
+func HostMeta(publicURL, boshURL string) http.Handler {
+	links := []map[string]string{{"rel": relWebSocket, "href": WebSocketURL(publicURL)}}
+	if boshURL != "" {
+		links = append(links, map[string]string{"rel": relBOSH, "href": boshURL})
+	}
 	var x strings.Builder
-	x.WriteString("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='" + relWebSocket + "' href='")
-	xml.EscapeText(&x, []byte(href))
-	x.WriteString("'/>\n</XRD>\n")
+	x.WriteString("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n")
+	for _, l := range links {
+		x.WriteString("  <Link rel='" + l["rel"] + "' href='")
+		xml.EscapeText(&x, []byte(l["href"]))
+		x.WriteString("'/>\n")
+	}
+	x.WriteString("</XRD>\n")
 	xrd := []byte(x.String())
-	jrd, _ := json.Marshal(map[string]any{
-		"links": []map[string]string{{"rel": relWebSocket, "href": href}},
-	})
+	jrd, _ := json.Marshal(map[string]any{"links": links})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

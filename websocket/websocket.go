@@ -12,12 +12,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
+	"time"
 
-	ws "github.com/coder/websocket"
+	ws "github.com/gobwas/ws"
 
 	"xmppd.dev/xmppd/c2s"
+	"xmppd.dev/xmppd/internal/origin"
 )
 
 // Path is where the WebSocket endpoint is served.
@@ -56,7 +57,7 @@ func New(srv *c2s.Server, opts Options, log *slog.Logger) *Handler {
 		opts.MaxStanzaBytes = c2s.DefaultLimits.MaxStanzaBytes
 	}
 	if opts.TrustedProxies == nil {
-		opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		opts.TrustedProxies = origin.LoopbackProxies
 	}
 	return &Handler{srv: srv, opts: opts, log: log}
 }
@@ -74,31 +75,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed (http.allowed_origins)", http.StatusForbidden)
 		return
 	}
-	peer := addrPort(r.RemoteAddr)
-	info := c2s.ConnInfo{Remote: peer, Secure: r.TLS != nil, TLS: r.TLS}
-	if h.trusted(peer.Addr()) {
-		if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-			info.Secure = true
-		}
-		if ip := forwardedFor(r); ip.IsValid() {
-			info.Remote = netip.AddrPortFrom(ip, 0)
-		}
+	peer, secure := origin.Client(r, h.opts.TrustedProxies)
+	info := c2s.ConnInfo{Remote: peer, Secure: secure, TLS: r.TLS}
+	u := ws.HTTPUpgrader{
+		Protocol: func(p string) bool { return p == Subprotocol },
+		Timeout:  handshakeWriteTimeout,
 	}
-	c, err := ws.Accept(w, r, &ws.AcceptOptions{
-		Subprotocols:       []string{Subprotocol},
-		InsecureSkipVerify: true, // checked above
-	})
+	nc, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		h.log.Debug("WebSocket handshake failed", "err", err)
+		if nc != nil {
+			nc.Close()
+		}
 		return
+	}
+	// What the client sent after its request, read by the HTTP server
+	// already: the start of the first frame, perhaps.
+	var pending []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		pending, _ = rw.Reader.Peek(n)
 	}
 	local := net.Addr(nil)
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		local = a
 	}
 	remote := net.TCPAddrFromAddrPort(info.Remote)
-	h.srv.ServeConn(newConn(c, local, remote, h.opts.MaxStanzaBytes), info)
+	h.srv.ServeConn(newConn(nc, pending, local, remote, h.opts.MaxStanzaBytes), info)
 }
+
+// handshakeWriteTimeout bounds the write of the handshake's response.
+const handshakeWriteTimeout = 10 * time.Second
 
 // offersXMPP reports whether the client offers the xmpp subprotocol.
 func offersXMPP(r *http.Request) bool {
@@ -112,65 +118,8 @@ func offersXMPP(r *http.Request) bool {
 	return false
 }
 
-// originAllowed applies AllowedOrigins. A request without an Origin is
-// not from a browser page: the check protects browsers' users only.
+// originAllowed applies AllowedOrigins (internal/origin, shared with
+// BOSH's CORS).
 func (h *Handler) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if len(h.opts.AllowedOrigins) == 0 {
-		if strings.EqualFold(u.Host, r.Host) {
-			return true
-		}
-		if p, err := url.Parse(h.opts.PublicURL); err == nil && p.Host != "" && strings.EqualFold(u.Host, p.Host) {
-			return true
-		}
-		return false
-	}
-	for _, a := range h.opts.AllowedOrigins {
-		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), u.Scheme+"://"+u.Host) {
-			return true
-		}
-	}
-	return false
-}
-
-func (h *Handler) trusted(a netip.Addr) bool {
-	for _, p := range h.opts.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// forwardedFor returns the last address of X-Forwarded-For (the one the
-// trusted proxy added), or the zero Addr.
-func forwardedFor(r *http.Request) netip.Addr {
-	v := r.Header.Values("X-Forwarded-For")
-	if len(v) == 0 {
-		return netip.Addr{}
-	}
-	last := v[len(v)-1]
-	if i := strings.LastIndexByte(last, ','); i >= 0 {
-		last = last[i+1:]
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(last))
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap()
-}
-
-func addrPort(s string) netip.AddrPort {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return origin.Request(r, h.opts.AllowedOrigins, h.opts.PublicURL)
 }

@@ -33,6 +33,7 @@ const (
 type wsClient struct {
 	t    *testing.T
 	c    *ws.Conn
+	raw  *rawWS   // instead of c: frames written and read by hand
 	seen []string // every message received
 }
 
@@ -69,6 +70,10 @@ func connect(t *testing.T, srv *xmpptest.Server) *wsClient {
 
 func (c *wsClient) send(s string) {
 	c.t.Helper()
+	if c.raw != nil {
+		c.raw.text(s)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := c.c.Write(ctx, ws.MessageText, []byte(s)); err != nil {
@@ -78,6 +83,13 @@ func (c *wsClient) send(s string) {
 
 // next returns the next message; err is the connection's end.
 func (c *wsClient) next() (string, error) {
+	if c.raw != nil {
+		m, err := c.raw.nextText()
+		if err == nil {
+			c.seen = append(c.seen, m)
+		}
+		return m, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	typ, b, err := c.c.Read(ctx)
@@ -392,8 +404,8 @@ func TestStreamManagementResume(t *testing.T) {
 	c.expect("m3 on the new WebSocket", "<body>m3</body>")
 }
 
-// TestHostMeta: XEP-0156's XRD and JRD list the WebSocket URL under the
-// public URL, readable from any origin.
+// TestHostMeta: XEP-0156's XRD and JRD list the WebSocket and BOSH URLs
+// under the public URL, readable from any origin.
 func TestHostMeta(t *testing.T) {
 	srv := xmpptest.Start(t, xmpptest.WithHTTP(), func(c *config.Config) { c.HTTP.PublicURL = "https://xmpp.example.com/" })
 	get := func(path string) (*http.Response, string) {
@@ -411,6 +423,9 @@ func TestHostMeta(t *testing.T) {
 	}
 	resp, xrd := get("/.well-known/host-meta")
 	want := "<Link rel='urn:xmpp:alt-connections:websocket' href='wss://xmpp.example.com/xmpp-websocket'/>"
+	if wantBOSH := "<Link rel='urn:xmpp:alt-connections:xbosh' href='https://xmpp.example.com/http-bind'/>"; !strings.Contains(xrd, wantBOSH) {
+		t.Fatalf("host-meta:\n%s\nwant %s", xrd, wantBOSH)
+	}
 	if !strings.Contains(xrd, want) || !strings.Contains(xrd, "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>") {
 		t.Fatalf("host-meta:\n%s\nwant %s", xrd, want)
 	}
@@ -424,7 +439,8 @@ func TestHostMeta(t *testing.T) {
 	if err := json.Unmarshal([]byte(jrd), &doc); err != nil {
 		t.Fatalf("host-meta.json: %v: %s", err, jrd)
 	}
-	if len(doc.Links) != 1 || doc.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || doc.Links[0].Href != "wss://xmpp.example.com/xmpp-websocket" {
+	if len(doc.Links) != 2 || doc.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || doc.Links[0].Href != "wss://xmpp.example.com/xmpp-websocket" ||
+		doc.Links[1].Rel != "urn:xmpp:alt-connections:xbosh" || doc.Links[1].Href != "https://xmpp.example.com/http-bind" {
 		t.Fatalf("host-meta.json: %s", jrd)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {

@@ -41,19 +41,19 @@ func (e *env) groupFlagSet(name, help string) (*flag.FlagSet, groupFlags) {
 	return fs, groupFlags{
 		display:     fs.String("display", "", "the roster group its members appear under (default: NAME)"),
 		description: fs.String("description", "", "what the group is, for admins"),
-		showTo:      fs.String("show-to", "", `who sees it: "everybody", "members" (its own members) or "groups" (its members and those of -groups)`),
+		showTo:      fs.String("show-to", "", `who sees it: "everybody", "members" (its own members), "groups" (its members and those of -groups) or "nobody" (kept for its members, who see the groups shown to it)`),
 		groups:      fs.String("groups", "", "with -show-to groups: the groups whose members also see it, comma-separated"),
 	}
 }
 
-const groupAddHelp = `usage: xmppd [-config FILE] group add NAME [-display NAME] [-description TEXT] [-show-to everybody|members|groups] [-groups A,B]
+const groupAddHelp = `usage: xmppd [-config FILE] group add NAME [-display NAME] [-description TEXT] [-show-to everybody|members|groups|nobody] [-groups A,B]
 
 Creates the shared roster group NAME, with no members (add them with
 'group add-member'). Its members appear in the rosters of those it is shown
 to (-show-to, default "members": the group's own members).
 `
 
-const groupSetHelp = `usage: xmppd [-config FILE] group set NAME [-display NAME] [-description TEXT] [-show-to everybody|members|groups] [-groups A,B]
+const groupSetHelp = `usage: xmppd [-config FILE] group set NAME [-display NAME] [-description TEXT] [-show-to everybody|members|groups|nobody] [-groups A,B]
 
 Changes the settings given; the others and the members stay.
 `

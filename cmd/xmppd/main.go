@@ -8,6 +8,9 @@
 //	xmppd [-config FILE] offline list  show each account's offline message queue
 //	xmppd [-config FILE] room owner ROOM JID  give a persistent room an owner
 //	xmppd [-config FILE] archive purge JID [--before DATE]
+//	xmppd [-config FILE] import xep0227|openfire-xml FILE [--dry-run] [--rewrite-domain]
+//	xmppd [-config FILE] import openfire --dsn URL [--hsqldb FILE] [--security-xml FILE]
+//	xmppd [-config FILE] export xep0227 FILE
 //	xmppd [-config FILE] check-config
 //	xmppd [-config FILE] migrate
 //	xmppd version
@@ -73,6 +76,10 @@ commands:
   group …              manage shared roster groups ('xmppd group -h')
   archive purge JID    delete an account's or a room's archived messages
                        (all, or --before DATE)
+  import SOURCE ...    import users, rosters, messages, vCards and rooms from
+                       a XEP-0227 file, an Openfire export file or an
+                       Openfire database (with the server stopped)
+  export xep0227 FILE  export the accounts to a XEP-0227 file
   check-config         load and validate the configuration, then exit
   migrate              bring the database schema up to date, then exit
   version              print the version
@@ -114,6 +121,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.group(ctx, rest)
 	case "archive":
 		err = e.archive(ctx, rest)
+	case "import":
+		err = e.importCmd(ctx, rest)
+	case "export":
+		err = e.exportCmd(ctx, rest)
 	case "check-config":
 		err = e.checkConfig(rest)
 	case "migrate":

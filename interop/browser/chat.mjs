@@ -6,7 +6,10 @@
 //
 // Settings come from the environment: URL (…/chat), USER_NAME (the user name:
 // the page locks the domain), PASSWORD, PEER, MESSAGE, REPLY, SCREENSHOT,
-// CHROMIUM (default /usr/bin/chromium).
+// CHROMIUM (default /usr/bin/chromium), and BOSH_URL: when set, the page's
+// Converse settings are changed before Converse starts to use BOSH there
+// instead of the WebSocket (the script then reports how many requests went
+// to BOSH and how many WebSockets were opened).
 import { chromium } from 'playwright-core';
 
 const env = (k, d) => {
@@ -34,6 +37,34 @@ page.on('response', (r) => {
     if (r.status() >= 400) console.log(`response: ${r.status()} ${r.url()}`);
 });
 page.on('requestfailed', (r) => console.log(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
+const boshURL = process.env.BOSH_URL ?? '';
+let boshRequests = 0, webSockets = 0;
+if (boshURL) {
+    page.on('request', (r) => { if (r.url() === boshURL) boshRequests++; });
+    page.on('websocket', () => { webSockets++; });
+    // Converse's global is assigned by its module script; its settings are
+    // passed by the page's own script after it. The settings are rewritten
+    // on their way into initialize.
+    await page.addInitScript((bosh) => {
+        let real;
+        const wrap = (v) => {
+            if (!v || v.__xmppdBOSH || typeof v.initialize !== 'function') return v;
+            const init = v.initialize;
+            v.initialize = function (settings) {
+                const s = { ...settings, bosh_service_url: bosh };
+                delete s.websocket_url;
+                return init.call(this, s);
+            };
+            v.__xmppdBOSH = true;
+            return v;
+        };
+        Object.defineProperty(window, 'converse', {
+            configurable: true,
+            get() { return wrap(real); },
+            set(v) { real = v; },
+        });
+    }, boshURL);
+}
 try {
     step(`open ${url}`);
     await page.goto(url);
@@ -60,6 +91,7 @@ try {
     step('wait for the reply');
     await chat.locator('.chat-msg__text', { hasText: reply }).first().waitFor();
     console.log('reply shown');
+    if (boshURL) console.log(`bosh requests: ${boshRequests}, websockets: ${webSockets}`);
 } catch (e) {
     failed = true;
     console.log(`FAILED: ${e.message}`);

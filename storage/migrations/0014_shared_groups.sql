@@ -1,8 +1,9 @@
 -- Shared roster groups (issue 25): groups of accounts that an administrator
 -- puts in the rosters of the users each group is shown to, with a mutual
 -- subscription, as Openfire's shared groups do. show_to is "everybody",
--- "members" (the group's own members) or "groups" (its members and the
--- members of the groups named, one per line, in show_to_groups).
+-- "members" (the group's own members), "groups" (its members and the
+-- members of the groups named, one per line, in show_to_groups) or
+-- "nobody" (kept for its members, who see the groups shown to it).
 -- shared_groups_version has one row, bumped by every change, which a
 -- running server polls to pick up what the xmppd group command changed.
 
