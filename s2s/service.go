@@ -194,17 +194,20 @@ func (s *Service) dropOut(p pair, o *out) {
 }
 
 // bounce answers a stanza that could not be delivered (RFC 6120 §8.3):
-// never an error or an IQ result; of presence, only subscription
-// requests and answers, whose sender waits for them; broadcast presence
-// and probes to an unreachable server are dropped, as a contact that is
-// offline would be (RFC 6121 §4.3.2 allows no answer).
+// never an error or an IQ result. Of presence, subscription requests and
+// answers, and available presence to a full JID (a room join: XEP-0045
+// §7.2 has the client wait for the room's answer), whose senders wait;
+// broadcast presence (to bare JIDs) and probes to an unreachable server
+// are dropped, as a contact that is offline would be (RFC 6121 §4.3.2
+// allows no answer).
 func (s *Service) bounce(ctx context.Context, st *router.Stanza, cond stanza.Condition, text string) {
 	if st.Type == "error" || st.Kind == router.KindIQ && st.Type == "result" {
 		return
 	}
 	if st.Kind == router.KindPresence {
-		switch st.Type {
-		case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		switch {
+		case st.Type == "subscribe", st.Type == "subscribed", st.Type == "unsubscribe", st.Type == "unsubscribed":
+		case st.Type == "" && st.To.Resourcepart() != "":
 		default:
 			return
 		}
