@@ -32,6 +32,13 @@ const Path = "/http-bind"
 // version is the XEP-0124 version implemented.
 const version = "1.11"
 
+// maxBacklog bounds the input a session may have waiting for c2s to read
+// it: a full window of the largest requests (MaxHold+1 of them). A client
+// that gets further ahead is sending faster than its read rate allows.
+func (h *Handler) maxBacklog() int {
+	return (h.opts.MaxHold + 1) * (h.opts.MaxStanzaBytes + framingBytes)
+}
+
 // framingBytes is what a request may hold beyond c2s's stanza limit: the
 // <body/> wrapper and a few small elements besides one stanza.
 const framingBytes = 16 << 10

@@ -24,6 +24,7 @@ type conn struct {
 
 	imu    sync.Mutex
 	in     [][]byte      // guarded by imu
+	queued int           // bytes in in; guarded by imu
 	eof    bool          // guarded by imu: nothing more comes after in
 	ready  chan struct{} // signalled when in or eof changes
 	closed chan struct{} // closed by Close
@@ -58,7 +59,23 @@ func (c *conn) push(b []byte) {
 	c.imu.Lock()
 	if !c.eof {
 		c.in = append(c.in, b)
+		c.queued += len(b)
 	}
+	c.imu.Unlock()
+	c.signal()
+}
+
+// backlog is how many bytes wait for c2s to read them.
+func (c *conn) backlog() int {
+	c.imu.Lock()
+	defer c.imu.Unlock()
+	return c.queued + len(c.pending)
+}
+
+// abort ends what c2s reads now, dropping what is queued.
+func (c *conn) abort() {
+	c.imu.Lock()
+	c.in, c.queued, c.eof = nil, 0, true
 	c.imu.Unlock()
 	c.signal()
 }
@@ -82,9 +99,15 @@ func (c *conn) signal() {
 // deadline.
 func (c *conn) Read(p []byte) (int, error) {
 	for len(c.pending) == 0 {
+		select {
+		case <-c.closed:
+			return 0, net.ErrClosed
+		default:
+		}
 		c.imu.Lock()
 		if len(c.in) > 0 {
 			c.pending = c.in[0]
+			c.queued -= len(c.pending)
 			c.in[0] = nil
 			c.in = c.in[1:]
 			c.imu.Unlock()

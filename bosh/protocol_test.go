@@ -549,3 +549,31 @@ func TestReport(t *testing.T) {
 		t.Fatalf("repeated rid after its acknowledgement: %s", r)
 	}
 }
+
+// TestBacklog: a client that sends faster than c2s reads (here its read
+// rate is 2 KB/s) cannot make the server queue its input without bound:
+// with hold=1 each request frees the window at once, so past a window's
+// worth of the largest requests the session ends with policy-violation.
+func TestBacklog(t *testing.T) {
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS(), func(c *config.Config) {
+		c.C2S.MaxStanzaBytes = 4096
+		c.C2S.ReadRate = 2048
+	})
+	srv.AddUser(t, "bob", "pw")
+	b := create(t, boshURL(srv), "")
+	b.login("bob", "pw", "web")
+	stanza := "<message xmlns='jabber:client' to='bob@localhost/web' type='chat'><body>" + strings.Repeat("x", 3900) + "</body></message>"
+	// A window is (1+1)×(4,096+16,384) bytes: 12 requests of ~4 KB at
+	// the rate c2s may read (2 KB/s) take 24 s to drain, and are sent in
+	// well under one.
+	var last resp
+	for i := range 12 {
+		last = b.raw(b.rid+int64(i)+1, "", stanza+stanza+stanza+stanza+stanza)
+		if last.attrs["type"] == "terminate" {
+			break
+		}
+	}
+	if !isTerminal(last, http.StatusOK, "policy-violation") {
+		t.Fatalf("a client far ahead of its read rate: last answer %s, want policy-violation", last)
+	}
+}

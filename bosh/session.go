@@ -210,6 +210,15 @@ func (s *session) process(r *request) bool {
 			o.now = true
 		}
 	}
+	if s.conn.backlog() > s.h.maxBacklog() {
+		// The client sends faster than c2s reads (its read rate, a
+		// slow store): over TCP the socket's buffers would push back;
+		// here answering held requests frees the window at once, so
+		// the input is bounded instead, and what waits is dropped.
+		s.conn.abort()
+		s.terminateLocked("policy-violation", http.StatusForbidden, r)
+		return false
+	}
 	if b.restart {
 		s.conn.push(streamHeader(b.to, b.lang))
 		s.features = false

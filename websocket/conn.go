@@ -48,6 +48,14 @@ type conn struct {
 	wmu       sync.Mutex // serialises writes: c2s's writer, Read's pongs, Close
 	wpending  []byte     // an incomplete element, waiting for the rest; guarded by wmu
 	closeSent bool       // guarded by wmu: no data frame may follow
+
+	// dmu guards wDeadline, the write deadline c2s set: a pong must not
+	// be written under it (it expires while c2s has nothing to send, and
+	// a timed-out write breaks a TLS connection for good), so writeControl
+	// writes under its own and puts c2s's back. Not wmu: c2s may move the
+	// deadline to end a write that holds wmu.
+	dmu       sync.Mutex
+	wDeadline time.Time
 	closeOnce sync.Once
 }
 
@@ -370,9 +378,9 @@ func (c *conn) translate(msg []byte) ([]byte, error) {
 	return msg, nil
 }
 
-// writeControl sends a control frame, unless a close frame went before;
-// timeout, when not zero, bounds the write (and is left as the write
-// deadline: only a close frame has one, and nothing follows it).
+// writeControl sends a control frame, unless a close frame went before,
+// within timeout (closeTimeout when zero); c2s's write deadline is put
+// back after it, but for a close frame, after which nothing is written.
 func (c *conn) writeControl(op ws.OpCode, payload []byte, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -386,10 +394,16 @@ func (c *conn) writeControl(op ws.OpCode, payload []byte, timeout time.Duration)
 	buf[0] = 0x80 | byte(op)
 	buf[1] = byte(len(payload))
 	n := 2 + copy(buf[2:], payload)
-	if timeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	if timeout <= 0 {
+		timeout = closeTimeout
 	}
+	c.nc.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := c.nc.Write(buf[:n])
+	if op != ws.OpClose {
+		c.dmu.Lock()
+		c.nc.SetWriteDeadline(c.wDeadline)
+		c.dmu.Unlock()
+	}
 	return err
 }
 
@@ -542,10 +556,22 @@ func (c *conn) SyscallConn() (syscall.RawConn, error) {
 	return sc.SyscallConn()
 }
 
-func (c *conn) LocalAddr() net.Addr                { return c.local }
-func (c *conn) RemoteAddr() net.Addr               { return c.remote }
-func (c *conn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
-func (c *conn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
-func (c *conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+func (c *conn) LocalAddr() net.Addr               { return c.local }
+func (c *conn) RemoteAddr() net.Addr              { return c.remote }
+func (c *conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+
+func (c *conn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wDeadline = t
+	return c.nc.SetDeadline(t)
+}
+
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wDeadline = t
+	return c.nc.SetWriteDeadline(t)
+}
 
 var _ c2s.ParkableConn = (*conn)(nil)

@@ -413,3 +413,30 @@ func TestFrameWithRequest(t *testing.T) {
 	w.expect("open", "<open ")
 	w.expect("features", "<stream:features")
 }
+
+// TestPongAfterWriteTimeout: a ping that comes after c2s's write deadline
+// has passed (nothing was sent for longer than c2s.write_timeout) is
+// answered, and the TLS connection keeps working: the pong is written
+// under a deadline of its own, not under c2s's expired one (a timed-out
+// write would break TLS for good).
+func TestPongAfterWriteTimeout(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	srv := xmpptest.Start(t, xmpptest.WithHTTPS(), func(c *config.Config) {
+		c.C2S.WriteTimeout = config.Duration{Duration: writeTimeout}
+	})
+	alice := srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := srv.Login(t, alice, "pw", xmpptest.LoginOptions{Resource: "a"})
+	b := rawClient(t, srv)
+	b.login("bob", "pw", "web")
+	for i := range 2 {
+		time.Sleep(3 * writeTimeout)
+		p := fmt.Sprintf("late%d", i)
+		b.raw.frame(gws.OpPing, true, p)
+		b.raw.expectPong(p)
+	}
+	a.Send("<message to='bob@localhost/web' type='chat'><body>still-there</body></message>")
+	b.expect("a message after the late pings", "<body>still-there</body>")
+	b.send("<message xmlns='jabber:client' to='alice@localhost/a' type='chat'><body>and-back</body></message>")
+	a.Expect(wait, "bob's answer", isChat("and-back"))
+}
