@@ -115,13 +115,11 @@ func (s *Service) CountLegacy(ctx context.Context) (int, error) {
 func (s *Service) LegacyAccounts() int { return int(s.legacy.Load()) }
 
 // upgraded notes that an account without a SCRAM-SHA-256 credential got
-// one, or is gone.
-func (s *Service) upgraded() {
-	for {
-		n := s.legacy.Load()
-		if n <= 0 || s.legacy.CompareAndSwap(n, n-1) {
-			return
-		}
+// one, or is gone, by counting again: two changes to one account (two
+// PLAIN logins at once) must not count twice, and this is rare.
+func (s *Service) upgraded(ctx context.Context) {
+	if n, err := s.store.CountWithout(ctx, SCRAMSHA256); err == nil {
+		s.legacy.Store(int64(n))
 	}
 }
 
@@ -179,7 +177,7 @@ func (s *Service) SetPassword(ctx context.Context, j jid.JID, password string) e
 	}
 	err = s.store.SetCredentials(ctx, j.String(), creds)
 	if err == nil && wasLegacy {
-		s.upgraded()
+		s.upgraded(ctx)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownUser, j)
@@ -204,7 +202,7 @@ func (s *Service) Delete(ctx context.Context, j jid.JID) error {
 	}
 	err := s.store.Delete(ctx, j.String())
 	if err == nil && wasLegacy {
-		s.upgraded()
+		s.upgraded(ctx)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownUser, j)
@@ -275,7 +273,7 @@ func (s *Service) VerifyPlain(ctx context.Context, j jid.JID, password string) e
 		// one tries again.
 		if creds, err := s.newCredentials(password); err == nil {
 			if err := s.store.SetCredentials(ctx, j.String(), creds); err == nil {
-				s.upgraded()
+				s.upgraded(ctx)
 			}
 		}
 	}

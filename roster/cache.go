@@ -122,10 +122,14 @@ func (s *Service) loadSummary(ctx context.Context, user jid.JID) (*summary, erro
 			sum.subscriptions = append(sum.subscriptions, contact)
 		}
 	}
+	sv := s.sharedView()
 	for _, it := range rows {
 		add(it)
 		if !it.PendingIn {
 			continue
+		}
+		if _, _, from := sharedHalves(sv, user.String(), it.Contact); from {
+			continue // a shared group gave the contact what it asked for
 		}
 		contact, err := jid.Parse(it.Contact)
 		if err != nil {
@@ -141,7 +145,7 @@ func (s *Service) loadSummary(ctx context.Context, user jid.JID) (*summary, erro
 		}
 		sum.pending = append(sum.pending, raw)
 	}
-	addShared(s.sharedView(), user, sum)
+	addShared(sv, user, sum)
 	// Readers share the slices: an append by one of them must copy.
 	sum.subscribers = slices.Clip(sum.subscribers)
 	sum.subscriptions = slices.Clip(sum.subscriptions)

@@ -152,8 +152,9 @@ func (s *Service) get(ctx context.Context, iq *router.Stanza) (xml.TokenReader, 
 		return nil, err
 	}
 	s.setInterested(iq.From)
-	items = withShared(s.sharedView(), user.String(), items)
-	curVer := s.version(cur)
+	sv := s.sharedView()
+	items = withShared(sv, user.String(), items)
+	curVer := version(sv, cur)
 	if hasVer && ver == curVer {
 		return nil, nil // XEP-0237 §2.4: nothing changed, empty result
 	}
@@ -350,14 +351,17 @@ func (s *Service) remove(ctx context.Context, user, contact jid.JID) error {
 	}
 	s.push(ctx, user, it, true, ver)
 	unlock()
-	// Then tell the contact, as if the user had sent the presence.
+	// Then tell the contact, as if the user had sent the presence; but
+	// not that it lost a half a shared group still gives it (the contact
+	// still sees the user, and gets the user's presence).
+	_, _, sharedFrom := sharedHalves(s.sharedView(), user.String(), contact.String())
 	if it.Subscription == "to" || it.Subscription == "both" || it.Ask {
 		s.sendSubscription(ctx, user, contact, "unsubscribe")
 	}
-	if it.Subscription == "from" || it.Subscription == "both" || it.PendingIn {
+	if (it.Subscription == "from" || it.Subscription == "both" || it.PendingIn) && !sharedFrom {
 		s.sendSubscription(ctx, user, contact, "unsubscribed")
 	}
-	if hasFrom(it.Subscription) {
+	if hasFrom(it.Subscription) && !sharedFrom {
 		s.sendUnavailableTo(ctx, user, contact) // as for unsubscribed (§3.2.2)
 	}
 	return nil
@@ -377,16 +381,17 @@ func (s *Service) sendSubscription(ctx context.Context, user, contact jid.JID, t
 // push sends a roster push with the changed item to every interested
 // resource of user (RFC 6121 §2.1.6).
 func (s *Service) push(ctx context.Context, user jid.JID, it storage.RosterItem, remove bool, ver int64) {
-	if v := s.sharedView(); v != nil {
+	sv := s.sharedView()
+	if sv != nil {
 		// What the roster shows: a removed item a shared group keeps
 		// is pushed as the group has it.
 		if remove {
 			it = storage.RosterItem{Contact: it.Contact, Subscription: "none"}
 		}
-		it = overlay(v, user.String(), it)
+		it = overlay(sv, user.String(), it)
 		remove = remove && !it.Visible
 	}
-	v := s.version(ver)
+	v := version(sv, ver)
 	for _, to := range s.interestedOf(user) {
 		q := xmlstream.Wrap(itemXML(it, remove), xml.StartElement{
 			Name: xml.Name{Space: NS, Local: "query"},

@@ -88,11 +88,12 @@ func union(a, b []string) []string {
 }
 
 // version is the roster version clients see (XEP-0237): the stored
-// counter, and the shared groups' version when there are any, so that a
-// change to the groups also makes clients fetch the roster again.
-func (s *Service) version(cur int64) string {
+// counter, and the version of the shared groups sv when there are any, so
+// that a change to the groups also makes clients fetch the roster again.
+// The caller reads the view once for the items and the version.
+func version(sv SharedView, cur int64) string {
 	v := strconv.FormatInt(cur, 10)
-	if sv := s.sharedView(); sv != nil && sv.Version() > 0 {
+	if sv != nil && sv.Version() > 0 {
 		v += "-" + strconv.FormatInt(sv.Version(), 10)
 	}
 	return v
@@ -137,7 +138,12 @@ func (s *Service) sharedSubscription(ctx context.Context, typ string, user, cont
 	case outbound && typ == "subscribe" && to:
 		s.sendPresenceTo(ctx, contact, user) // what a granted request brings
 		return true
-	case outbound && (typ == "unsubscribe" && to || (typ == "subscribed" || typ == "unsubscribed") && from):
+	case outbound && (typ == "subscribed" || typ == "unsubscribed") && from:
+		// The answer to a request the contact made before a group gave
+		// it the half: the request is settled, whatever the answer.
+		s.settlePending(ctx, user, contact)
+		return true
+	case outbound && typ == "unsubscribe" && to:
 		return true
 	case !outbound && typ == "subscribe" && from:
 		s.sendSubscription(ctx, user, contact, "subscribed") // §3.1.3: already subscribed
@@ -146,6 +152,19 @@ func (s *Service) sharedSubscription(ctx context.Context, typ string, user, cont
 		return true
 	}
 	return false
+}
+
+// settlePending clears a stored subscription request of contact to user,
+// which a shared group has made moot.
+func (s *Service) settlePending(ctx context.Context, user, contact jid.JID) {
+	defer s.lock(user)()
+	it, ok, err := s.store.Get(ctx, user.String(), contact.String())
+	if s.failed(err, "shared subscription: get", user) || !ok || !it.PendingIn {
+		return
+	}
+	before := it
+	it.PendingIn, it.Request = false, ""
+	s.failed(s.save(ctx, user, it, before, true), "shared subscription: save", user)
 }
 
 // addShared lays the shared groups over a summary being built for user.
@@ -216,44 +235,57 @@ func (s *Service) SharedChanged(ctx context.Context, old SharedView) {
 		if err != nil {
 			continue
 		}
-		before, after := old.Contacts(u), cur.Contacts(u)
-		var changed []string
-		for c, g := range after {
-			if !slices.Equal(before[c], g) {
-				changed = append(changed, c)
-			}
+		s.sharedChangedFor(ctx, user, old, cur)
+	}
+}
+
+// sharedChangedFor pushes to user what the change from old to cur changed
+// in its roster, under the account's lock, so that a roster set cannot
+// interleave its push with these.
+func (s *Service) sharedChangedFor(ctx context.Context, user jid.JID, old, cur SharedView) {
+	u := user.String()
+	before, after := old.Contacts(u), cur.Contacts(u)
+	var changed []string
+	for c, g := range after {
+		if !slices.Equal(before[c], g) {
+			changed = append(changed, c)
 		}
-		for c := range before {
-			if _, ok := after[c]; !ok {
-				changed = append(changed, c)
-			}
+	}
+	for c := range before {
+		if _, ok := after[c]; !ok {
+			changed = append(changed, c)
 		}
-		if len(changed) == 0 {
+	}
+	if len(changed) == 0 {
+		return
+	}
+	defer s.lock(user)()
+	items, ver, err := s.store.Items(ctx, u)
+	if s.failed(err, "shared groups changed", user) {
+		return
+	}
+	stored := make(map[string]storage.RosterItem, len(items))
+	for _, it := range items {
+		stored[it.Contact] = it
+	}
+	for _, c := range changed {
+		it, ok := stored[c]
+		if !ok {
+			it = storage.RosterItem{Contact: c, Subscription: "none"}
+		}
+		merged := overlay(cur, u, it)
+		s.push(ctx, user, it, !merged.Visible, ver)
+		contact, err := jid.Parse(c)
+		if err != nil {
 			continue
 		}
-		items, ver, err := s.store.Items(ctx, u)
-		if s.failed(err, "shared groups changed", user) {
-			continue
-		}
-		for _, c := range changed {
-			it := storage.RosterItem{Contact: c, Subscription: "none"}
-			if i := slices.IndexFunc(items, func(it storage.RosterItem) bool { return it.Contact == c }); i >= 0 {
-				it = items[i]
-			}
-			merged := overlay(cur, u, it)
-			s.push(ctx, user, it, !merged.Visible, ver)
-			contact, err := jid.Parse(c)
-			if err != nil {
-				continue
-			}
-			_, sees := after[c]
-			_, saw := before[c]
-			switch {
-			case sees && !saw:
-				s.sendPresenceTo(ctx, contact, user)
-			case saw && !sees && !hasTo(it.Subscription):
-				s.sendUnavailableTo(ctx, contact, user)
-			}
+		_, sees := after[c]
+		_, saw := before[c]
+		switch {
+		case sees && !saw:
+			s.sendPresenceTo(ctx, contact, user)
+		case saw && !sees && !hasTo(it.Subscription):
+			s.sendUnavailableTo(ctx, contact, user)
 		}
 	}
 }

@@ -309,15 +309,16 @@ func (s *Service) probe(ctx context.Context, st *router.Stanza) {
 	if prober.Equal(user) {
 		return
 	}
-	it, ok, err := s.store.Get(ctx, user.String(), prober.String())
-	if s.failed(err, "probe", user) {
-		return // a probe is the server's own; nobody to tell
-	}
-	if _, _, from := sharedHalves(s.sharedView(), user.String(), prober.String()); from {
-		ok, it.Subscription = true, "from"
-	}
-	if !ok || !hasFrom(it.Subscription) {
-		return
+	// A contact a shared group shows the user to needs no lookup: the
+	// group gives it the half (a login probes every such contact).
+	if _, _, from := sharedHalves(s.sharedView(), user.String(), prober.String()); !from {
+		it, ok, err := s.store.Get(ctx, user.String(), prober.String())
+		if s.failed(err, "probe", user) {
+			return // a probe is the server's own; nobody to tell
+		}
+		if !ok || !hasFrom(it.Subscription) {
+			return
+		}
 	}
 	presences := s.router.Presences(user)
 	if len(presences) == 0 {

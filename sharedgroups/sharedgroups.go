@@ -87,7 +87,11 @@ func (s *Service) Start(interval time.Duration, changed func(ctx context.Context
 					s.log.Warn("shared groups: reload failed", "err", err)
 				} else {
 					s.log.Info("shared groups reloaded", "groups", len(s.Current().groups), "version", v)
-					changed(ctx, old)
+					// Pushing the change to every online user may
+					// take longer than a poll: a context of its own.
+					cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Minute)
+					changed(cctx, old)
+					ccancel()
 				}
 			}
 			cancel()
@@ -236,9 +240,11 @@ func (v *View) sees(user string, g *group) bool {
 // account of the domain besides (user is in a group shown to everybody).
 // user itself is left out.
 func (v *View) Viewers(user string) (viewers []string, everybody bool) {
+	seen := map[string]bool{user: true}
 	add := func(ms []string) {
 		for _, m := range ms {
-			if m != user && !slices.Contains(viewers, m) {
+			if !seen[m] {
+				seen[m] = true
 				viewers = append(viewers, m)
 			}
 		}

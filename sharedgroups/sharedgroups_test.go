@@ -255,3 +255,46 @@ func attr(s, name string) string {
 	s = s[1:]
 	return s[:strings.IndexByte(s, q)]
 }
+
+// TestPendingRequestSettled: a subscription request a contact made before
+// a shared group showed the user to it is not handed to the user again at
+// login (the group gave the contact what it asked for), and the user's
+// answer to it settles it.
+func TestPendingRequestSettled(t *testing.T) {
+	ctx := t.Context()
+	srv := xmpptest.Start(t)
+	u1 := srv.AddUser(t, "u1", "pw")
+	u2 := srv.AddUser(t, "u2", "pw")
+	c2 := srv.Login(t, u2, "pw", xmpptest.LoginOptions{Resource: "r"})
+	c2.Send("<presence to='%s' type='subscribe'/>", u1)
+	c2.Sync()
+	isRequest := func(e xmpptest.Element) bool {
+		return e.Name.Local == "presence" && e.Attr("type") == "subscribe" && e.Attr("from") == u2.String()
+	}
+	// Without a group, u1 gets the request at login.
+	c1 := srv.Login(t, u1, "pw", xmpptest.LoginOptions{Resource: "r"})
+	c1.Send("<presence/>")
+	c1.Expect(wait, "u2's request", isRequest)
+	c1.Close()
+
+	if err := srv.DB().SharedGroups().Put(ctx, storage.SharedGroup{Name: "pair", DisplayName: "Pair", ShowTo: "members",
+		Members: []string{u1.String(), u2.String()}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Config
+	srv.Stop(t)
+	srv = xmpptest.StartConfig(t, cfg)
+	c1 = srv.Login(t, u1, "pw", xmpptest.LoginOptions{Resource: "r"})
+	c1.Send("<presence/>")
+	c1.ExpectNone(500*time.Millisecond, "u2's request, which the group answered", isRequest)
+	// u1's answer settles it: the stored request is gone.
+	c1.Send("<presence to='%s' type='subscribed'/>", u2)
+	c1.Sync()
+	it, ok, err := srv.DB().Rosters().Get(ctx, u1.String(), u2.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok && it.PendingIn {
+		t.Fatalf("u1's row for u2 after answering: %+v, want no pending request", it)
+	}
+}

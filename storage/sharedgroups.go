@@ -129,6 +129,25 @@ func (g *SharedGroups) Put(ctx context.Context, sg SharedGroup) (err error) {
 	})
 }
 
+// Update changes a group's settings (display name, description, who sees
+// it), leaving its members; it wraps ErrNotFound when there is none.
+func (g *SharedGroups) Update(ctx context.Context, sg SharedGroup) error {
+	if err := checkSharedGroup(sg); err != nil {
+		return fmt.Errorf("storage: update shared group %q: %w", sg.Name, err)
+	}
+	return g.change(ctx, "update shared group "+sg.Name, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE shared_groups SET display_name = $2, description = $3, show_to = $4, show_to_groups = $5
+			WHERE name = $1`, sg.Name, sg.DisplayName, sg.Description, sg.ShowTo, strings.Join(sg.ShowToGroups, "\n"))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+}
+
 // AddMembers adds accounts to a group; members already in it are left.
 func (g *SharedGroups) AddMembers(ctx context.Context, name string, jids []string) error {
 	return g.change(ctx, "add to shared group "+name, func(tx *sql.Tx) error {

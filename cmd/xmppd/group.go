@@ -129,6 +129,10 @@ func (e *env) group(ctx context.Context, args []string) error {
 					}
 				}
 			}
+			if sub == "set" {
+				// The settings only: members added meanwhile stay.
+				return g.Update(ctx, sg)
+			}
 			return g.Put(ctx, sg)
 		})
 	case "add-member", "del-member":

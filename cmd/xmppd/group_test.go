@@ -40,6 +40,7 @@ func TestGroupCommands(t *testing.T) {
 			if out := ok("list"); !strings.Contains(out, "staff") || !strings.Contains(out, "Our staff") || !strings.Contains(out, "everybody") {
 				t.Fatalf("group list:\n%s", out)
 			}
+			ok("set", "sales", "-display", "sales") // members stay
 			out := ok("show", "sales")
 			for _, want := range []string{"display name: sales", "shown to:     members and those of staff, board", "  bob@localhost"} {
 				if !strings.Contains(out, want) {
