@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"xmppd.dev/xmppd/push"
 	"xmppd.dev/xmppd/router"
@@ -151,5 +152,47 @@ func TestFailures(t *testing.T) {
 	r.Route(ctx, message())
 	if got := app.take(); len(got) != 0 {
 		t.Fatalf("notified after the registration was removed: %s", got[0].Raw)
+	}
+}
+
+// TestBusyAppServer: an app server that answers wait (resource-constraint:
+// a rate limit) keeps the registration however often it does, so that a
+// burst of messages cannot unregister a phone; a cancel answer removes it.
+func TestBusyAppServer(t *testing.T) {
+	ctx := context.Background()
+	r := router.New(jid.MustParse("localhost"), exists{"bob@localhost": true}, nil)
+	app := &silentApp{}
+	r.Registry().Domain("push.localhost", app)
+	r.Registry().Undeliverable(func(context.Context, *router.Stanza) router.Result { return router.Handled })
+	store := &memStore{regs: map[string][]storage.PushRegistration{
+		"bob@localhost": {{Account: "bob@localhost", Service: "push.localhost", Node: "n"}},
+	}}
+	ps := push.New(store, r, push.Options{Timeout: time.Second, MaxFailures: 3}, nil)
+	if err := ps.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps.Register(r.Registry())
+	answer := func(e stanza.Error) {
+		t.Helper()
+		st, err := router.Parse([]byte("<message type='chat' id='m' from='alice@localhost/a' to='bob@localhost'><body>hi</body></message>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Route(ctx, st)
+		got := app.take()
+		if len(got) != 1 {
+			t.Fatalf("%d notifications, want 1", len(got))
+		}
+		r.Route(ctx, router.ErrorReply(got[0], e))
+	}
+	for range 10 {
+		answer(router.ErrorText(stanza.Wait, stanza.ResourceConstraint, "slow down"))
+	}
+	if store.count("bob@localhost") != 1 {
+		t.Fatal("a busy app server's wait answers removed the registration")
+	}
+	answer(router.ErrorText(stanza.Cancel, stanza.ItemNotFound, ""))
+	if store.count("bob@localhost") != 0 {
+		t.Fatal("a cancel answer left the registration")
 	}
 }

@@ -254,7 +254,8 @@ func (s *Service) payload(r storage.PushRegistration, count int64, sum summary) 
 
 // answered handles the app server's answer to a notification: a result
 // clears the registration's failures; an error that says the app server
-// no longer takes them removes the registration; a wait error, an
+// no longer takes them removes the registration; a wait error other than
+// an unreachable server (a busy app server) counts for nothing; an
 // unreachable app server or no answer counts as a failure, and
 // MaxFailures in a row remove it.
 func (s *Service) answered(ctx context.Context, user string, k key, reply *router.Stanza, err error) {
@@ -274,7 +275,14 @@ func (s *Service) answered(ctx context.Context, user string, k key, reply *route
 	if err == nil {
 		typ, cond := stanzaError(reply)
 		why = typ + "/" + cond
-		transient = typ == "wait" || strings.HasPrefix(cond, "remote-server-")
+		if typ == "wait" && !strings.HasPrefix(cond, "remote-server-") {
+			// The app server is busy (a rate limit): it still takes
+			// notifications, so this counts against nothing (as in
+			// Prosody); a burst of messages must not unregister a phone.
+			s.log.Debug("push notification deferred by the app server", "user", user, "service", k.service, "why", why)
+			return
+		}
+		transient = strings.HasPrefix(cond, "remote-server-")
 	}
 	if transient {
 		s.mu.Lock()
