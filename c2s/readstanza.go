@@ -4,9 +4,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"slices"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -91,7 +88,7 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, addr *ad
 	if start.Name.Space != stanza.NSClient || kind == 0 {
 		return nil, errNotStanza
 	}
-	if !namesOK(start) {
+	if !xmlenc.Writable(start) {
 		return nil, errBadName
 	}
 	st := &router.Stanza{Kind: kind, From: from}
@@ -147,7 +144,7 @@ func (e *stanzaEncoder) read(r xml.TokenReader, start xml.StartElement, addr *ad
 			if depth > maxDepth {
 				return nil, errTooDeep
 			}
-			if !namesOK(t) {
+			if !xmlenc.Writable(t) {
 				return nil, errBadName
 			}
 			if depth == 2 {
@@ -198,34 +195,8 @@ func validate(st *router.Stanza, children int) error {
 }
 
 // errBadName ends a stream whose stanza has a name that is XML but not
-// namespace-well-formed ("a:0", "a:", ":a"): encoding/xml accepts such
-// names whole or splits them into a local part that is not a name, which,
-// written again, recipients could not parse.
-var errBadName = &xml.SyntaxError{Msg: "element or attribute name is not namespace-well-formed"}
+// namespace-well-formed ("a:0", "a:", ":a") or an attribute given twice:
+// encoding/xml accepts both, and recipients could not parse them written
+// again (xmlenc.Writable).
+var errBadName = &xml.SyntaxError{Msg: "element or attribute name is not namespace-well-formed, or an attribute is given twice"}
 
-// namesOK reports whether the local names of t and of its attributes (but
-// namespace declarations, which are not written again) can be written as
-// they are: no colon, and not starting with a character a name cannot
-// start with. encoding/xml has checked the rest of each name.
-func namesOK(t xml.StartElement) bool {
-	if !ncName(t.Name.Local) {
-		return false
-	}
-	for _, a := range t.Attr {
-		if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
-			continue
-		}
-		if !ncName(a.Name.Local) {
-			return false
-		}
-	}
-	return true
-}
-
-func ncName(s string) bool {
-	if s == "" || strings.IndexByte(s, ':') >= 0 {
-		return false
-	}
-	r, _ := utf8.DecodeRuneInString(s)
-	return r == '_' || unicode.IsLetter(r)
-}

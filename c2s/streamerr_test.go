@@ -88,6 +88,10 @@ func TestStreamErrorsAfterBind(t *testing.T) {
 		{"too deep", "<message>" + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + "</message>", "policy-violation"},
 		{"comment", "<!-- x -->", "restricted-xml"},
 		{"malformed", "<message><body></message>", "not-well-formed"},
+		// encoding/xml reads these; written again, nobody could.
+		{"bad child name", "<message to='alice@localhost'><a:0 xmlns:a='urn:x'/></message>", "not-well-formed"},
+		{"child attribute twice", "<message to='alice@localhost'><x xmlns='urn:x' a='1' a='2'/></message>", "not-well-formed"},
+		{"stanza attribute twice", "<message to='alice@localhost' type='chat' type='normal'><body>x</body></message>", "not-well-formed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

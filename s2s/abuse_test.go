@@ -103,6 +103,13 @@ func TestInboundChecks(t *testing.T) {
 		{"to elsewhere", "<message from='mallory@evil.test/x' to='carol@c.test'><body>relay?</body></message>", "<host-unknown"},
 		{"no from", "<message to='bob@b.test'><body>no from</body></message>", "<improper-addressing"},
 		{"too deep", "<message from='mallory@evil.test/x' to='bob@b.test'>" + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + "</message>", "<policy-violation"},
+		// Names encoding/xml accepts but nobody could read written
+		// again, and attributes given twice (to bob and to someone
+		// else): never routed, stored or relayed.
+		{"bad child name", "<message from='mallory@evil.test/x' to='bob@b.test'><a:0 xmlns:a='urn:x'/></message>", "<not-well-formed"},
+		{"bad attribute name", "<message from='mallory@evil.test/x' to='bob@b.test'><x xmlns='urn:x' a:='1'/></message>", "<not-well-formed"},
+		{"to twice", "<message from='mallory@evil.test/x' to='bob@b.test' to='bob@b.test'><body>x</body></message>", "<not-well-formed"},
+		{"child attribute twice", "<message from='mallory@evil.test/x' to='bob@b.test'><x xmlns='urn:x' a='1' a='2'/></message>", "<not-well-formed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -195,8 +195,9 @@ func (s *Service) dropOut(p pair, o *out) {
 
 // bounce answers a stanza that could not be delivered (RFC 6120 §8.3):
 // never an error or an IQ result. Of presence, subscription requests and
-// answers, and available presence to a full JID (a room join: XEP-0045
-// §7.2 has the client wait for the room's answer), whose senders wait;
+// answers, and available presence from a full JID to a full JID (a room
+// join: XEP-0045 §7.2 has the client wait for the room's answer), whose
+// senders wait;
 // broadcast presence (to bare JIDs) and probes to an unreachable server
 // are dropped, as a contact that is offline would be (RFC 6121 §4.3.2
 // allows no answer).
@@ -207,7 +208,9 @@ func (s *Service) bounce(ctx context.Context, st *router.Stanza, cond stanza.Con
 	if st.Kind == router.KindPresence {
 		switch {
 		case st.Type == "subscribe", st.Type == "subscribed", st.Type == "unsubscribe", st.Type == "unsubscribed":
-		case st.Type == "" && st.To.Resourcepart() != "":
+		case st.Type == "" && st.To.Resourcepart() != "" && st.From.Resourcepart() != "":
+			// From a client or a room occupant; a probe's answer comes
+			// from a bare JID, and its sender waits for nothing.
 		default:
 			return
 		}

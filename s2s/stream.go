@@ -246,6 +246,9 @@ func (r *reader) stanza(start xml.StartElement, authed func(domain string) bool,
 	if kind == 0 {
 		return nil, streamErr{"unsupported-stanza-type", "<" + start.Name.Local + "> is not a stanza"}
 	}
+	if !xmlenc.Writable(start) {
+		return nil, badName
+	}
 	st := &router.Stanza{Kind: kind}
 	var hasFrom, hasTo bool
 	out := make([]xml.Attr, 0, len(start.Attr))
@@ -306,6 +309,9 @@ func (r *reader) stanza(start xml.StartElement, authed func(domain string) bool,
 			if depth > maxDepth {
 				return nil, tooDeep
 			}
+			if !xmlenc.Writable(t) {
+				return nil, badName
+			}
 			tok = t
 		case xml.EndElement:
 			if t.Name.Space == NSServer {
@@ -324,6 +330,12 @@ func (r *reader) stanza(start xml.StartElement, authed func(domain string) bool,
 	st.Raw = enc.Buf
 	return st, nil
 }
+
+// badName ends a stream whose stanza has a name that is XML but not
+// namespace-well-formed, or an attribute given twice (xmlenc.Writable):
+// written again, they would break the streams of its recipients, and
+// stored (offline, archive) their every login.
+var badName = streamErr{"not-well-formed", "an element or attribute name is not namespace-well-formed, or an attribute is given twice"}
 
 // limitReader counts the bytes the decoder reads since n was last reset
 // (before each top-level element) and fails past max.

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -232,4 +234,39 @@ func hasDefaultNS(attrs []byte) bool {
 		}
 	}
 	return false
+}
+
+// Writable reports whether t, as encoding/xml read it, can be written
+// again and read by others: its local names and those of its attributes
+// (namespace declarations aside, which are not written again) are
+// namespace-well-formed (no colon, a name start character: encoding/xml
+// accepts "a:0", "a:" or ":a" whole or splits them into a local part that
+// is not a name), and no attribute is given twice (which encoding/xml does
+// not check, and XML forbids).
+func Writable(t xml.StartElement) bool {
+	if !ncName(t.Name.Local) {
+		return false
+	}
+	for i, a := range t.Attr {
+		if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
+			continue
+		}
+		if !ncName(a.Name.Local) {
+			return false
+		}
+		for _, b := range t.Attr[:i] {
+			if b.Name == a.Name {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func ncName(s string) bool {
+	if s == "" || strings.IndexByte(s, ':') >= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	return r == '_' || unicode.IsLetter(r)
 }
