@@ -199,4 +199,3 @@ func validate(st *router.Stanza, children int) error {
 // encoding/xml accepts both, and recipients could not parse them written
 // again (xmlenc.Writable).
 var errBadName = &xml.SyntaxError{Msg: "element or attribute name is not namespace-well-formed, or an attribute is given twice"}
-

@@ -2,9 +2,9 @@ package s2s_test
 
 import (
 	"context"
-	"fmt"
 	"crypto/sha1"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"regexp"
 	"strings"
