@@ -144,6 +144,17 @@ func TestInboundChecks(t *testing.T) {
 			t.Errorf("got %s", got)
 		}
 	})
+	t.Run("SASL failing twice", func(t *testing.T) {
+		p := dialPeer(t, addr)
+		p.header("evil.test", "b.test")
+		p.until("</stream:features>")
+		p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'/>")
+		p.until("</failure>")
+		p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'/>")
+		if got := p.until("</stream:stream>"); !strings.Contains(got, "<not-authorized") {
+			t.Errorf("got %s", got)
+		}
+	})
 	t.Run("denied", func(t *testing.T) {
 		addr := xmpptest.FreePort(t)
 		xmpptest.Start(t, xmpptest.WithDomain("c.test"), xmpptest.WithS2S(addr), func(c *config.Config) { c.S2S.Deny = []string{"evil.test"} })

@@ -254,13 +254,24 @@ func (c *in) open(r *reader) error {
 
 // read runs the stream until it ends and returns why.
 func (c *in) read() error {
+	// A stream that authenticates no domain has this long in all, not
+	// per element: failing attempts or verify requests every few seconds
+	// must not hold a socket for ever. (A stream used only for db:verify
+	// is closed too; the receiving server opens another when it needs
+	// one.)
+	unauthedUntil := time.Now().Add(2 * c.s.opts.ConnectTimeout)
+	saslFailures := 0
 	r := newReader(c.nc, c.s.opts.MaxStanzaBytes)
 	if err := c.open(r); err != nil {
 		return err
 	}
 	for {
 		if len(c.authedDomains()) == 0 {
-			c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
+			d := time.Now().Add(c.s.opts.ConnectTimeout)
+			if d.After(unauthedUntil) {
+				d = unauthedUntil
+			}
+			c.nc.SetReadDeadline(d)
 		} else {
 			c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
 		}
@@ -293,6 +304,9 @@ func (c *in) read() error {
 			}
 			if !c.external(e) {
 				c.log.Warn("SASL EXTERNAL refused", "from", c.from)
+				if saslFailures++; saslFailures > 1 {
+					return streamErr{"not-authorized", "SASL EXTERNAL failed twice"}
+				}
 				if err := c.write([]byte("<failure xmlns='" + nsSASL + "'><not-authorized/></failure>")); err != nil {
 					return err
 				}
