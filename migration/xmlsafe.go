@@ -286,3 +286,32 @@ func appendEscaped(b []byte, s string) []byte {
 
 // AppendEscaped appends s escaped for XML text or attribute values.
 func AppendEscaped(b []byte, s string) []byte { return appendEscaped(b, s) }
+
+// ChildTexts reads the rest of the current element (its start tag read)
+// up to its end, returning the text of each child named local (other
+// children are skipped), as roster items list their groups.
+func (s *SafeDecoder) ChildTexts(local string) ([]string, error) {
+	var out []string
+	for {
+		tok, err := s.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return out, nil
+		case xml.StartElement:
+			if t.Name.Local != local {
+				if err := s.Skip(); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			text, err := s.Text()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, text)
+		}
+	}
+}

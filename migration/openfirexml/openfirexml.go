@@ -156,28 +156,13 @@ func readRoster(s *migration.SafeDecoder, u *migration.User) error {
 			if err != nil {
 				return err
 			}
-			for {
-				tok, err := s.Token()
-				if err != nil {
-					return err
-				}
-				if _, end := tok.(xml.EndElement); end {
-					break
-				}
-				if g, ok := tok.(xml.StartElement); ok {
-					if g.Name.Local != "Group" {
-						if err := s.Skip(); err != nil {
-							return err
-						}
-						continue
-					}
-					name, err := s.Text()
-					if err != nil {
-						return err
-					}
-					if name = strings.TrimSpace(name); name != "" {
-						it.Groups = append(it.Groups, name)
-					}
+			groups, err := s.ChildTexts("Group")
+			if err != nil {
+				return err
+			}
+			for _, name := range groups {
+				if name = strings.TrimSpace(name); name != "" {
+					it.Groups = append(it.Groups, name)
 				}
 			}
 			if keep {

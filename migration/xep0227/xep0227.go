@@ -250,28 +250,11 @@ func readRoster(s *migration.SafeDecoder, u *migration.User) error {
 			default:
 				return s.Errorf("user %s: roster item %s: subscription %q", u.Username, it.Contact, it.Subscription)
 			}
-			for {
-				tok, err := s.Token()
-				if err != nil {
-					return err
-				}
-				if _, end := tok.(xml.EndElement); end {
-					break
-				}
-				if g, ok := tok.(xml.StartElement); ok {
-					if g.Name.Local != "group" {
-						if err := s.Skip(); err != nil {
-							return err
-						}
-						continue
-					}
-					name, err := s.Text()
-					if err != nil {
-						return err
-					}
-					it.Groups = append(it.Groups, name)
-				}
+			groups, err := s.ChildTexts("group")
+			if err != nil {
+				return err
 			}
+			it.Groups = append(it.Groups, groups...)
 			if it.Contact != "" {
 				u.Roster = append(u.Roster, it)
 			}
