@@ -65,11 +65,12 @@ func (c *conn) push(b []byte) {
 	c.signal()
 }
 
-// backlog is how many bytes wait for c2s to read them.
+// backlog is how many bytes wait for c2s to read them (but for the part
+// of one payload Read holds, which is Read's own).
 func (c *conn) backlog() int {
 	c.imu.Lock()
 	defer c.imu.Unlock()
-	return c.queued + len(c.pending)
+	return c.queued
 }
 
 // abort ends what c2s reads now, dropping what is queued.
