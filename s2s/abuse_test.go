@@ -144,6 +144,13 @@ func TestInboundChecks(t *testing.T) {
 			t.Errorf("got %s", got)
 		}
 	})
+	t.Run("our own domain", func(t *testing.T) {
+		p := dialPeer(t, addr)
+		p.header("b.test", "b.test")
+		if got := p.until("</stream:stream>"); !strings.Contains(got, "<invalid-from") {
+			t.Errorf("a peer claiming b.test to b.test: got %s", got)
+		}
+	})
 	t.Run("SASL failing twice", func(t *testing.T) {
 		p := dialPeer(t, addr)
 		p.header("evil.test", "b.test")

@@ -34,7 +34,8 @@ type in struct {
 	// nc changes once, to the TLS connection, under wmu. The rest is
 	// the read goroutine's only.
 	id         string
-	from, to   string // of the current stream header
+	from       string // of the current stream header
+	to         string // of the current stream header; written under mu (Peers reads it)
 	tls        bool
 	certs      []*x509.Certificate
 	saslDone   bool
@@ -48,6 +49,8 @@ type in struct {
 }
 
 func (c *in) authMethod(domain string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if i := slices.Index(c.authed, domain); i >= 0 {
 		return c.method[i]
 	}
@@ -208,7 +211,9 @@ func (c *in) open(r *reader) error {
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
 	c.from, c.to = "", ""
+	c.mu.Unlock()
 	if f := h["from"]; f != "" {
 		if j, err := jid.Parse(f); err == nil && j.Localpart() == "" && j.Resourcepart() == "" {
 			c.from = j.Domainpart()
@@ -217,10 +222,17 @@ func (c *in) open(r *reader) error {
 		}
 	}
 	if j, err := jid.Parse(h["to"]); err == nil && j.Localpart() == "" && j.Resourcepart() == "" {
-		c.to = j.Domainpart()
+		c.mu.Lock()
+		c.to = j.Domainpart() // Peers reads it
+		c.mu.Unlock()
 	}
 	if c.to == "" || !c.s.router.Serves(c.to) {
 		return streamErr{"host-unknown", fmt.Sprintf("%q is not served here", h["to"])}
+	}
+	if c.from != "" && c.s.router.Serves(c.from) {
+		// Nobody else speaks for our own domains (a wildcard
+		// certificate another holds could otherwise pass EXTERNAL).
+		return streamErr{"invalid-from", c.from + " is served here"}
 	}
 	if c.from != "" && !c.s.allowed(c.from) {
 		return streamErr{"policy-violation", "federation with " + c.from + " is not allowed here"}
@@ -379,6 +391,9 @@ func (c *in) dialbackResult(e elem) error {
 		return streamErr{"invalid-from", fmt.Sprintf("%q is not a domain", from)}
 	}
 	from = j.Domainpart()
+	if c.s.router.Serves(from) {
+		return streamErr{"invalid-from", from + " is served here"}
+	}
 	answer := func(typ string) error {
 		b := []byte("<db:result")
 		b = xmlenc.AppendAttr(b, "from", to)

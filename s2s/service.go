@@ -327,8 +327,11 @@ func (s *Service) Peers() (out, in []string) {
 		}
 	}
 	for c := range s.ins {
+		c.mu.Lock()
+		to := c.to
+		c.mu.Unlock()
 		for _, d := range c.authedDomains() {
-			in = append(in, d+" -> "+c.to+" "+c.authMethod(d))
+			in = append(in, d+" -> "+to+" "+c.authMethod(d))
 		}
 	}
 	slices.Sort(out)
