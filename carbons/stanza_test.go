@@ -2,6 +2,8 @@ package carbons
 
 import (
 	"bytes"
+	"encoding/xml"
+	"io"
 	"testing"
 
 	"xmppd.dev/xmppd/router"
@@ -36,8 +38,11 @@ func FuzzStripPrivate(f *testing.F) {
 			}
 			return
 		}
-		if _, err := router.Parse(raw); err != nil {
-			return // not a stanza: only well-formedness below would apply
+		if _, err := router.Parse(raw); err != nil || !wellFormed(raw) {
+			// Not a stanza: only well-formedness below would apply.
+			// (router.Parse stops at the first child, so it accepts
+			// bytes after the element when there is one.)
+			return
 		}
 		st, err := router.Parse(out)
 		if err != nil {
@@ -48,4 +53,18 @@ func FuzzStripPrivate(f *testing.F) {
 		}
 		shouldCopy(st)
 	})
+}
+
+// wellFormed reports whether raw is XML to its end (what c2s hands on).
+func wellFormed(raw []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
